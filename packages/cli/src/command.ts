@@ -1,0 +1,66 @@
+/**
+ * The base of every runctl command (and the one third-party plugins are invited
+ * to extend): `--json` on every command, runctl's envelope on stdout, errors
+ * mapped to exit codes 1 (user), 2 (provider) and 3 (configuration).
+ */
+import { homedir } from "node:os";
+import { Command } from "@oclif/core";
+import { type LoadedConfig, loadConfig, type ProviderRegistry, type RunctlError } from "@runctl/core";
+import { fromOclifError } from "./fatal.ts";
+import { note, printError } from "./output.ts";
+import { loadProviders, type ProviderLoad } from "./provider-hook.ts";
+
+export type JsonResult = Record<string, unknown>;
+
+export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends Command {
+  static override enableJsonFlag = true;
+
+  #providers: Promise<ProviderLoad> | undefined;
+
+  abstract override run(): Promise<T>;
+
+  /** Registered providers, from every installed plugin's `runctl:providers` hook. Loaded once, on demand. */
+  protected providers(): Promise<ProviderLoad> {
+    this.#providers ??= loadProviders(this.config).then((load) => {
+      for (const failure of load.failures) {
+        this.progress(
+          `Warning: plugin ${failure.plugin} failed to register its providers: ${failure.message}`,
+        );
+      }
+      return load;
+    });
+    return this.#providers;
+  }
+
+  protected async registry(): Promise<ProviderRegistry> {
+    return (await this.providers()).registry;
+  }
+
+  /** The merged configuration, with every registered provider's section validated. */
+  protected async runctlConfig(flags: Record<string, unknown> = {}): Promise<LoadedConfig> {
+    const registry = await this.registry();
+    return loadConfig({
+      cwd: process.cwd(),
+      env: process.env,
+      homedir: homedir(),
+      flags,
+      sections: registry.configSections(),
+    });
+  }
+
+  /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */
+  protected progress(message: string): void {
+    note(message);
+  }
+
+  protected override toSuccessJson(result: unknown): unknown {
+    return { success: true, ...(result as JsonResult) };
+  }
+
+  protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
+    const err: RunctlError = fromOclifError(error, this.id);
+    printError(err, this.jsonEnabled());
+    process.exitCode = err.exitCode;
+    return undefined;
+  }
+}

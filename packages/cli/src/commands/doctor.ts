@@ -1,0 +1,192 @@
+import { execFile } from "node:child_process";
+import { connect } from "node:net";
+import { promisify } from "node:util";
+import { isRunctlError, type RunctlConfig, toRunctlError } from "@runctl/core";
+import { RunctlCommand } from "../command.ts";
+import { table } from "../output.ts";
+
+const run = promisify(execFile);
+
+type CheckStatus = "ok" | "warn" | "fail";
+
+interface Check {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  fix?: string;
+}
+
+interface DoctorResult {
+  [key: string]: unknown;
+  healthy: boolean;
+  checks: Check[];
+}
+
+const MIN_NODE: [number, number] = [20, 19];
+const MIN_PYTHON: [number, number] = [3, 9];
+
+export default class Doctor extends RunctlCommand<DoctorResult> {
+  static override summary = "Check this machine and the configuration, and say how to fix what is missing.";
+  static override description =
+    "Checks Node, the Python interpreter runs will use, uv, the configuration files, every registered provider's configuration and, when configured, that the NATS server answers. Exits 1 when a check fails; warnings do not fail.";
+  static override examples = ["<%= config.bin %> doctor", "<%= config.bin %> doctor --json"];
+
+  async run(): Promise<DoctorResult> {
+    await this.parse(Doctor);
+    const checks: Check[] = [checkNode()];
+
+    let config: RunctlConfig | undefined;
+    try {
+      const loaded = await this.runctlConfig();
+      config = loaded.config;
+      const files = loaded.sources.flatMap((s) => (s.path ? [s.path] : []));
+      checks.push({ name: "config", status: "ok", detail: files.join(", ") || "defaults (no config files)" });
+    } catch (error) {
+      const err = toRunctlError(error);
+      checks.push({
+        name: "config",
+        status: "fail",
+        detail: err.message,
+        fix: err.hint ?? "Run `runctl config validate`.",
+      });
+    }
+
+    const python = config?.local.python ?? "python3";
+    checks.push(await checkPython(python), await checkUv());
+
+    const load = await this.providers();
+    for (const failure of load.failures) {
+      checks.push({
+        name: `plugin ${failure.plugin}`,
+        status: "fail",
+        detail: failure.message,
+        fix: `Reinstall or remove it: \`runctl plugins uninstall ${failure.plugin}\`.`,
+      });
+    }
+    if (config) {
+      for (const provider of load.registry.list()) {
+        const section = (config as Record<string, unknown>)[provider.name];
+        try {
+          await load.registry.create(provider.name, section, {
+            env: process.env,
+            dataDir: this.config.dataDir,
+          });
+          checks.push({ name: `provider ${provider.name}`, status: "ok", detail: provider.description });
+        } catch (error) {
+          const err = toRunctlError(error);
+          checks.push({
+            name: `provider ${provider.name}`,
+            status: isRunctlError(error) && err.kind === "config" ? "fail" : "warn",
+            detail: err.message,
+            ...(err.hint ? { fix: err.hint } : {}),
+          });
+        }
+      }
+    }
+
+    if (config?.nats.url) checks.push(await checkNats(config.nats.url));
+
+    const healthy = checks.every((c) => c.status !== "fail");
+    this.log(
+      table(
+        ["CHECK", "STATUS", "DETAIL"],
+        checks.map((c) => [c.name, c.status.toUpperCase(), c.detail]),
+      ),
+    );
+    for (const c of checks.filter((c) => c.fix && c.status !== "ok")) this.log(`\n${c.name}: ${c.fix}`);
+    if (!healthy) process.exitCode = 1;
+    return { healthy, checks };
+  }
+}
+
+function atLeast(version: number[], min: [number, number]): boolean {
+  const [major = 0, minor = 0] = version;
+  return major > min[0] || (major === min[0] && minor >= min[1]);
+}
+
+function checkNode(): Check {
+  const version = process.versions.node.split(".").map(Number);
+  return atLeast(version, MIN_NODE)
+    ? { name: "node", status: "ok", detail: `v${process.versions.node}` }
+    : {
+        name: "node",
+        status: "fail",
+        detail: `v${process.versions.node} is older than ${MIN_NODE.join(".")}`,
+        fix: `Install Node ${MIN_NODE.join(".")} or newer (e.g. from nodejs.org or your package manager).`,
+      };
+}
+
+async function checkPython(interpreter: string): Promise<Check> {
+  try {
+    const { stdout, stderr } = await run(interpreter, ["--version"], { timeout: 15_000 });
+    const text = (stdout || stderr).trim();
+    const version = (/(\d+)\.(\d+)/.exec(text) ?? []).slice(1).map(Number);
+    if (!atLeast(version, MIN_PYTHON)) {
+      return {
+        name: "python",
+        status: "warn",
+        detail: `${interpreter}: ${text}`,
+        fix: `Training scripts need Python ${MIN_PYTHON.join(".")}+; set \`local.python\` in .runctl.toml to a newer interpreter.`,
+      };
+    }
+    return { name: "python", status: "ok", detail: `${interpreter}: ${text}` };
+  } catch {
+    return {
+      name: "python",
+      status: "warn",
+      detail: `${interpreter} not found`,
+      fix: "Install Python 3.9+ (e.g. `apt-get install python3`) or set `local.python` in .runctl.toml.",
+    };
+  }
+}
+
+async function checkUv(): Promise<Check> {
+  try {
+    const { stdout } = await run("uv", ["--version"], { timeout: 15_000 });
+    return { name: "uv", status: "ok", detail: stdout.trim() };
+  } catch {
+    return {
+      name: "uv",
+      status: "warn",
+      detail: "not found; .py scripts will run with the configured Python",
+      fix: "Optional: install uv to honour PEP 723 inline dependencies (https://docs.astral.sh/uv/).",
+    };
+  }
+}
+
+/** A NATS server greets every TCP client with an `INFO {…}` line; that is enough to know it answers. */
+function checkNats(url: string): Promise<Check> {
+  const fail = (detail: string): Check => ({
+    name: "nats",
+    status: "fail",
+    detail,
+    fix: "Start the server (`nats-server -js`) or fix `nats.url` / RUNCTL_NATS_URL.",
+  });
+  let parsed: URL;
+  try {
+    parsed = new URL(url.includes("://") ? url : `nats://${url}`);
+  } catch {
+    return Promise.resolve(fail(`${url} is not a URL`));
+  }
+  const port = Number(parsed.port || 4222);
+  return new Promise((resolve) => {
+    const socket = connect({ host: parsed.hostname, port, timeout: 3000 });
+    let buffer = "";
+    const done = (check: Check) => {
+      socket.destroy();
+      resolve(check);
+    };
+    socket.on("data", (chunk) => {
+      buffer += chunk.toString("utf8");
+      if (buffer.includes("\n")) {
+        done(
+          buffer.startsWith("INFO ")
+            ? { name: "nats", status: "ok", detail: `${parsed.host} answers` }
+            : fail(`${parsed.host} did not greet like a NATS server`),
+        );
+      }
+    });
+    socket.on("timeout", () => done(fail(`${parsed.host}: no answer within 3 s`)));
+    socket.on("error", (error) => done(fail(`${parsed.host}: ${error.message}`)));
+  });
+}

@@ -1,0 +1,141 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { runctl, type Sandbox, sandbox } from "./run-cli.ts";
+
+const Envelope = z.union([
+  z.object({ success: z.literal(true) }).passthrough(),
+  z.object({
+    success: z.literal(false),
+    error: z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }).passthrough(),
+  }),
+]);
+
+const BundleOut = z.object({
+  success: z.literal(true),
+  bundle: z.object({
+    key: z.string(),
+    cached: z.boolean(),
+    files: z.array(z.object({ path: z.string() })).optional(),
+  }),
+});
+
+function parseJson(stdout: string) {
+  return Envelope.parse(JSON.parse(stdout));
+}
+
+let box: Sandbox;
+beforeAll(async () => {
+  box = await sandbox();
+  await writeFile(join(box.project, "train.py"), "print('hi')\n");
+});
+const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}) =>
+  runctl(args, { cwd, env: { ...box.env, ...env } });
+
+describe("runctl", () => {
+  it("prints its version", async () => {
+    const r = await cli(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^runctl\/0\.1\.0 /);
+  });
+
+  // Arguments that make each of our commands do real work. The manifest check
+  // below fails when a command is added without an entry here.
+  const samples: Record<string, string[]> = {
+    providers: ["providers"],
+    doctor: ["doctor"],
+    init: ["init", "--dir", "sub", "--force"],
+    bundle: ["bundle", "--list"],
+    "config:show": ["config", "show", "--sources"],
+    "config:get": ["config", "get", "nats.prefix"],
+    "config:set": ["config", "set", "bundle.warn_size_mb", "50", "--user"],
+    "config:validate": ["config", "validate"],
+  };
+
+  it("has a --json sample for every command it ships", async () => {
+    const manifest = JSON.parse(
+      await readFile(new URL("../oclif.manifest.json", import.meta.url), "utf8"),
+    ) as {
+      commands: Record<string, unknown>;
+    };
+    expect(Object.keys(manifest.commands).sort()).toEqual(Object.keys(samples).sort());
+  });
+
+  for (const [id, args] of Object.entries(samples)) {
+    it(`${id} --json prints one envelope on stdout`, async () => {
+      const { mkdir } = await import("node:fs/promises");
+      await mkdir(join(box.project, "sub"), { recursive: true });
+      const r = await cli([...args, "--json"]);
+      const doc = parseJson(r.stdout);
+      expect(doc.success, r.stderr).toBe(true);
+      // doctor exits 1 when a check fails; the machine here may lack python or uv, which only warn.
+      expect(r.code, r.stderr).toBe(0);
+    });
+  }
+
+  it("answers an unknown command with the envelope and exit code 1", async () => {
+    const r = await cli(["frobnicate", "--json"]);
+    expect(r.code).toBe(1);
+    const doc = parseJson(r.stdout);
+    expect(doc).toMatchObject({ success: false, error: { code: "unknown_command" } });
+  });
+
+  it("answers bad usage with exit code 1 and a hint", async () => {
+    const r = await cli(["config", "get", "--json"]);
+    expect(r.code).toBe(1);
+    expect(parseJson(r.stdout)).toMatchObject({ success: false, error: { code: "bad_usage" } });
+    const human = await cli(["config", "get"]);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toBe("");
+    expect(human.stderr).toMatch(
+      /^Error: Missing 1 required arg[\s\S]*\n\s+Hint: See the usage with `runctl config get --help`/,
+    );
+  });
+
+  it("exits 3 on configuration errors, naming file, key and line", async () => {
+    const bad = await sandbox();
+    await writeFile(join(bad.project, ".runctl.toml"), "[bundle]\nwarn_size_mb = 10\n\n[nats]\nurll = 'x'\n");
+    const r = await runctl(["config", "validate", "--json"], { cwd: bad.project, env: bad.env });
+    expect(r.code).toBe(3);
+    const doc = parseJson(r.stdout);
+    expect(doc).toMatchObject({ success: false, error: { code: "config_invalid" } });
+    const message = (doc as { error: { message: string } }).error.message;
+    expect(message).toContain(join(bad.project, ".runctl.toml"));
+    expect(message).toContain("nats.urll");
+    expect(message).toMatch(/:5\b|line 5/);
+
+    await writeFile(join(bad.project, ".runctl.toml"), "[bundle]\nwarn_size_mb = \n");
+    const parse = await runctl(["config", "show", "--json"], { cwd: bad.project, env: bad.env });
+    expect(parse.code).toBe(3);
+    expect(parseJson(parse.stdout)).toMatchObject({ success: false, error: { code: "config_parse" } });
+  });
+
+  it("exits 1 for a user error such as an existing config file", async () => {
+    const first = await cli(["init", "--json"]);
+    expect(first.code).toBe(0);
+    const again = await cli(["init", "--json"]);
+    expect(again.code).toBe(1);
+    expect(parseJson(again.stdout)).toMatchObject({ success: false, error: { code: "config_exists" } });
+  });
+
+  it("config set writes a value that config get reads back", async () => {
+    const set = await cli(["config", "set", "nats.prefix", "team-a", "--json"]);
+    expect(set.code, set.stderr).toBe(0);
+    const get = await cli(["config", "get", "nats.prefix", "--json"]);
+    expect(parseJson(get.stdout)).toMatchObject({ success: true, value: "team-a" });
+    const env = await cli(["config", "get", "nats.prefix", "--json"], box.project, {
+      RUNCTL_NATS_PREFIX: "from-env",
+    });
+    expect(parseJson(env.stdout)).toMatchObject({ success: true, value: "from-env" });
+  });
+
+  it("bundle reports a stable key and the files it would ship", async () => {
+    const a = BundleOut.parse(JSON.parse((await cli(["bundle", "--json", "--list"])).stdout));
+    const b = BundleOut.parse(JSON.parse((await cli(["bundle", "--json"])).stdout));
+    expect(a.bundle.key).toMatch(/^[0-9a-f]{64}$/);
+    expect(b.bundle.key).toBe(a.bundle.key);
+    expect(b.bundle.cached).toBe(true);
+    expect(a.bundle.files?.map((f) => f.path)).toContain("train.py");
+  });
+});

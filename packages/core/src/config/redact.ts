@@ -1,0 +1,40 @@
+/** Hiding secrets before configuration is shown (`runctl config show`, logs, bug reports). */
+import { CORE_SECTIONS } from "./schema.ts";
+import { isPlainObject, type Tree } from "./tree.ts";
+
+export const REDACTED = "***";
+
+/** Core keys holding secrets. nats.creds and tls_key are paths to secrets, not secrets, so they show. */
+const CORE_SECRET_KEYS: Readonly<Record<string, readonly string[]>> = { nats: ["token", "password"] };
+
+// Provider schemas are not ours to annotate, so their secrets are recognised by name.
+const SECRET_NAME = /secret|token|password/i;
+
+/**
+ * A copy of `config` with secrets replaced by "***": `nats.token`,
+ * `nats.password`, and, in provider sections, any key whose name contains
+ * `secret`, `token` or `password` (at any depth). Unset keys stay unset.
+ */
+export function redactConfig<T extends object>(config: T): T {
+  const out: Tree = {};
+  for (const [section, value] of Object.entries(config)) {
+    const core = CORE_SECTIONS.includes(section);
+    const secretKeys = CORE_SECRET_KEYS[section] ?? [];
+    out[section] = redactTree(value, (key, depth) =>
+      core ? depth === 0 && secretKeys.includes(key) : SECRET_NAME.test(key),
+    );
+  }
+  return out as T;
+}
+
+/** A deep copy of `value` with secret keys (as `isSecret` decides) replaced; depth 0 is the section's own keys. */
+function redactTree(value: unknown, isSecret: (key: string, depth: number) => boolean, depth = 0): unknown {
+  if (Array.isArray(value)) return value.map((v) => redactTree(v, isSecret, depth));
+  if (!isPlainObject(value)) return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [
+      k,
+      isSecret(k, depth) && v != null ? REDACTED : redactTree(v, isSecret, depth + 1),
+    ]),
+  );
+}

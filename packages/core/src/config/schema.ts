@@ -1,0 +1,101 @@
+/**
+ * The shape of runctl configuration. These schemas are the single source of
+ * what `.runctl.toml`, the user config file, `RUNCTL_*` variables and flags may
+ * say; defaults live here too so `runctl init` and the loader cannot drift.
+ */
+import { z } from "zod";
+import { InternalError } from "../errors.ts";
+
+export const projectSectionSchema = z.strictObject({
+  /** Project name, recorded on runs and as the `runctl:project` tag. */
+  name: z.string().min(1).optional(),
+  /** Who launched it, recorded as the `runctl:user` tag. */
+  user: z.string().min(1).optional(),
+});
+
+export const localSectionSchema = z.strictObject({
+  /** Python interpreter for local runs; unset means detect (uv, then `python3`). */
+  python: z.string().min(1).optional(),
+  runs_dir: z.string().min(1).default("runs"),
+  checkpoint_dir: z.string().min(1).default("checkpoints"),
+});
+
+export const bundleSectionSchema = z.strictObject({
+  /** Extra gitignore-style patterns left out of code bundles. */
+  exclude: z.array(z.string()).default([]),
+  warn_size_mb: z.number().positive().default(100),
+});
+
+export const natsSectionSchema = z.strictObject({
+  url: z.string().min(1).optional(),
+  token: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  password: z.string().min(1).optional(),
+  /** Path to a `.creds` file (JWT + nkey seed). */
+  creds: z.string().min(1).optional(),
+  /** Name of a `nats` CLI context to take connection settings from. */
+  context: z.string().min(1).optional(),
+  tls_ca: z.string().min(1).optional(),
+  tls_cert: z.string().min(1).optional(),
+  tls_key: z.string().min(1).optional(),
+  /** Subject prefix; every runctl subject lives under it. */
+  prefix: z.string().min(1).default("runctl"),
+});
+
+export const outputSectionSchema = z.strictObject({
+  color: z.boolean().default(true),
+});
+
+// `prefault` (not `default`) so a missing section is parsed from `{}` and its
+// keys get their own defaults; zod 4's `default` would return `{}` unparsed.
+const coreShape = {
+  project: projectSectionSchema.prefault({}),
+  local: localSectionSchema.prefault({}),
+  bundle: bundleSectionSchema.prefault({}),
+  nats: natsSectionSchema.prefault({}),
+  output: outputSectionSchema.prefault({}),
+};
+
+/** Sections runctl itself owns; provider plugins contribute the others. */
+export const CORE_SECTIONS: readonly string[] = Object.freeze(Object.keys(coreShape));
+
+/** The core configuration (no provider sections); unknown keys are errors. */
+export const runctlConfigSchema = z.strictObject(coreShape);
+
+export type RunctlConfig = z.output<typeof runctlConfigSchema>;
+export type ProjectConfig = RunctlConfig["project"];
+export type LocalConfig = RunctlConfig["local"];
+export type BundleConfig = RunctlConfig["bundle"];
+export type NatsConfig = RunctlConfig["nats"];
+export type OutputConfig = RunctlConfig["output"];
+
+/**
+ * Provider sections by name (`aws` → its schema). Each is validated only when
+ * present, because a provider nobody uses must not make its required keys
+ * mandatory for everyone; a provider reads `config.<name>` and applies its own
+ * defaults when the section is absent.
+ */
+export type ConfigSections = Readonly<Record<string, z.ZodType>>;
+
+/** A loaded configuration: the core sections, typed, plus provider sections as parsed by their schemas. */
+export type LoadedRunctlConfig = RunctlConfig & { readonly [section: string]: unknown };
+
+/** The core schema extended with provider sections. */
+export function configSchemaWith(sections: ConfigSections = {}): z.ZodType<LoadedRunctlConfig> {
+  const extra: Record<string, z.ZodType> = {};
+  for (const [name, schema] of Object.entries(sections)) {
+    if (Object.hasOwn(coreShape, name)) {
+      throw new InternalError(`Provider section [${name}] collides with a core runctl section`, {
+        code: "config_section_collision",
+        hint: `Rename the provider's config section; [${CORE_SECTIONS.join("], [")}] belong to runctl.`,
+      });
+    }
+    extra[name] = schema.optional();
+  }
+  return z.strictObject({ ...coreShape, ...extra }) as unknown as z.ZodType<LoadedRunctlConfig>;
+}
+
+/** Every core key at its built-in default. */
+export function defaultConfig(): RunctlConfig {
+  return runctlConfigSchema.parse({});
+}

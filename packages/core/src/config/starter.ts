@@ -1,0 +1,59 @@
+/** The file `runctl init` writes. */
+
+/**
+ * A `.runctl.toml` with every section and every key, each commented out at its
+ * default (or an example, for keys without one) and described. It parses and
+ * validates as-is, and `runctl config set` places a key right under its
+ * commented example. Provider plugins document their own sections.
+ */
+export function starterConfig(): string {
+  return `# runctl configuration. Precedence, lowest first: built-in defaults,
+# ~/.config/runctl/config.toml (or $XDG_CONFIG_HOME/runctl/config.toml),
+# this file (the nearest .runctl.toml above the working directory),
+# RUNCTL_<SECTION>_<KEY> environment variables, then command-line flags.
+# Uncomment a line to change it, or use \`runctl config set <section.key> <value>\`.
+
+[project]
+# Project name, recorded on runs and as the runctl:project tag. Default: unset.
+# name = "my-project"
+# Who launches runs, recorded as the runctl:user tag. Default: unset.
+# user = "alice"
+
+[local]
+# Python interpreter for local runs. Default: unset (detect uv, then python3).
+# python = ".venv/bin/python"
+# Where run directories are created, relative to the project. Default: "runs".
+# runs_dir = "runs"
+# Where checkpoints are written. Default: "checkpoints".
+# checkpoint_dir = "checkpoints"
+
+[bundle]
+# Extra gitignore-style patterns left out of code bundles. Default: [].
+# exclude = ["data/", "*.ckpt"]
+# Warn when a code bundle is larger than this many megabytes. Default: 100.
+# warn_size_mb = 100
+
+[nats]
+# NATS server URL; unset means NATS is off and everything stays on this machine.
+# url = "nats://127.0.0.1:4222"
+# Token authentication. Default: unset.
+# token = "s3cr3t"
+# User and password authentication. Default: unset.
+# user = "runctl"
+# password = "s3cr3t"
+# Path to a .creds file (JWT and NKey seed). Default: unset.
+# creds = "/path/to/runctl.creds"
+# Name of a \`nats\` CLI context to take connection settings from. Default: unset.
+# context = "runctl"
+# TLS: CA certificate, client certificate and key (PEM paths). Default: unset.
+# tls_ca = "ca.pem"
+# tls_cert = "client-cert.pem"
+# tls_key = "client-key.pem"
+# Prefix of every runctl subject. Default: "runctl".
+# prefix = "runctl"
+
+[output]
+# Colour in terminal output (NO_COLOR and non-terminals turn it off too). Default: true.
+# color = true
+`;
+}

@@ -1,0 +1,223 @@
+/**
+ * `@runctl/core/testing`: the provider contract suite. Any provider package,
+ * first- or third-party, runs it against itself. It is runner-agnostic: it hands
+ * back named async cases, so vitest, node:test or a plain script can drive it.
+ *
+ * ```ts
+ * import { providerContractCases } from "@runctl/core/testing";
+ * for (const c of providerContractCases(() => makeProvider(), { launchSpec: { instanceType: "small" } })) {
+ *   it(c.name, c.run);
+ * }
+ * ```
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { isRunctlError } from "../errors.ts";
+import {
+  Interruption,
+  type LaunchSpec,
+  Placement,
+  type Provider,
+  ProviderCapabilities,
+  Resource,
+  type ResourceState,
+} from "../provider.ts";
+import { validatingProvider } from "../registry.ts";
+import { TAG_CREATED, TAG_CREATED_BY, TAG_CREATED_BY_VALUE, TAG_PROTECTED } from "../tags.ts";
+
+export interface ContractOptions {
+  /** A small, cheap spec the provider can launch several times. */
+  launchSpec: LaunchSpec;
+  /** How long to wait for a state change (ms). Default 30 s. */
+  settleTimeoutMs?: number;
+  /** Poll interval while waiting (ms). Default 100. */
+  pollMs?: number;
+}
+
+export interface ContractCase {
+  name: string;
+  run: () => Promise<void>;
+}
+
+export interface ContractResult {
+  name: string;
+  ok: boolean;
+  error?: string;
+}
+
+const MARK = "runctl:contract";
+
+/**
+ * The cases. `makeProvider` is called once per case so cases are independent;
+ * each case terminates what it launched, even when it fails.
+ */
+export function providerContractCases(
+  makeProvider: () => Promise<Provider>,
+  options: ContractOptions,
+): ContractCase[] {
+  const timeout = options.settleTimeoutMs ?? 30_000;
+  const pollMs = options.pollMs ?? 100;
+
+  const withProvider =
+    (body: (p: Provider, launched: string[]) => Promise<void>) => async (): Promise<void> => {
+      const provider = validatingProvider(await makeProvider());
+      const launched: string[] = [];
+      try {
+        await body(provider, launched);
+      } finally {
+        for (const id of launched) {
+          await provider.terminate(id, { force: true }).catch(() => undefined);
+        }
+      }
+    };
+
+  const launch = async (p: Provider, launched: string[], extraTags: Record<string, string> = {}) => {
+    const spec: LaunchSpec = {
+      ...options.launchSpec,
+      tags: { ...(options.launchSpec.tags ?? {}), [MARK]: "yes", ...extraTags },
+    };
+    const placement = await p.launch(spec);
+    launched.push(placement.resourceId);
+    return placement;
+  };
+
+  const waitForState = async (p: Provider, id: string, states: ResourceState[]): Promise<Resource> => {
+    const deadline = Date.now() + timeout;
+    let last = await p.status(id);
+    while (!states.includes(last.state)) {
+      if (Date.now() > deadline) {
+        assert.fail(
+          `${p.name}: resource ${id} is "${last.state}" after ${timeout} ms, expected ${states.join("|")}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+      last = await p.status(id);
+    }
+    return last;
+  };
+
+  return [
+    {
+      name: "declares valid capabilities",
+      run: async () => {
+        const p = await makeProvider();
+        assert.match(p.name, /^[a-z][a-z0-9-]*$/);
+        ProviderCapabilities.parse(p.capabilities);
+      },
+    },
+    {
+      name: "launch returns a placement for this provider, tagged by runctl",
+      run: withProvider(async (p, launched) => {
+        const placement = Placement.parse(await launch(p, launched));
+        assert.equal(placement.provider, p.name);
+        const resource = await p.status(placement.resourceId);
+        assert.equal(resource.id, placement.resourceId);
+        assert.equal(resource.provider, p.name);
+        assert.equal(
+          resource.tags[TAG_CREATED_BY],
+          TAG_CREATED_BY_VALUE,
+          "launched resources carry CreatedBy=runctl",
+        );
+        assert.ok(resource.tags[TAG_CREATED], "launched resources carry runctl:created");
+        assert.equal(resource.tags[MARK], "yes", "tags from the launch spec are kept");
+        await waitForState(p, placement.resourceId, ["running"]);
+      }),
+    },
+    {
+      name: "list includes launched resources and honours tag filters",
+      run: withProvider(async (p, launched) => {
+        const { resourceId } = await launch(p, launched);
+        const all = await p.list();
+        z.array(Resource).parse(all);
+        assert.ok(
+          all.some((r) => r.id === resourceId),
+          "list() includes the launched resource",
+        );
+        const tagged = await p.list({ tags: { [MARK]: "yes" } });
+        assert.ok(tagged.some((r) => r.id === resourceId));
+        const other = await p.list({ tags: { [MARK]: "no-such-value" } });
+        assert.ok(!other.some((r) => r.id === resourceId), "a tag filter that does not match excludes it");
+      }),
+    },
+    {
+      name: "stop and start follow the declared capability",
+      run: withProvider(async (p, launched) => {
+        const { resourceId } = await launch(p, launched);
+        await waitForState(p, resourceId, ["running"]);
+        if (p.capabilities.stopStart) {
+          await p.stop(resourceId);
+          await waitForState(p, resourceId, ["stopped"]);
+          await p.start(resourceId);
+          await waitForState(p, resourceId, ["running"]);
+        } else {
+          await assert.rejects(
+            p.stop(resourceId),
+            (e: unknown) => isRunctlError(e) && e.code === "unsupported",
+          );
+        }
+      }),
+    },
+    {
+      name: "terminate refuses a runctl:protected resource unless forced",
+      run: withProvider(async (p, launched) => {
+        const { resourceId } = await launch(p, launched, { [TAG_PROTECTED]: "true" });
+        await assert.rejects(
+          p.terminate(resourceId),
+          (e: unknown) => isRunctlError(e) && e.code === "protected",
+        );
+        const still = await p.status(resourceId);
+        assert.notEqual(still.state, "terminated");
+        await p.terminate(resourceId, { force: true });
+        await waitForState(p, resourceId, ["terminated"]);
+      }),
+    },
+    {
+      name: "terminate ends a resource and list stops showing it as live",
+      run: withProvider(async (p, launched) => {
+        const { resourceId } = await launch(p, launched);
+        await p.terminate(resourceId);
+        await waitForState(p, resourceId, ["terminated"]);
+        const live = await p.list({ states: ["pending", "running", "stopping", "stopped"] });
+        assert.ok(!live.some((r) => r.id === resourceId));
+      }),
+    },
+    {
+      name: "unknown resource ids give a not_found error",
+      run: withProvider(async (p) => {
+        await assert.rejects(
+          p.status("runctl-contract-does-not-exist"),
+          (e: unknown) => isRunctlError(e) && e.code === "not_found",
+        );
+      }),
+    },
+    {
+      name: "interruptions answers with valid notices",
+      run: withProvider(async (p, launched) => {
+        const { resourceId } = await launch(p, launched);
+        const notices = await p.interruptions([resourceId]);
+        z.array(Interruption).parse(notices);
+      }),
+    },
+  ];
+}
+
+/** Runs every case and reports, for plugins' own scripts and `runctl`'s e2e tests. */
+export async function runProviderContract(
+  makeProvider: () => Promise<Provider>,
+  options: ContractOptions,
+): Promise<ContractResult[]> {
+  const results: ContractResult[] = [];
+  for (const c of providerContractCases(makeProvider, options)) {
+    try {
+      await c.run();
+      results.push({ name: c.name, ok: true });
+    } catch (error) {
+      results.push({
+        name: c.name,
+        ok: false,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  return results;
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# The one test command of runctl: `bash scripts/test-all.sh`, locally and in CI (.ci/run).
+#
+# On a fresh Debian bookworm machine with Node 20 and npm it installs what the real-component tests
+# need (nats-server, python3-torch), installs the workspace with `npm ci`, builds, lints, type-checks
+# and runs every workspace's vitest suite, then prints `N passed, N failed` as its last line.
+# Exits non-zero if any step or test failed.
+#
+# Contract with workspaces: every workspace with a `test` script is run through turbo with
+#   --reporter=default --reporter=json --outputFile.json=.test-result.json
+# appended. For `vitest run` that is all it takes. A workspace tested by something else (the
+# Python client) must accept those arguments and write .test-result.json in its directory with
+# vitest's JSON totals: numTotalTests, numPassedTests, numFailedTests, numFailedTestSuites and
+# success (numPendingTests and numTodoTests optional). A workspace that leaves no such file, or
+# runs no test, fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RESULT_FILE=.test-result.json # written by each workspace's test run; gitignored
+failed_steps=()
+
+current_section=""
+section() {
+  current_section=$*
+  printf '\n==> [%ss] %s\n' "$SECONDS" "$*" >&2
+}
+# Steps that stop the script (install, build) exit through here: say which one it was.
+on_exit() {
+  local status=$?
+  if ((status != 0)) && [ -z "${finished:-}" ]; then
+    printf 'test-all: FAILED after %ss in "%s" (exit %s); no tests were run\n' \
+      "$SECONDS" "$current_section" "$status" >&2
+  fi
+}
+trap on_exit EXIT
+
+# Runs a step that should not stop the later ones (lint, type errors and test failures are all
+# worth seeing in one CI run); install and build failures stop the script because nothing after
+# them can run.
+step() {
+  local name=$1
+  shift
+  if ! "$@"; then
+    printf '!!! [%ss] %s failed\n' "$SECONDS" "$name" >&2
+    failed_steps+=("$name")
+  fi
+}
+
+# --- system packages ----------------------------------------------------------------------------
+section "system packages"
+missing=()
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  missing+=(nats-server)
+fi
+if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+  missing+=(python3-torch)
+fi
+if ((${#missing[@]} > 0)); then
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    as_root=(sudo -n)
+  else
+    {
+      echo "test-all: missing system packages: ${missing[*]}"
+      echo "test-all: not root and no password-less sudo; install them, then run this again:"
+      echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+    } >&2
+    exit 1
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test-all: missing system packages: ${missing[*]}, and no apt-get to install them (Debian expected)" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]}" >&2
+  "${as_root[@]}" apt-get update
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  echo "nats-server and python3-torch present" >&2
+fi
+# Debian installs nats-server in /usr/sbin, which is not on a non-root user's PATH.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) export PATH="$PATH:/usr/sbin" ;;
+esac
+
+# --- install, build -----------------------------------------------------------------------------
+section "npm ci"
+if ! npm ci --no-audit --no-fund; then
+  # The registry reachable here serves only some versions of other platforms' optional binaries
+  # (e.g. no @biomejs/cli-darwin-arm64@2.6.8), so a lock file written here lacks them and npm ci
+  # rejects it as out of sync. npm install resolves that difference; --no-save keeps it from
+  # rewriting package-lock.json. A genuinely broken lock still fails here.
+  echo "test-all: npm ci refused the lock file (above); falling back to npm install --no-save" >&2
+  npm install --no-save --no-audit --no-fund
+fi
+
+section "build"
+npm run build
+
+# --- static checks ------------------------------------------------------------------------------
+section "biome check (lint + format)"
+step "biome" npx --no-install biome check .
+
+section "typecheck"
+step "typecheck" npm run typecheck
+
+# --- tests --------------------------------------------------------------------------------------
+section "tests"
+# Workspaces that have a test script: each must leave a vitest result file behind.
+# npm query expands workspace globs, so this stays right when packages/* replaces the list.
+mapfile -t test_workspaces < <(
+  npm query .workspace | node --input-type=module -e '
+    import { readFileSync } from "node:fs";
+    for (const pkg of JSON.parse(readFileSync(0, "utf8"))) if (pkg.scripts?.test) console.log(pkg.location);
+  '
+)
+for ws in "${test_workspaces[@]}"; do
+  rm -f "$ws/$RESULT_FILE"
+done
+# --only: the build section above already ran the tasks that test depends on.
+# --force: never replay a cached test task; a replay would print old output and leave no result
+#   file, so every run of this script really runs every test.
+# --continue: one failing workspace must not hide the results of the others.
+# Arguments after the second -- reach each workspace's `vitest run`, whose cwd is the workspace,
+# so the relative result path lands in each workspace without collisions.
+step "tests" npm test -- --only --force --continue -- \
+  --reporter=default --reporter=json "--outputFile.json=$RESULT_FILE"
+
+section "summary"
+# One line per workspace on stderr, `N passed, N failed` on stdout (kept for the very end). Fails
+# when a workspace left no results or had test files that failed without failing a test (e.g. an
+# import error), which the counts alone would not show.
+if ! summary=$(
+  node --input-type=module -e '
+    import { existsSync, readFileSync } from "node:fs";
+    const [resultFile, ...workspaces] = process.argv.slice(1);
+    let passed = 0;
+    let failed = 0;
+    let incomplete = false;
+    for (const ws of workspaces) {
+      const path = `${ws}/${resultFile}`;
+      if (!existsSync(path)) {
+        console.error(`  ${ws}: no test results (${path} missing)`);
+        incomplete = true;
+        continue;
+      }
+      const raw = JSON.parse(readFileSync(path, "utf8"));
+      const n = (key) => (Number.isInteger(raw[key]) ? raw[key] : 0);
+      const r = {
+        numTotalTests: n("numTotalTests"),
+        numPassedTests: n("numPassedTests"),
+        numFailedTests: n("numFailedTests"),
+        numPendingTests: n("numPendingTests"),
+        numTodoTests: n("numTodoTests"),
+        numFailedTestSuites: n("numFailedTestSuites"),
+        success: raw.success === true,
+      };
+      passed += r.numPassedTests;
+      failed += r.numFailedTests;
+      const skipped = r.numPendingTests + r.numTodoTests;
+      console.error(
+        `  ${ws}: ${r.numPassedTests} passed, ${r.numFailedTests} failed` +
+          (skipped ? `, ${skipped} skipped` : "") +
+          (r.numFailedTestSuites ? ` (failed test files: ${r.numFailedTestSuites})` : "") +
+          (r.numTotalTests === 0 ? " (no tests ran)" : ""),
+      );
+      // A workspace whose test script runs no test is a defect, as vitest itself says by failing.
+      if (r.numFailedTestSuites > 0 || r.numTotalTests === 0 || !r.success) incomplete = true;
+    }
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exitCode = incomplete ? 1 : 0;
+  ' "$RESULT_FILE" "${test_workspaces[@]}"
+); then
+  failed_steps+=("test results")
+fi
+
+if ((${#failed_steps[@]} > 0)); then
+  printf 'test-all: FAILED after %ss: %s\n' "$SECONDS" "${failed_steps[*]}" >&2
+  status=1
+else
+  printf 'test-all: OK after %ss\n' "$SECONDS" >&2
+  status=0
+fi
+finished=1
+# The closing line, alone: totals of vitest tests across all workspaces.
+echo "${summary:-0 passed, 0 failed}"
+exit "$status"
