@@ -86,14 +86,9 @@ esac
 
 # --- install, build -----------------------------------------------------------------------------
 section "npm ci"
-if ! npm ci --no-audit --no-fund; then
-  # The registry reachable here serves only some versions of other platforms' optional binaries
-  # (e.g. no @biomejs/cli-darwin-arm64@2.6.8), so a lock file written here lacks them and npm ci
-  # rejects it as out of sync. npm install resolves that difference; --no-save keeps it from
-  # rewriting package-lock.json. A genuinely broken lock still fails here.
-  echo "test-all: npm ci refused the lock file (above); falling back to npm install --no-save" >&2
-  npm install --no-save --no-audit --no-fund
-fi
+# The lock pins biome and turbo at versions whose every platform binary the registry serves, so
+# npm ci can check it against package.json; a lock out of sync fails here, as it should.
+npm ci --no-audit --no-fund
 
 section "build"
 npm run build

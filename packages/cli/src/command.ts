@@ -4,13 +4,28 @@
  * mapped to exit codes 1 (user), 2 (provider) and 3 (configuration).
  */
 import { homedir } from "node:os";
+import { dirname, resolve } from "node:path";
 import { Command } from "@oclif/core";
-import { type LoadedConfig, loadConfig, type ProviderRegistry, type RunctlError } from "@runctl/core";
+import {
+  type LoadedConfig,
+  type LoadedRunctlConfig,
+  loadConfig,
+  type ProviderRegistry,
+  type RunctlError,
+} from "@runctl/core";
+import { resolveRunsDir } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
 import { note, printError } from "./output.ts";
 import { loadProviders, type ProviderLoad } from "./provider-hook.ts";
 
 export type JsonResult = Record<string, unknown>;
+
+export interface RunPaths {
+  projectRoot: string;
+  runsDir: string;
+  checkpointDir: string;
+  config: LoadedRunctlConfig;
+}
 
 export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends Command {
   static override enableJsonFlag = true;
@@ -46,6 +61,28 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
       flags,
       sections: registry.configSections(),
     });
+  }
+
+  /**
+   * Where runs and checkpoints live: `local.runs_dir` and `local.checkpoint_dir`
+   * are relative to the project root (the directory of `.runctl.toml`), else
+   * to the working directory; `$RUNCTL_RUNS_DIR` overrides the runs dir.
+   */
+  protected async runPaths(): Promise<RunPaths> {
+    const loaded = await this.runctlConfig();
+    const cwd = process.cwd();
+    const projectRoot = loaded.projectFile ? dirname(loaded.projectFile) : cwd;
+    return {
+      projectRoot,
+      runsDir: resolveRunsDir({
+        env: process.env,
+        configRunsDir: loaded.config.local.runs_dir,
+        projectRoot,
+        cwd,
+      }),
+      checkpointDir: resolve(projectRoot, loaded.config.local.checkpoint_dir),
+      config: loaded.config,
+    };
   }
 
   /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */

@@ -1,5 +1,6 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { RunWriter } from "@runctl/tracker";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { runctl, type Sandbox, sandbox } from "./run-cli.ts";
@@ -25,10 +26,30 @@ function parseJson(stdout: string) {
   return Envelope.parse(JSON.parse(stdout));
 }
 
+// `local` creates this run; the run-reading samples after it use it.
+const SAMPLE_RUN = "20260101-000000-aaaaaa";
+const OTHER_RUN = "20250101-000000-bbbbbb";
+
 let box: Sandbox;
 beforeAll(async () => {
   box = await sandbox();
   await writeFile(join(box.project, "train.py"), "print('hi')\n");
+  // Files for the checkpoint and monitor samples: two torch (zip) files and a real safetensors file.
+  const checkpoints = join(box.project, "checkpoints");
+  await mkdir(checkpoints, { recursive: true });
+  for (const name of ["ckpt_000100.pt", "ckpt_000200.pt"])
+    await writeFile(join(checkpoints, name), "PK\x03\x04");
+  const header = Buffer.from('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(header.length));
+  await writeFile(
+    join(checkpoints, "model_000300.safetensors"),
+    Buffer.concat([length, header, Buffer.alloc(8)]),
+  );
+  await writeFile(join(box.project, "train.log"), "epoch 1 loss 0.9\n");
+  // A second run, so that `compare` has two (the first is SAMPLE_RUN).
+  const other = RunWriter.create({ runsDir: join(box.project, "runs"), id: OTHER_RUN, config: { lr: 0.1 } });
+  other.finish("completed");
 });
 const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}) =>
   runctl(args, { cwd, env: { ...box.env, ...env } });
@@ -51,6 +72,29 @@ describe("runctl", () => {
     "config:get": ["config", "get", "nats.prefix"],
     "config:set": ["config", "set", "bundle.warn_size_mb", "50", "--user"],
     "config:validate": ["config", "validate"],
+    "checkpoint:list": ["checkpoint", "list"],
+    "checkpoint:info": ["checkpoint", "info", "checkpoints/model_000300.safetensors"],
+    "checkpoint:cleanup": ["checkpoint", "cleanup", "--keep-last-n", "1", "--dry-run"],
+    monitor: ["monitor", "--log", "train.log", "--checkpoint", "checkpoints"],
+    local: ["local", "--python", "/usr/bin/python3", "--run-id", SAMPLE_RUN, "train.py"],
+    exec: ["exec", "--checkpoint-dir", "ck-exec", "--", "true"],
+    "checkpoint:resume": [
+      "checkpoint",
+      "resume",
+      "--python",
+      "/usr/bin/python3",
+      "--checkpoint-dir",
+      "ck-resume",
+      "checkpoints/ckpt_000100.pt",
+      "train.py",
+    ],
+    logs: ["logs", SAMPLE_RUN],
+    attach: ["attach", SAMPLE_RUN],
+    stop: ["stop", SAMPLE_RUN],
+    runs: ["runs", "--last", "5"],
+    show: ["show", SAMPLE_RUN],
+    compare: ["compare", SAMPLE_RUN, OTHER_RUN],
+    export: ["export", "runs-sample.csv"],
   };
 
   it("has a --json sample for every command it ships", async () => {
@@ -66,7 +110,9 @@ describe("runctl", () => {
     it(`${id} --json prints one envelope on stdout`, async () => {
       const { mkdir } = await import("node:fs/promises");
       await mkdir(join(box.project, "sub"), { recursive: true });
-      const r = await cli([...args, "--json"]);
+      // --json goes before any `--`, after which everything belongs to the script.
+      const end = args.includes("--") ? args.indexOf("--") : args.length;
+      const r = await cli([...args.slice(0, end), "--json", ...args.slice(end)]);
       const doc = parseJson(r.stdout);
       expect(doc.success, r.stderr).toBe(true);
       // doctor exits 1 when a check fails; the machine here may lack python or uv, which only warn.

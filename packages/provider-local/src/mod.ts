@@ -1,0 +1,51 @@
+/**
+ * @runctl/provider-local: runctl on this machine.
+ */
+
+// Checkpoints: listing, inspection (safetensors headers, torch magic bytes) and retention.
+
+export {
+  CHECKPOINT_EXTENSIONS,
+  CheckpointFile,
+  CheckpointFormat,
+  CheckpointInfo,
+  type CheckpointOrder,
+  type CleanupOptions,
+  type CleanupPlan,
+  CleanupResult,
+  checkpointInfo,
+  checkpointOrder,
+  cleanupCheckpoints,
+  isCheckpointName,
+  latestCheckpoint,
+  listCheckpoints,
+  parseStep,
+  type ResolveCheckpointDirOptions,
+  resolveCheckpointDir,
+  sortNewestFirst,
+} from "./checkpoints.ts";
+export {
+  readSafetensorsHeader,
+  SAFETENSORS_MAX_HEADER_BYTES,
+  type SafetensorsHeader,
+  SafetensorsSummary,
+  SafetensorsTensor,
+  summarizeSafetensors,
+} from "./safetensors.ts";
+
+// The supervisor: runs a command as one or many ranks and keeps its run directory truthful.
+
+export { captureGit, type GitInfo, writeGitInfo, writeRequirements } from "./capture.ts";
+export {
+  findOnPath,
+  type LaunchCommand,
+  type LaunchKind,
+  pythonFor,
+  type ResolveLaunchOptions,
+  resolveLaunchCommand,
+} from "./launch-command.ts";
+export { killGroup, livingMembers, reapGroup } from "./process-group.ts";
+export { pythonClientDir, withPythonClient } from "./python-client.ts";
+export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";
+export { type RunOutcome, type SuperviseOptions, Supervisor } from "./supervisor.ts";
+export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.ts";

@@ -1,0 +1,81 @@
+// Real child processes running the built package, and throwaway directories.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const CHILD = join(here, "fixtures", "child.mjs");
+const SRC = join(here, "..", "src");
+const DIST = join(here, "..", "dist");
+
+/** Children import dist/: fail loudly if it is missing or older than src/. */
+export async function assertDistFresh(): Promise<void> {
+  const built = join(DIST, "mod.js");
+  if (!existsSync(built)) throw new Error("packages/tracker/dist is missing: run `npm run build` first");
+  for (const file of await readdir(SRC)) {
+    const out = join(DIST, file.replace(/\.ts$/, ".js"));
+    if (!existsSync(out) || statSync(out).mtimeMs < statSync(join(SRC, file)).mtimeMs) {
+      throw new Error(`packages/tracker/dist is stale (${file}): run \`npm run build\` first`);
+    }
+  }
+}
+
+export interface Child {
+  proc: ChildProcess;
+  pid: number;
+  /** The next line the child prints on stdout. */
+  line(): Promise<string>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+}
+
+export function startChild(args: string[]): Child {
+  const proc = spawn(process.execPath, [CHILD, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  proc.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const buffered: string[] = [];
+  const waiting: Array<(line: string) => void> = [];
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on("line", (l) => {
+    const w = waiting.shift();
+    if (w) w(l);
+    else buffered.push(l);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>(
+    (resolve) => {
+      proc.on("exit", (code, signal) => resolve({ code, signal, stderr }));
+    },
+  );
+  return {
+    proc,
+    pid: proc.pid as number,
+    line: () => {
+      const l = buffered.shift();
+      if (l !== undefined) return Promise.resolve(l);
+      return new Promise<string>((resolve, reject) => {
+        waiting.push(resolve);
+        void exited.then((e) =>
+          reject(new Error(`child exited (${e.code ?? e.signal}) before printing: ${e.stderr}`)),
+        );
+      });
+    },
+    exited,
+  };
+}
+
+/** A pid that certainly belonged to a process that has exited. */
+export async function deadPid(): Promise<number> {
+  const proc = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+  const pid = proc.pid as number;
+  await new Promise((resolve) => proc.on("exit", resolve));
+  return pid;
+}
+
+export async function tempDir(prefix: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `runctl-tracker-${prefix}-`));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}

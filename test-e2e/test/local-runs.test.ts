@@ -1,0 +1,197 @@
+// `runctl local` end to end: real Python (Debian's, with torch), the built CLI,
+// signals sent to the CLI process itself, and the run directory read back.
+import { existsSync } from "node:fs";
+import { chmod, copyFile, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { livingMembers } from "@runctl/provider-local";
+import { readMeta, readMetrics, withEffectiveStatus } from "@runctl/tracker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runctl, runctlJson, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
+
+const EXAMPLE = fileURLToPath(new URL("../../examples/train.py", import.meta.url));
+const DDP = fileURLToPath(
+  new URL("../../packages/provider-local/test/fixtures/ddp_gloo.py", import.meta.url),
+);
+const SLEEPER = fileURLToPath(
+  new URL("../../packages/provider-local/test/fixtures/sleeper.py", import.meta.url),
+);
+const PY = ["--python", "/usr/bin/python3"];
+
+let ws: Workspace;
+beforeAll(async () => {
+  ws = await workspace();
+  await copyFile(EXAMPLE, join(ws.project, "train.py"));
+});
+afterAll(async () => {
+  await rm(ws.home, { recursive: true, force: true });
+});
+
+const runDirOf = (id: string) => join(ws.project, "runs", id);
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The run the CLI child announced on stderr ("runctl: run <id> (<dir>)"). */
+async function announcedRun(stderr: () => string): Promise<string> {
+  return waitFor(async () => /runctl: run (\S+) \(/.exec(stderr())?.[1], "the run id");
+}
+
+describe("runctl local", () => {
+  it("runs the quick-start script as a tracked run and resumes it from its newest checkpoint", async () => {
+    const first = await runctlJson(["local", "train.py", "--", "--epochs", "3"], ws);
+    expect(first.code, first.stderr).toBe(0);
+    const run = (first.doc as { run: { id: string; status: string } }).run;
+    expect(run.status).toBe("completed");
+    const meta = await readMeta(runDirOf(run.id));
+    expect(meta).toMatchObject({
+      name: "linear-regression",
+      status: "completed",
+      summary: { final_loss: expect.any(Number) },
+    });
+    expect((await readMetrics(runDirOf(run.id))).records.map((r) => r.epoch)).toEqual([0, 1, 2]);
+    // The run's output went to stderr under --json, and to output.log.
+    expect(first.stderr).toContain("epoch 2: loss");
+    expect(await readFile(join(runDirOf(run.id), "output.log"), "utf8")).toContain("epoch 2: loss");
+
+    const resumed = await runctlJson(["local", "--resume", "auto", "train.py", "--", "--epochs", "5"], ws);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const second = (resumed.doc as { run: { id: string } }).run.id;
+    expect(resumed.stderr).toContain("epoch_0002.ckpt");
+    expect((await readMetrics(runDirOf(second))).records.map((r) => r.epoch)).toEqual([3, 4]);
+    const logs = await runctlJson(["logs", second], ws);
+    expect(logs.doc).toMatchObject({ success: true, status: "completed" });
+    expect((logs.doc as { output: string }).output).toContain("resuming from");
+  });
+
+  it("runs 2 torch.distributed (gloo) ranks as one run", async () => {
+    const r = await runctlJson(["local", ...PY, "--nproc-per-node", "2", DDP], ws);
+    expect(r.code, r.stderr).toBe(0);
+    const id = (r.doc as { run: { id: string } }).run.id;
+    const log = await readFile(join(runDirOf(id), "output.log"), "utf8");
+    expect(log).toContain("[rank 0] rank 0 done");
+    expect(log).toContain("[rank 1] rank 1 done");
+    expect((await readMeta(runDirOf(id))).world_size).toBe(2);
+  });
+
+  it("SIGINT to runctl cancels the run and leaves no process of its groups", async () => {
+    const { child, result } = startRunctl(["local", ...PY, "--checkpoint-dir", "ck-int", SLEEPER], ws);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const id = await announcedRun(() => stderr);
+    await waitFor(
+      async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
+      "the script to start",
+    );
+    const pgids = (await readMeta(runDirOf(id))).rank_pgids as number[];
+    child.kill("SIGINT");
+    const r = await result;
+    expect(r.code).toBe(130);
+    expect((await readMeta(runDirOf(id))).status).toBe("cancelled");
+    for (const pgid of pgids) expect(livingMembers(pgid)).toEqual([]);
+  });
+
+  it("a supervisor killed with SIGKILL is reported failed (lost) on the next read", async () => {
+    const { child, result } = startRunctl(["local", ...PY, "--checkpoint-dir", "ck-kill", SLEEPER], ws);
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const id = await announcedRun(() => stderr);
+    await waitFor(
+      async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
+      "the script to start",
+    );
+    const meta = await readMeta(runDirOf(id));
+    child.kill("SIGKILL");
+    await result;
+    try {
+      expect(meta.status).toBe("running");
+      const read = withEffectiveStatus(await readMeta(runDirOf(id)));
+      expect(read.status).toBe("failed");
+      expect(read.error).toMatch(/^lost/);
+      const shown = await runctlJson(["logs", id], ws);
+      expect(shown.doc).toMatchObject({ success: true, status: "failed" });
+    } finally {
+      // The supervisor could not clean up after itself: its ranks are orphans now.
+      await runctl(["stop", id, "--force"], ws);
+      for (const pgid of meta.rank_pgids as number[]) process.kill(-pgid, "SIGKILL");
+    }
+  });
+
+  it("--detach runs in the background; logs -f follows it and stop cancels it", async () => {
+    const started = await runctlJson(
+      ["local", "--detach", ...PY, "--checkpoint-dir", "ck-detach", SLEEPER],
+      ws,
+    );
+    expect(started.code, started.stderr).toBe(0);
+    const id = (started.doc as { run: { id: string } }).run.id;
+    await waitFor(
+      async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
+      "the script to start",
+    );
+    const follow = startRunctl(["logs", id, "-f"], ws);
+    const stop = await runctlJson(["stop", id], ws);
+    expect(stop.doc).toMatchObject({ success: true, status: "cancelled", stopped: true });
+    const followed = await follow.result;
+    expect(followed.code).toBe(0);
+    expect(followed.stdout).toContain("ready");
+  });
+
+  describe("bad input gets a clear error and exit code 1", () => {
+    it("missing script", async () => {
+      const r = await runctlJson(["local", "nope.py"], ws);
+      expect(r.code).toBe(1);
+      expect(r.doc).toMatchObject({ success: false, error: { code: "script_not_found" } });
+    });
+
+    it("non-executable file", async () => {
+      await writeFile(join(ws.project, "train.sh"), "#!/bin/sh\necho hi\n");
+      await chmod(join(ws.project, "train.sh"), 0o644);
+      const r = await runctlJson(["local", "./train.sh"], ws);
+      expect(r.code).toBe(1);
+      expect(r.doc).toMatchObject({ success: false, error: { code: "not_executable" } });
+      expect((r.doc as { error: { hint: string } }).error.hint).toContain("chmod +x");
+    });
+
+    it("bad --nproc-per-node", async () => {
+      for (const value of ["0", "two", "-1"]) {
+        const r = await runctlJson(["local", "--nproc-per-node", value, "train.py"], ws);
+        expect(r.code, value).toBe(1);
+        expect(r.doc).toMatchObject({ success: false, error: { code: "bad_usage" } });
+      }
+    });
+
+    it("unknown run id", async () => {
+      for (const cmd of ["logs", "stop", "attach"]) {
+        const r = await runctlJson([cmd, "no-such-run"], ws);
+        expect(r.code, cmd).toBe(1);
+        expect(r.doc).toMatchObject({ success: false, error: { code: "run_not_found" } });
+      }
+    });
+
+    it("corrupted meta.json: a clear error, and the file is left as it was", async () => {
+      const r = await runctlJson(["local", "train.py", "--", "--epochs", "1"], ws);
+      const id = (r.doc as { run: { id: string } }).run.id;
+      const metaPath = join(runDirOf(id), "meta.json");
+      const corrupted = `${(await readFile(metaPath, "utf8")).slice(0, 40)}\u0000garbage`;
+      await writeFile(metaPath, corrupted);
+      const logs = await runctlJson(["logs", id], ws);
+      expect(logs.code).toBe(1);
+      expect(logs.doc).toMatchObject({ success: false, error: { code: "run_meta_corrupt" } });
+      expect(await readFile(metaPath, "utf8")).toBe(corrupted);
+      // Other runs are still readable.
+      const other = await runctlJson(["local", "train.py", "--", "--epochs", "1"], ws);
+      expect(other.code).toBe(0);
+    });
+  });
+});
