@@ -117,9 +117,10 @@ done
 # --force: never replay a cached test task; a replay would print old output and leave no result
 #   file, so every run of this script really runs every test.
 # --continue: one failing workspace must not hide the results of the others.
+# --concurrency=2: two workspaces at a time on a 2-core machine; more only adds contention.
 # Arguments after the second -- reach each workspace's `vitest run`, whose cwd is the workspace,
 # so the relative result path lands in each workspace without collisions.
-step "tests" npm test -- --only --force --continue -- \
+step "tests" npm test -- --only --force --continue --concurrency=2 -- \
   --reporter=default --reporter=json "--outputFile.json=$RESULT_FILE"
 
 section "summary"

@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { livingMembers } from "@runctl/provider-local";
 import { readMeta, readMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { runctl, runctlJson, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/train.py", import.meta.url));
@@ -17,6 +18,10 @@ const SLEEPER = fileURLToPath(
   new URL("../../packages/provider-local/test/fixtures/sleeper.py", import.meta.url),
 );
 const PY = ["--python", "/usr/bin/python3"];
+
+const RunOut = z
+  .object({ run: z.object({ id: z.string(), status: z.string() }).passthrough() })
+  .passthrough();
 
 let ws: Workspace;
 beforeAll(async () => {
@@ -48,7 +53,7 @@ describe("runctl local", () => {
   it("runs the quick-start script as a tracked run and resumes it from its newest checkpoint", async () => {
     const first = await runctlJson(["local", "train.py", "--", "--epochs", "3"], ws);
     expect(first.code, first.stderr).toBe(0);
-    const run = (first.doc as { run: { id: string; status: string } }).run;
+    const run = RunOut.parse(first.doc).run;
     expect(run.status).toBe("completed");
     const meta = await readMeta(runDirOf(run.id));
     expect(meta).toMatchObject({
@@ -63,18 +68,18 @@ describe("runctl local", () => {
 
     const resumed = await runctlJson(["local", "--resume", "auto", "train.py", "--", "--epochs", "5"], ws);
     expect(resumed.code, resumed.stderr).toBe(0);
-    const second = (resumed.doc as { run: { id: string } }).run.id;
+    const second = RunOut.parse(resumed.doc).run.id;
     expect(resumed.stderr).toContain("epoch_0002.ckpt");
     expect((await readMetrics(runDirOf(second))).records.map((r) => r.epoch)).toEqual([3, 4]);
     const logs = await runctlJson(["logs", second], ws);
     expect(logs.doc).toMatchObject({ success: true, status: "completed" });
-    expect((logs.doc as { output: string }).output).toContain("resuming from");
+    expect(z.object({ output: z.string() }).passthrough().parse(logs.doc).output).toContain("resuming from");
   });
 
   it("runs 2 torch.distributed (gloo) ranks as one run", async () => {
     const r = await runctlJson(["local", ...PY, "--nproc-per-node", "2", DDP], ws);
     expect(r.code, r.stderr).toBe(0);
-    const id = (r.doc as { run: { id: string } }).run.id;
+    const id = RunOut.parse(r.doc).run.id;
     const log = await readFile(join(runDirOf(id), "output.log"), "utf8");
     expect(log).toContain("[rank 0] rank 0 done");
     expect(log).toContain("[rank 1] rank 1 done");
@@ -134,7 +139,7 @@ describe("runctl local", () => {
       ws,
     );
     expect(started.code, started.stderr).toBe(0);
-    const id = (started.doc as { run: { id: string } }).run.id;
+    const id = RunOut.parse(started.doc).run.id;
     await waitFor(
       async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
       "the script to start",
@@ -160,7 +165,9 @@ describe("runctl local", () => {
       const r = await runctlJson(["local", "./train.sh"], ws);
       expect(r.code).toBe(1);
       expect(r.doc).toMatchObject({ success: false, error: { code: "not_executable" } });
-      expect((r.doc as { error: { hint: string } }).error.hint).toContain("chmod +x");
+      expect(z.object({ error: z.object({ hint: z.string() }) }).parse(r.doc).error.hint).toContain(
+        "chmod +x",
+      );
     });
 
     it("bad --nproc-per-node", async () => {
@@ -181,7 +188,7 @@ describe("runctl local", () => {
 
     it("corrupted meta.json: a clear error, and the file is left as it was", async () => {
       const r = await runctlJson(["local", "train.py", "--", "--epochs", "1"], ws);
-      const id = (r.doc as { run: { id: string } }).run.id;
+      const id = RunOut.parse(r.doc).run.id;
       const metaPath = join(runDirOf(id), "meta.json");
       const corrupted = `${(await readFile(metaPath, "utf8")).slice(0, 40)}\u0000garbage`;
       await writeFile(metaPath, corrupted);

@@ -182,7 +182,9 @@ describe("a third-party provider plugin from npm", () => {
     expect(results.length).toBeGreaterThanOrEqual(8);
     // The contract launched machines in the data dir the CLI uses: the plugin's command sees them.
     const listed = await json(["fixture", "list"]);
-    expect((listed.doc as { resources: unknown[] }).resources.length).toBeGreaterThan(0);
+    expect(z.object({ resources: z.array(z.unknown()) }).parse(listed.doc).resources.length).toBeGreaterThan(
+      0,
+    );
   });
 
   it("is removed by `runctl plugins uninstall`", async () => {
