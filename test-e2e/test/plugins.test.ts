@@ -2,7 +2,6 @@
 // real registry (verdaccio on loopback), installed by its short name with
 // `runctl plugins install`, listed, its command run, its config section
 // validated, the core contract suite run against the installed code, removed.
-import { spawn } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -12,13 +11,12 @@ import { type ProviderDefinition, ProviderRegistry } from "@runctl/core";
 import { runProviderContract } from "@runctl/core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { runctl as runCli, runctlJson, type Workspace } from "../src/runctl-cli.ts";
 import { type Registry, startRegistry } from "../src/verdaccio.ts";
 
 const require = createRequire(import.meta.url);
-const BIN = join(dirname(require.resolve("runctl/package.json")), "bin", "run.js");
 const FIXTURE = fileURLToPath(new URL("../fixtures/runctl-provider-fixture", import.meta.url));
 
-const Envelope = z.object({ success: z.boolean() }).passthrough();
 const ProvidersOut = z.object({
   success: z.literal(true),
   providers: z.array(
@@ -37,36 +35,9 @@ let home: string;
 let project: string;
 let env: NodeJS.ProcessEnv;
 
-function runctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: project,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
-async function json(args: string[]) {
-  const r = await runctl([...args, "--json"]);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(r.stdout);
-  } catch {
-    throw new Error(`runctl ${args.join(" ")} printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-  }
-  return { ...r, doc: Envelope.parse(doc) };
-}
+const ws = (): Workspace => ({ home, project, env });
+const runctl = (args: string[]) => runCli(args, ws());
+const json = (args: string[]) => runctlJson(args, ws());
 
 beforeAll(async () => {
   registry = await startRegistry();

@@ -13,7 +13,7 @@
  *   are several) and to the terminal streams given, line by line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import type { RunStatus } from "@runctl/core";
@@ -146,6 +146,7 @@ export class Supervisor {
     const port = await freePort();
     const base: Record<string, string> = {};
     for (const [k, v] of Object.entries(o.env)) if (v !== undefined) base[k] = v;
+    mkdirSync(join(this.runDir, "control"), { recursive: true });
     const resumeArgs = o.resumeFrom && o.resumeArg ? ["--resume", o.resumeFrom] : [];
     const [cmd, ...args] = [...o.launch.argv, ...resumeArgs];
     const shared: Record<string, string> = {
@@ -157,6 +158,8 @@ export class Supervisor {
       WHIRR_RUN_ID: this.runId,
       WHIRR_RUN_DIR: this.runDir,
       RUNCTL_CHECKPOINT_DIR: o.checkpointDir,
+      // The run's node-local control queue (docs/control.md): RuntimeController() finds it here.
+      RUNCTL_CONTROL_DIR: join(this.runDir, "control"),
       TRAINCTL_CHECKPOINT_DIR: o.checkpointDir,
       TRAINCTL_DEVICE: o.gpus !== undefined ? "cuda" : (base.TRAINCTL_DEVICE ?? "cpu"),
       ...(o.gpus !== undefined ? { CUDA_VISIBLE_DEVICES: o.gpus } : {}),

@@ -35,6 +35,8 @@ export const NON_CONFIG_ENV: readonly string[] = Object.freeze([
   "RUNCTL_CHECKPOINT_DIR",
   "RUNCTL_RESUME_FROM",
   "RUNCTL_CONFIG",
+  "RUNCTL_CONTROL_DIR",
+  "RUNCTL_RUNS_DIR",
 ]);
 
 /**
