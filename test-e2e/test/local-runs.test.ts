@@ -49,6 +49,21 @@ async function announcedRun(stderr: () => string): Promise<string> {
   return waitFor(async () => /runctl: run (\S+) \(/.exec(stderr())?.[1], "the run id");
 }
 
+/** `runctl local sleeper.py` in the foreground, once its script is running. */
+async function startSleeper(checkpointDir: string) {
+  const { child, result } = startRunctl(["local", ...PY, "--checkpoint-dir", checkpointDir, SLEEPER], ws);
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const id = await announcedRun(() => stderr);
+  await waitFor(
+    async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
+    "the script to start",
+  );
+  return { child, result, id };
+}
+
 describe("runctl local", () => {
   it("runs the quick-start script as a tracked run and resumes it from its newest checkpoint", async () => {
     const first = await runctlJson(["local", "train.py", "--", "--epochs", "3"], ws);
@@ -87,16 +102,7 @@ describe("runctl local", () => {
   });
 
   it("SIGINT to runctl cancels the run and leaves no process of its groups", async () => {
-    const { child, result } = startRunctl(["local", ...PY, "--checkpoint-dir", "ck-int", SLEEPER], ws);
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const id = await announcedRun(() => stderr);
-    await waitFor(
-      async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
-      "the script to start",
-    );
+    const { child, result, id } = await startSleeper("ck-int");
     const pgids = (await readMeta(runDirOf(id))).rank_pgids as number[];
     child.kill("SIGINT");
     const r = await result;
@@ -106,16 +112,7 @@ describe("runctl local", () => {
   });
 
   it("a supervisor killed with SIGKILL is reported failed (lost) on the next read", async () => {
-    const { child, result } = startRunctl(["local", ...PY, "--checkpoint-dir", "ck-kill", SLEEPER], ws);
-    let stderr = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const id = await announcedRun(() => stderr);
-    await waitFor(
-      async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
-      "the script to start",
-    );
+    const { child, result, id } = await startSleeper("ck-kill");
     const meta = await readMeta(runDirOf(id));
     child.kill("SIGKILL");
     await result;

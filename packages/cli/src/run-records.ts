@@ -6,7 +6,7 @@ import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { type RunMeta, RunStatus, TERMINAL_STATUSES, UserError } from "@runctl/core";
-import { parseJsonLenient, RUN_FILES } from "@runctl/tracker";
+import { listRuns, parseJsonLenient, RUN_FILES } from "@runctl/tracker";
 
 // Shared by `runs` and `export`, which select runs the same way.
 export const runFilterFlags = {
@@ -140,4 +140,20 @@ export function keyMetrics(meta: RunMeta, latest: Record<string, unknown>): Arra
 
 export function numericCount(values: Record<string, unknown> | null | undefined): number {
   return Object.values(values ?? {}).filter((v) => typeof v === "number").length;
+}
+
+export interface RunFilterFlags {
+  status?: string[] | undefined;
+  tag?: string[] | undefined;
+  last?: number | undefined;
+}
+
+/** The runs `runFilterFlags` select, newest first, with their effective status. */
+export async function selectRuns(runsDir: string, flags: RunFilterFlags): Promise<RunMeta[]> {
+  const status = parseStatuses(flags.status);
+  return listRuns(runsDir, {
+    ...(status ? { status } : {}),
+    ...(flags.tag ? { tags: flags.tag } : {}),
+    ...(flags.last !== undefined ? { last: flags.last } : {}),
+  });
 }

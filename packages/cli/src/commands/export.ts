@@ -2,10 +2,10 @@ import { writeFile } from "node:fs/promises";
 import { extname, join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { type RunMeta, UserError } from "@runctl/core";
-import { isSafeRunId, listRuns } from "@runctl/tracker";
+import { isSafeRunId } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { flatten } from "../output.ts";
-import { parseStatuses, readRunConfig, runFilterFlags } from "../run-records.ts";
+import { readRunConfig, runFilterFlags, selectRuns } from "../run-records.ts";
 
 const BASE_COLUMNS = ["id", "name", "status", "started_at", "finished_at", "duration_s", "tags"] as const;
 
@@ -71,13 +71,8 @@ An existing file is never replaced unless --force is given. --json returns {path
         details: { path },
       });
     }
-    const status = parseStatuses(flags.status);
     const { runsDir } = await this.runPaths();
-    const runs = await listRuns(runsDir, {
-      ...(status ? { status } : {}),
-      ...(flags.tag ? { tags: flags.tag } : {}),
-      ...(flags.last !== undefined ? { last: flags.last } : {}),
-    });
+    const runs = await selectRuns(runsDir, flags);
     if (runs.length === 0) this.progress(`Warning: no runs in ${runsDir} match; writing only the header.`);
 
     const configKeys = new Set<string>();

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { isSafeRunId, listRuns } from "@runctl/tracker";
+import { isSafeRunId } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { formatAgo, formatDuration, formatValue, table } from "../output.ts";
 import {
@@ -8,9 +8,9 @@ import {
   latestMetricValues,
   metricsFileOf,
   numericCount,
-  parseStatuses,
   runDurationMs,
   runFilterFlags,
+  selectRuns,
 } from "../run-records.ts";
 
 export default class Runs extends RunctlCommand {
@@ -28,15 +28,10 @@ export default class Runs extends RunctlCommand {
 
   async run(): Promise<Record<string, unknown>> {
     const { flags } = await this.parse(Runs);
-    const status = parseStatuses(flags.status);
     const { runsDir } = await this.runPaths();
-    const runs = await listRuns(runsDir, {
-      ...(status ? { status } : {}),
-      ...(flags.tag ? { tags: flags.tag } : {}),
-      ...(flags.last !== undefined ? { last: flags.last } : {}),
-    });
+    const runs = await selectRuns(runsDir, flags);
     if (runs.length === 0) {
-      const filtered = status !== undefined || flags.tag !== undefined;
+      const filtered = flags.status !== undefined || flags.tag !== undefined;
       this.progress(
         filtered
           ? `No runs in ${runsDir} match the filters.`
