@@ -4,8 +4,9 @@
  * mapped to exit codes 1 (user), 2 (provider) and 3 (configuration).
  */
 import { homedir } from "node:os";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { Command } from "@oclif/core";
+import { type NatsSettings, natsSettingsFromConfig } from "@runctl/control";
 import {
   type LoadedConfig,
   type LoadedRunctlConfig,
@@ -13,6 +14,7 @@ import {
   type ProviderRegistry,
   type RunctlError,
 } from "@runctl/core";
+import { resolveCheckpointDir } from "@runctl/provider-local";
 import { resolveRunsDir } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
 import { note, printError } from "./output.ts";
@@ -66,9 +68,11 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
   /**
    * Where runs and checkpoints live: `local.runs_dir` and `local.checkpoint_dir`
    * are relative to the project root (the directory of `.runctl.toml`), else
-   * to the working directory; `$RUNCTL_RUNS_DIR` overrides the runs dir.
+   * to the working directory; `$RUNCTL_RUNS_DIR` overrides the runs dir and a
+   * `checkpointDir` given on the command line (relative to the working
+   * directory) overrides the configured one.
    */
-  protected async runPaths(): Promise<RunPaths> {
+  protected async runPaths(checkpointDir?: string): Promise<RunPaths> {
     const loaded = await this.runctlConfig();
     const cwd = process.cwd();
     const projectRoot = loaded.projectFile ? dirname(loaded.projectFile) : cwd;
@@ -80,9 +84,25 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
         projectRoot,
         cwd,
       }),
-      checkpointDir: resolve(projectRoot, loaded.config.local.checkpoint_dir),
+      checkpointDir: resolveCheckpointDir({
+        cwd,
+        dir: checkpointDir,
+        configDir: loaded.config.local.checkpoint_dir,
+        projectRoot,
+      }),
       config: loaded.config,
     };
+  }
+
+  /**
+   * NATS settings from `[nats]` (and RUNCTL_NATS_*), with `--nats URL` on top;
+   * undefined when neither names a server: then everything stays on this machine.
+   */
+  protected async natsSettings(url: string | undefined): Promise<NatsSettings | undefined> {
+    const { config } = await this.runctlConfig();
+    const settings = natsSettingsFromConfig(config.nats);
+    if (url) settings.url = url;
+    return settings.url || settings.context ? settings : undefined;
   }
 
   /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */

@@ -91,6 +91,7 @@ describe("runctl", () => {
     logs: ["logs", SAMPLE_RUN],
     attach: ["attach", SAMPLE_RUN],
     stop: ["stop", SAMPLE_RUN],
+    ctl: ["ctl", SAMPLE_RUN, "controls"],
     runs: ["runs", "--last", "5"],
     show: ["show", SAMPLE_RUN],
     compare: ["compare", SAMPLE_RUN, OTHER_RUN],

@@ -9,6 +9,9 @@ Standard library only, Python >= 3.9::
             run.log({"loss": 1.0 / (step + 1)}, step=step)
         run.summary({"best_loss": 0.01})
 
+``runctl.RuntimeController`` receives ``runctl ctl`` commands in the training
+loop (runtimectl's API; see docs/control.md).
+
 See docs/run-directory.md in the runctl repository for the on-disk format.
 """
 
@@ -18,6 +21,7 @@ import os
 from typing import Any, Dict, List
 
 from ._artifacts import ArtifactNameError
+from ._control import RuntimeController
 from ._jsonl import read_jsonl
 from ._meta import METRICS_FILE, TERMINAL_STATUSES, new_run_id
 from ._meta import read_meta as _read_meta
@@ -27,6 +31,7 @@ from ._trainctl import Trainctl, TrainctlError
 __all__ = [
     "ArtifactNameError",
     "Run",
+    "RuntimeController",
     "TERMINAL_STATUSES",
     "Trainctl",
     "TrainctlError",

@@ -383,6 +383,15 @@ def _create_run_dir(base: str) -> "tuple[str, str]":
     raise RuntimeError("runctl: could not create a unique run directory in %s" % base)
 
 
+# The directory of the last run init() created or attached to in this process:
+# a RuntimeController without a queue directory uses that run's control queue.
+_latest_run_dir: Optional[str] = None
+
+
+def latest_run_dir() -> Optional[str]:
+    return _latest_run_dir
+
+
 def init(
     name: Optional[str] = None,
     config: Any = None,
@@ -446,6 +455,8 @@ def init(
 
     os.makedirs(os.path.join(run_dir, ARTIFACTS_DIR), exist_ok=True)
     run = Run(run_dir, run_id, merged, owner=owner, attached=attached)
+    global _latest_run_dir
+    _latest_run_dir = run_dir
     previous = last_index(os.path.join(run_dir, METRICS_FILE)) if attached else None
     run._open(0 if previous is None else previous + 1)
 

@@ -22,7 +22,8 @@ STATUSES = {"pending", "provisioning", "running", "completed", "failed", "cancel
 
 # Variables that would make init() attach to somebody else's run or pick another runs dir.
 _ISOLATE = ("RUNCTL_RUN_DIR", "RUNCTL_RUN_ID", "WHIRR_RUN_DIR", "WHIRR_RUN_ID", "RUNCTL_RUNS_DIR",
-            "RUNCTL_LOCAL_RUNS_DIR", "RANK", "LOCAL_RANK", "CUDA_VISIBLE_DEVICES", "RUNCTL_BIN")
+            "RUNCTL_LOCAL_RUNS_DIR", "RANK", "LOCAL_RANK", "CUDA_VISIBLE_DEVICES", "RUNCTL_BIN",
+            "RUNCTL_CONTROL_DIR", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 class IsolatedTest(unittest.TestCase):

@@ -31,7 +31,8 @@ export const Ack = z
     error: z.string().optional(),
     /** The validated value that was applied, when JSON-representable. */
     value: z.unknown().optional(),
-    rank: z.number().int().nonnegative().optional(),
+    /** The acking rank; -1 is the supervisor (for its own `signal` op). */
+    rank: z.number().int().min(-1).optional(),
     world_size: z.number().int().positive().optional(),
     /** Position of the command in the run's total order. */
     seq: z.number().int().nonnegative().optional(),
@@ -57,13 +58,105 @@ export interface SequencedCommand {
   command: Command;
 }
 
+/**
+ * ControlChannel —
+ * The ControlChannel contract, refined from core's: a channel is opened for one
+ * run (a queue directory here, a run's subjects on NATS), so no method takes a
+ * run id. Consumers read in the run's one total order from a cursor and get
+ * every line back, including the ones that are not commands, so every
+ * consumer acks them the same way.
+ */
+
+/** What a publisher hands in: a command whose `id` and `ts` are filled in when missing. */
+export const CommandDraft = Command.extend({
+  id: z.string().min(1).optional(),
+  ts: z.number().optional(),
+});
+export type CommandDraft = z.input<typeof CommandDraft>;
+
+/**
+ * Where a consumer stands: `seq` of the next entry and the channel's position
+ * of it (a byte offset in `commands.jsonl`; a stream sequence on NATS).
+ */
+export const ControlCursor = z.object({
+  seq: z.number().int().nonnegative(),
+  offset: z.number().int().nonnegative(),
+});
+export type ControlCursor = z.infer<typeof ControlCursor>;
+
+export const START_CURSOR: Readonly<ControlCursor> = Object.freeze({ seq: 0, offset: 0 });
+
+/**
+ * A command as read back: core's `Command` except that `path` is null when the
+ * line has none (the supervisor's `signal`) or a non-string one, and `op` is the
+ * JSON text of a non-string op. `id` is `seq-<seq>` when the line has none.
+ */
+export interface ControlCommand {
+  id: string;
+  ts: number;
+  op: string;
+  path: string | null;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** A JSON object with a list of args and an object of kwargs, at its place in the total order. */
+export interface CommandEntry {
+  kind: "command";
+  seq: number;
+  command: ControlCommand;
+}
+
+/**
+ * A line every consumer rejects whatever is registered (docs/control.md checks
+ * 1–3), with `reason` as the ack's `error`.
+ */
+export interface MalformedEntry {
+  kind: "malformed";
+  seq: number;
+  /** The line's `id` when one could be read, else `seq-<seq>`. */
+  id: string;
+  /** `"invalid"` for a line that is not a JSON object (check 1), else the command's op. */
+  op: string;
+  path: string | null;
+  /** The exact ack error: `malformed command: …`, `args must be a list` or `kwargs must be an object`. */
+  reason: string;
+  /**
+   * True when the line is a JSON object (checks 2–3): its id then counts for
+   * de-duplication like a command's. When absent, `op === "invalid"` means check 1.
+   */
+  fromObject?: boolean;
+}
+
+export type ControlEntry = CommandEntry | MalformedEntry;
+
+export interface ControlPage {
+  /** Entries with `seq >= cursor.seq`, in order; blank lines take a seq but yield no entry. */
+  entries: ControlEntry[];
+  /** The cursor after the last complete line read: pass it back to read on. */
+  cursor: ControlCursor;
+}
+
+export interface AckFilter {
+  commandId?: string;
+}
+
 export interface ControlChannel {
-  publish(runId: string, command: CommandInput): Promise<SequencedCommand>;
-  /** Commands with `seq >= cursor`, in order. */
-  consume(runId: string, cursor: number): Promise<SequencedCommand[]>;
-  ack(runId: string, ack: Ack): Promise<void>;
-  acks(runId: string, commandId?: string): Promise<Ack[]>;
-  describeControls(runId: string, controls: ControlDescriptor[]): Promise<void>;
-  controls(runId: string): Promise<ControlDescriptor[] | null>;
+  /** Appends a command to the run's total order (filling `id` and `ts`) and returns its seq. */
+  publish(command: CommandDraft): Promise<SequencedCommand>;
+  /** Complete entries from `cursor` on; an incomplete last entry is left for a later read. */
+  read(cursor?: ControlCursor): Promise<ControlPage>;
+  appendAck(ack: Ack): Promise<void>;
+  readAcks(filter?: AckFilter): Promise<Ack[]>;
+  /** Replaces the description of the run's registered controls. */
+  writeControls(controls: ControlDescriptor[]): Promise<void>;
+  /** The registered controls, or null when no controller has described any yet. */
+  readControls(): Promise<ControlDescriptor[] | null>;
   close(): Promise<void>;
+}
+
+/** Opens the channel of one run: a file queue for a run directory, NATS subjects for a run id. */
+export interface ControlChannelFactory {
+  open(runId: string): Promise<ControlChannel>;
 }

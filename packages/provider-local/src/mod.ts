@@ -47,5 +47,6 @@ export {
 export { killGroup, livingMembers, reapGroup } from "./process-group.ts";
 export { pythonClientDir, withPythonClient } from "./python-client.ts";
 export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";
+export { FORWARDABLE_SIGNALS, type SignalWatch, watchSignalOps } from "./signal-op.ts";
 export { type RunOutcome, type SuperviseOptions, Supervisor } from "./supervisor.ts";
 export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.ts";

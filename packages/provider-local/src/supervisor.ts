@@ -16,6 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
+import { ControlBridge, FileQueue, NatsChannel, type NatsSettings } from "@runctl/control";
 import type { RunStatus } from "@runctl/core";
 import { acquireLock, type DirLock, RunWriter } from "@runctl/tracker";
 import { writeGitInfo, writeRequirements } from "./capture.ts";
@@ -23,6 +24,7 @@ import type { LaunchCommand } from "./launch-command.ts";
 import { killGroup, reapGroup } from "./process-group.ts";
 import { withPythonClient } from "./python-client.ts";
 import { freePort, rankEnv } from "./rank-env.ts";
+import { type SignalWatch, watchSignalOps } from "./signal-op.ts";
 import { SystemSampler } from "./system-sampler.ts";
 
 export interface SuperviseOptions {
@@ -49,6 +51,11 @@ export interface SuperviseOptions {
   terminal?: { stdout: Writable; stderr: Writable };
   systemIntervalMs?: number;
   onWarning?: (message: string) => void;
+  /**
+   * NATS settings: the run's commands arrive over NATS and are bridged into the
+   * node-local queue the ranks read; acks and controls go back (docs/protocol.md).
+   */
+  nats?: NatsSettings;
 }
 
 export interface RunOutcome {
@@ -84,6 +91,8 @@ export class Supervisor {
   #killTimer: NodeJS.Timeout | undefined;
   #sampleTimer: NodeJS.Timeout | undefined;
   #captures: Promise<void> = Promise.resolve();
+  #signals: SignalWatch | undefined;
+  #bridge: { bridge: ControlBridge; channel: NatsChannel } | undefined;
 
   private constructor(options: SuperviseOptions, writer: RunWriter, lock: DirLock) {
     this.#options = options;
@@ -131,6 +140,14 @@ export class Supervisor {
     }
     if (lock.warning) options.onWarning?.(lock.warning);
     const supervisor = new Supervisor({ ...options, checkpointDir }, writer, lock);
+    try {
+      if (options.nats) await supervisor.#openBridge(options.nats);
+    } catch (error) {
+      lock.release();
+      closeSync(supervisor.#log);
+      writer.finish("failed", { error: `NATS: ${error instanceof Error ? error.message : String(error)}` });
+      throw error;
+    }
     await supervisor.#spawnRanks(world);
     return supervisor;
   }
@@ -141,12 +158,25 @@ export class Supervisor {
     this.#terminateAll(signal);
   }
 
+  async #openBridge(settings: NatsSettings): Promise<void> {
+    const controlDir = join(this.runDir, "control");
+    mkdirSync(controlDir, { recursive: true });
+    const channel = await NatsChannel.connect(settings, this.runId);
+    const bridge = new ControlBridge({
+      remote: channel,
+      local: new FileQueue(controlDir),
+      onWarning: (message) => this.#options.onWarning?.(message),
+    }).start();
+    this.#bridge = { bridge, channel };
+  }
+
   async #spawnRanks(world: number): Promise<void> {
     const o = this.#options;
     const port = await freePort();
     const base: Record<string, string> = {};
     for (const [k, v] of Object.entries(o.env)) if (v !== undefined) base[k] = v;
-    mkdirSync(join(this.runDir, "control"), { recursive: true });
+    const controlDir = join(this.runDir, "control");
+    mkdirSync(controlDir, { recursive: true });
     const resumeArgs = o.resumeFrom && o.resumeArg ? ["--resume", o.resumeFrom] : [];
     const [cmd, ...args] = [...o.launch.argv, ...resumeArgs];
     const shared: Record<string, string> = {
@@ -159,7 +189,7 @@ export class Supervisor {
       WHIRR_RUN_DIR: this.runDir,
       RUNCTL_CHECKPOINT_DIR: o.checkpointDir,
       // The run's node-local control queue (docs/control.md): RuntimeController() finds it here.
-      RUNCTL_CONTROL_DIR: join(this.runDir, "control"),
+      RUNCTL_CONTROL_DIR: controlDir,
       TRAINCTL_CHECKPOINT_DIR: o.checkpointDir,
       TRAINCTL_DEVICE: o.gpus !== undefined ? "cuda" : (base.TRAINCTL_DEVICE ?? "cpu"),
       ...(o.gpus !== undefined ? { CUDA_VISIBLE_DEVICES: o.gpus } : {}),
@@ -191,6 +221,14 @@ export class Supervisor {
     const groups = this.#ranks.flatMap((r) => (r.child.pid ? [r.child.pid] : []));
     // `runctl stop --force` kills these groups when the supervisor itself does not answer.
     this.#writer.updateMeta({ rank_pgids: groups });
+    this.#signals = watchSignalOps(
+      controlDir,
+      (signal) => {
+        if (signal === "SIGINT" || signal === "SIGTERM") this.stop(signal);
+        else for (const r of this.#ranks) if (!r.exit && r.child.pid) killGroup(r.child.pid, signal);
+      },
+      (message) => o.onWarning?.(message),
+    );
     this.#writer.startHeartbeat(undefined, (error) => o.onWarning?.(`heartbeat: ${String(error)}`));
     const sampler = new SystemSampler(groups, o.gpus ?? o.env.CUDA_VISIBLE_DEVICES);
     const sample = () =>
@@ -266,12 +304,17 @@ export class Supervisor {
   async #finish(): Promise<void> {
     clearTimeout(this.#killTimer);
     clearInterval(this.#sampleTimer);
+    this.#signals?.stop();
     const leftovers = await Promise.all(
       this.#ranks.map((r) => (r.child.pid ? reapGroup(r.child.pid) : true)),
     );
     if (leftovers.includes(false))
       this.#options.onWarning?.("some processes of the run did not exit after SIGKILL");
     await this.#captures;
+    if (this.#bridge) {
+      await this.#bridge.bridge.stop();
+      await this.#bridge.channel.close().catch(() => undefined);
+    }
     let status: RunStatus;
     let exitCode: number;
     let error: string | null = null;

@@ -5,6 +5,7 @@
  * file implementation of core's Tracker.
  */
 export { listArtifacts } from "./artifacts.ts";
+export { FILE_MUTEX_STALE_MS, withFileMutexSync } from "./file-mutex.ts";
 export { FileTracker, type FileTrackerOptions } from "./file-tracker.ts";
 export { JsonlAppender, type JsonlPage, type JsonRecord, readJsonl } from "./jsonl.ts";
 export { RUN_FILES } from "./layout.ts";

@@ -54,6 +54,9 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
       default: false,
     }),
     grace: Flags.integer({ description: "Seconds between SIGTERM/SIGINT and SIGKILL.", default: 10, min: 0 }),
+    nats: Flags.string({
+      description: "NATS server for runtime control (overrides [nats] url), e.g. nats://10.0.0.5:4222.",
+    }),
     quiet: Flags.boolean({
       description: "Do not echo the run's output here (it is still in output.log).",
       default: false,
@@ -67,7 +70,7 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
   async run(): Promise<Record<string, unknown>> {
     const { flags, argv } = await this.parse(this.constructor as typeof Local);
     const { target, scriptArgs, resume } = this.launchArgs(argv as string[], flags.resume);
-    const paths = await this.runPaths();
+    const paths = await this.runPaths(flags["checkpoint-dir"]);
     const cwd = process.cwd();
     if (flags.gpus !== undefined && !GPUS.test(flags.gpus)) {
       throw new UserError(`--gpus "${flags.gpus}" is not a list of GPU indices`, {
@@ -86,13 +89,12 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
       configPython: paths.config.local.python,
       raw: (this.constructor as typeof Local).raw,
     });
-    const checkpointDir = flags["checkpoint-dir"]
-      ? resolve(cwd, flags["checkpoint-dir"])
-      : paths.checkpointDir;
+    const checkpointDir = paths.checkpointDir;
     const resumeFrom = await this.resumePath(resume, checkpointDir, cwd);
     const continueRunDir = flags.run ? await this.existingRun(paths.runsDir, flags.run) : undefined;
 
     if (flags.detach) return this.detach(paths.runsDir);
+    const nats = await this.natsSettings(flags.nats);
 
     const supervisor = await Supervisor.start({
       launch,
@@ -120,6 +122,7 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
             },
           }),
       onWarning: (message) => this.progress(`Warning: ${message}`),
+      ...(nats ? { nats } : {}),
     });
     this.progress(`runctl: run ${supervisor.runId} (${supervisor.runDir})`);
     const forward = (signal: NodeJS.Signals) => () =>

@@ -1,8 +1,7 @@
-import { dirname } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Args, Flags } from "@oclif/core";
 import { UserError } from "@runctl/core";
-import { type CleanupPlan, cleanupCheckpoints, resolveCheckpointDir } from "@runctl/provider-local";
+import { type CleanupPlan, cleanupCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
 import { formatBytes } from "../../output.ts";
 
@@ -29,12 +28,7 @@ export default class CheckpointCleanup extends RunctlCommand {
 
   async run(): Promise<Record<string, unknown>> {
     const { args, flags } = await this.parse(CheckpointCleanup);
-    const loaded = await this.runctlConfig();
-    const dir = resolveCheckpointDir({
-      dir: args.dir,
-      configDir: loaded.config.local.checkpoint_dir,
-      projectRoot: loaded.projectFile === undefined ? undefined : dirname(loaded.projectFile),
-    });
+    const dir = (await this.runPaths(args.dir)).checkpointDir;
     const result = await cleanupCheckpoints(dir, {
       keepLastN: flags["keep-last-n"],
       dryRun: flags["dry-run"],

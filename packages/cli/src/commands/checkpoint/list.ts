@@ -1,6 +1,5 @@
-import { dirname } from "node:path";
 import { Args, Flags } from "@oclif/core";
-import { checkpointOrder, listCheckpoints, resolveCheckpointDir } from "@runctl/provider-local";
+import { checkpointOrder, listCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
 import { formatBytes, table } from "../../output.ts";
 
@@ -22,12 +21,7 @@ export default class CheckpointList extends RunctlCommand {
 
   async run(): Promise<Record<string, unknown>> {
     const { args, flags } = await this.parse(CheckpointList);
-    const loaded = await this.runctlConfig();
-    const dir = resolveCheckpointDir({
-      dir: args.dir,
-      configDir: loaded.config.local.checkpoint_dir,
-      projectRoot: loaded.projectFile === undefined ? undefined : dirname(loaded.projectFile),
-    });
+    const dir = (await this.runPaths(args.dir)).checkpointDir;
     const all = await listCheckpoints(dir);
     const checkpoints = flags.limit === undefined ? all : all.slice(0, flags.limit);
     const sortedBy = checkpointOrder(all);

@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+// Control latency over NATS: from `publish` of a command to its ack from every one of N ranks,
+// each rank an independent NatsChannel (own connection) polling `read` in a loop and acking, all in
+// this process, against a real nats-server started here. Beside it, in the same run and on the same
+// server, the raw NATS request/reply round trip (`nc.request` to a responder); the figure is the
+// ratio of the medians.
+// Usage: node bench/control-latency/bench.mjs [--ranks 2,8,32] [--commands 200] [--warmup 20]
+//          [--poll-ms 0] [--json]
+import { spawn } from "node:child_process";
+import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { createServer, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, dirname, join, resolve } from "node:path";
+import { setTimeout as sleep, setImmediate as yieldLoop } from "node:timers/promises";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "..", "..");
+const controlDist = join(root, "packages", "control", "dist");
+
+const { values } = parseArgs({
+  options: {
+    ranks: { type: "string", default: "2,8,32" },
+    commands: { type: "string", default: "200" },
+    warmup: { type: "string", default: "20" },
+    "poll-ms": { type: "string", default: "0" },
+    json: { type: "boolean", default: false },
+  },
+});
+const rankCounts = values.ranks.split(",").map(Number);
+const commands = Number(values.commands);
+const warmup = Number(values.warmup);
+if (!rankCounts.every((n) => Number.isInteger(n) && n > 0)) throw new Error(`--ranks: ${values.ranks}`);
+if (!Number.isInteger(commands) || commands < 1) throw new Error(`--commands: ${values.commands}`);
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup: ${values.warmup}`);
+const pollMs = Number(values["poll-ms"]);
+if (!(pollMs >= 0)) throw new Error(`--poll-ms: ${values["poll-ms"]}`);
+
+const built = join(controlDist, "nats", "channel.js");
+const source = join(root, "packages", "control", "src", "nats", "channel.ts");
+if (!existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs) {
+  process.stderr.write(
+    "control-latency: packages/control/dist is missing or stale: run `npx tsc -p packages/control/tsconfig.build.json`\n",
+  );
+  process.exit(1);
+}
+const { NatsChannel, connectNats } = await import(pathToFileURL(join(controlDist, "mod.js")).href);
+
+const log = (line) => {
+  if (!values.json) process.stdout.write(`${line}\n`);
+};
+
+// --- a nats-server with JetStream on a free loopback port (test-e2e/src/nats-server.ts, in short) ---
+
+function natsServerBin() {
+  // Same choice as test-e2e/src/nats-server.ts: $NATS_SERVER_BIN, PATH, then Debian's location.
+  const { NATS_SERVER_BIN: fromEnv, PATH = "" } = process.env;
+  if (fromEnv) return fromEnv;
+  for (const dir of PATH.split(delimiter)) {
+    try {
+      accessSync(join(dir, "nats-server"), constants.X_OK);
+      return join(dir, "nats-server");
+    } catch {}
+  }
+  return "/usr/sbin/nats-server";
+}
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function greeting(port) {
+  return new Promise((ok, fail) => {
+    const socket = tcpConnect({ host: "127.0.0.1", port });
+    let text = "";
+    socket.setTimeout(1000, () => {
+      socket.destroy();
+      fail(new Error("no INFO"));
+    });
+    socket.on("data", (d) => {
+      text += d;
+      if (text.includes("\r\n")) {
+        socket.destroy();
+        ok(text.slice(0, text.indexOf("\r\n")));
+      }
+    });
+    socket.on("error", fail);
+  });
+}
+
+async function startNatsServer() {
+  const dir = mkdtempSync(join(tmpdir(), "runctl-bench-nats-"));
+  const port = await freePort();
+  const child = spawn(
+    natsServerBin(),
+    ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", join(dir, "store")],
+    {
+      stdio: "ignore",
+    },
+  );
+  let exited = false;
+  const exit = new Promise((ok) => child.once("exit", ok));
+  exit.then(() => {
+    exited = true;
+  });
+  process.once("exit", () => exited || child.kill("SIGKILL"));
+  const stop = async () => {
+    if (!exited) {
+      child.kill("SIGTERM");
+      await exit;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(50)) {
+    if (exited) break;
+    const info = await greeting(port).catch(() => "");
+    if (/"jetstream"\s*:\s*true/.test(info)) {
+      const version = /"version"\s*:\s*"([^"]+)"/.exec(info)?.[1] ?? "?";
+      return { url: `nats://127.0.0.1:${port}`, version, stop };
+    }
+  }
+  await stop();
+  throw new Error(`nats-server (${natsServerBin()}) did not start with JetStream`);
+}
+
+// --- statistics ---
+
+function percentile(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+const summary = (xs) => ({ p50: percentile(xs, 50), p99: percentile(xs, 99), n: xs.length });
+const ms = (x) => `${x.toFixed(3)} ms`;
+const now = () => performance.now();
+
+// --- raw request/reply ---
+
+/** A responder and a requester on their own connections; `once()` times one round trip. */
+async function echo(url) {
+  const responder = await connectNats({ url });
+  const requester = await connectNats({ url });
+  const sub = responder.subscribe("bench.echo", { callback: (_err, m) => m.respond(m.data) });
+  await responder.flush();
+  const payload = new Uint8Array(160).fill(7); // about the size of a command
+  return {
+    async once() {
+      const t0 = now();
+      await requester.request("bench.echo", payload, { timeout: 5_000 });
+      return now() - t0;
+    },
+    async close() {
+      sub.unsubscribe();
+      await requester.close();
+      await responder.close();
+    },
+  };
+}
+
+async function rawRoundTrip(url) {
+  const e = await echo(url);
+  const samples = [];
+  for (let i = 0; i < warmup + commands; i++) {
+    const t = await e.once();
+    if (i >= warmup) samples.push(t);
+  }
+  await e.close();
+  return samples;
+}
+
+// --- publish → acks from N ranks ---
+
+async function controlRoundTrip(url, ranks, runId) {
+  let stopping = false;
+  const rankLoops = [];
+  const rankChannels = [];
+  for (let rank = 0; rank < ranks; rank++) {
+    const channel = await NatsChannel.connect({ url }, runId);
+    rankChannels.push(channel);
+    rankLoops.push(
+      (async () => {
+        let cursor = { seq: 0, offset: 0 };
+        while (!stopping) {
+          const page = await channel.read(cursor);
+          for (const entry of page.entries) {
+            if (entry.kind !== "command") continue;
+            await channel.appendAck({
+              id: entry.command.id,
+              ts: Date.now() / 1000,
+              path: entry.command.path,
+              op: entry.command.op,
+              status: "applied",
+              value: entry.command.args[0],
+              rank,
+              world_size: ranks,
+              seq: entry.seq,
+            });
+          }
+          cursor = page.cursor;
+          // Back-to-back polls by default (yielding to the event loop), else a pause after an empty one.
+          if (page.entries.length === 0) await (pollMs > 0 ? sleep(pollMs) : yieldLoop());
+        }
+      })(),
+    );
+  }
+
+  const publisher = await NatsChannel.connect({ url }, runId);
+  const waiting = new Map(); // id → { ranks: Set, done }
+  const sub = publisher.subscribeAcks((ack) => {
+    const w = waiting.get(ack.id);
+    if (w === undefined) return;
+    w.ranks.add(ack.rank);
+    if (w.ranks.size === ranks) w.done();
+  });
+  await publisher.nc.flush();
+
+  // The raw round trip again, interleaved with the commands, so both see the same load.
+  const e = await echo(url);
+  const rawLoaded = [];
+  const total = [];
+  const publishOnly = [];
+  for (let i = 0; i < warmup + commands; i++) {
+    const raw = await e.once();
+    const id = `bench-${ranks}-${i}`;
+    const acked = new Promise((done) => waiting.set(id, { ranks: new Set(), done }));
+    const t0 = now();
+    await publisher.publish({ id, path: "optimizer.lr.multiplier", args: [0.5] });
+    const t1 = now();
+    await acked;
+    const t2 = now();
+    waiting.delete(id);
+    if (i >= warmup) {
+      rawLoaded.push(raw);
+      publishOnly.push(t1 - t0);
+      total.push(t2 - t0);
+    }
+  }
+
+  await e.close();
+  sub.unsubscribe();
+  stopping = true;
+  await Promise.all(rankLoops);
+  for (const c of rankChannels) await c.close();
+  await publisher.close();
+  return { total, publishOnly, rawLoaded };
+}
+
+// --- run ---
+
+const server = await startNatsServer();
+const results = { nats_server: server.version, commands, warmup, poll_ms: pollMs, raw: null, runs: [] };
+try {
+  log(
+    `nats-server ${server.version} at ${server.url}; ${commands} commands after ${warmup} warm-up each; ` +
+      `ranks poll ${pollMs > 0 ? `every ${pollMs} ms when idle` : "back to back"}`,
+  );
+  results.raw = summary(await rawRoundTrip(server.url));
+  log(`raw request/reply round trip (idle)  p50 ${ms(results.raw.p50)}  p99 ${ms(results.raw.p99)}`);
+  let runN = 0;
+  for (const ranks of rankCounts) {
+    const { total, publishOnly, rawLoaded } = await controlRoundTrip(
+      server.url,
+      ranks,
+      `bench-${process.pid}-${runN++}`,
+    );
+    const t = summary(total);
+    const p = summary(publishOnly);
+    const r = summary(rawLoaded);
+    const run = {
+      ranks,
+      publish_to_all_acks: t,
+      publish_only: p,
+      raw_same_load: r,
+      ratio_p50: t.p50 / results.raw.p50,
+      ratio_p99: t.p99 / results.raw.p99,
+      ratio_p50_same_load: t.p50 / r.p50,
+    };
+    results.runs.push(run);
+    log(
+      `N=${String(ranks).padStart(2)}  publish → all acks p50 ${ms(t.p50)} p99 ${ms(t.p99)} | publish alone p50 ${ms(p.p50)} | ` +
+        `raw under the same load p50 ${ms(r.p50)} p99 ${ms(r.p99)} | ratio p50 ${run.ratio_p50.toFixed(1)}x ` +
+        `(p99 ${run.ratio_p99.toFixed(1)}x; ${run.ratio_p50_same_load.toFixed(1)}x vs loaded raw)`,
+    );
+  }
+} finally {
+  await server.stop();
+}
+if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -1,0 +1,74 @@
+/**
+ * @runctl/control: runtime control of training runs (docs/control.md). The
+ * implementations of core's ControlChannel contract (one channel per run): the
+ * node-local file queue with runtimectl-compatible files and NATS JetStream;
+ * the supervisor's bridge between them; and the
+ * RuntimeController a training loop uses to apply commands on every rank.
+ */
+export { AckRecord } from "./ack.ts";
+export type { Collective } from "./collective.ts";
+export {
+  type ApplyFn,
+  type PollSchedule,
+  type RegisterOptions,
+  RuntimeController,
+  type RuntimeControllerOptions,
+  type ValidateFn,
+} from "./controller.ts";
+export { ControlState } from "./cursor.ts";
+export { FileQueue } from "./file-queue.ts";
+export { type HistoryItem, readHistory } from "./history.ts";
+export {
+  APPLIED_IDS_KEPT,
+  CONTROL_DIR_ENV,
+  cursorFileName,
+  MAX_COMMAND_BYTES,
+  QUEUE_FILES,
+} from "./layout.ts";
+export { MAX_CALLS_BETWEEN_POLLS } from "./poll-schedule.ts";
+export { type Kwargs, Validated, type ValidatedCall } from "./validated.ts";
+
+// NATS JetStream (docs/protocol.md): the ControlChannel of a run over NATS, connection settings.
+
+// The supervisor's bridge between a remote channel (NATS) and the node-local file queue.
+export { BRIDGE_STATE_FILE, type BridgeOptions, ControlBridge } from "./bridge.ts";
+export {
+  type AckSubscription,
+  ackMsgId,
+  NatsChannel,
+  NatsChannelFactory,
+  type NatsChannelOptions,
+} from "./nats/channel.ts";
+export {
+  connectNats,
+  DEFAULT_NATS_URL,
+  natsConnectOptions,
+  RECONNECT_BACKOFF,
+  type ReconnectBackoff,
+  reconnectBackoff,
+} from "./nats/connect.ts";
+export {
+  loadNatsContext,
+  type NatsContext,
+  NatsContextFile,
+  type NatsContextOptions,
+  NatsSettings,
+  NatsTlsSettings,
+  natsConfigDir,
+  natsSettingsFromConfig,
+  type ParsedNatsSettings,
+  resolveNatsSettings,
+} from "./nats/settings.ts";
+export { ensureControlStream } from "./nats/stream.ts";
+export {
+  type ControlStreamConfig,
+  controlStreamConfig,
+  DEFAULT_PREFIX,
+  PROTOCOL_VERSION,
+  type RunSubjects,
+  runSubjects,
+  runToken,
+  STREAM_LIMITS,
+  streamName,
+} from "./nats/subjects.ts";
+export { ControlsMessage, commandEntry, decodeAck, decodeControls, encodeMessage } from "./nats/wire.ts";

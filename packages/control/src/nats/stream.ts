@@ -1,0 +1,80 @@
+/**
+ * The control stream of a prefix, created or brought up to runctl's settings
+ * idempotently: any number of clients may call ensureControlStream at once.
+ * Fields runctl does not set (replicas, placement, max_bytes …) are an
+ * operator's to choose and are left as they are.
+ */
+
+import {
+  JetStreamApiError,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import { ConfigError } from "@runctl/core";
+import { type ControlStreamConfig, controlStreamConfig } from "./subjects.ts";
+
+const STREAM_NOT_FOUND = 10059;
+const STREAM_NAME_IN_USE = 10058;
+
+export interface EnsureStreamOptions {
+  /** Replicas when the stream is created (default 1); an existing stream keeps its own. */
+  replicas?: number;
+}
+
+export async function ensureControlStream(
+  jsm: JetStreamManager,
+  prefix: string,
+  options: EnsureStreamOptions = {},
+): Promise<StreamInfo> {
+  const want = controlStreamConfig(prefix);
+  let info = await streamInfo(jsm, want.name);
+  if (info === null) {
+    try {
+      return await jsm.streams.add({ ...want, num_replicas: options.replicas ?? 1 });
+    } catch (error) {
+      // Someone else created it first (with another config, or the server would have said yes).
+      if (!(error instanceof JetStreamApiError && error.code === STREAM_NAME_IN_USE)) throw error;
+      info = await streamInfo(jsm, want.name);
+      if (info === null) throw error;
+    }
+  }
+  const { config } = info;
+  if (config.storage !== want.storage || config.retention !== want.retention) {
+    throw new ConfigError(
+      `NATS stream ${want.name} exists with ${config.storage} storage and ${config.retention} retention; runctl needs file storage and limits retention`,
+      {
+        code: "nats_stream_incompatible",
+        hint: `Delete it (\`nats stream rm ${want.name}\`) so runctl can create it, or use another nats.prefix.`,
+      },
+    );
+  }
+  const update = drift(config, want);
+  if (update === undefined) return info;
+  return await jsm.streams.update(want.name, update);
+}
+
+async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | null> {
+  try {
+    return await jsm.streams.info(name);
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === STREAM_NOT_FOUND) return null;
+    throw error;
+  }
+}
+
+/** The fields to change so `have` has runctl's settings, or undefined when it has them. */
+function drift(have: StreamConfig, want: ControlStreamConfig): Partial<StreamConfig> | undefined {
+  const update: Partial<StreamConfig> = {};
+  const subjects = have.subjects ?? [];
+  if (!want.subjects.every((s) => subjects.includes(s))) update.subjects = [...subjects, ...want.subjects];
+  if (have.max_age !== want.max_age) update.max_age = want.max_age;
+  if (have.max_msgs_per_subject !== want.max_msgs_per_subject) {
+    update.max_msgs_per_subject = want.max_msgs_per_subject;
+  }
+  if (have.duplicate_window !== want.duplicate_window) update.duplicate_window = want.duplicate_window;
+  if (have.discard !== want.discard) update.discard = want.discard;
+  if (have.allow_direct !== want.allow_direct) update.allow_direct = want.allow_direct;
+  if (have.allow_rollup_hdrs !== want.allow_rollup_hdrs) update.allow_rollup_hdrs = want.allow_rollup_hdrs;
+  return Object.keys(update).length > 0 ? update : undefined;
+}

@@ -1,0 +1,100 @@
+// Runtime control over a real nats-server (JetStream): the supervisor bridges
+// the run's subjects to the ranks' node-local queue; `runctl ctl --nats` talks
+// only to NATS. The server is restarted mid-run: a command published during
+// the outage is delivered after it, once.
+import { existsSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { readMeta } from "@runctl/tracker";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { startNatsServer } from "../src/nats-server.ts";
+import { runctlJson, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
+
+const SCRIPT = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
+const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).passthrough()) });
+
+let ws: Workspace;
+let nats: Awaited<ReturnType<typeof startNatsServer>>;
+beforeAll(async () => {
+  ws = await workspace();
+  nats = await startNatsServer();
+});
+afterAll(async () => {
+  await nats?.close();
+  await rm(ws.home, { recursive: true, force: true });
+});
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function lrChanges(runDir: string, rank: number): Promise<number[]> {
+  const lines = (await readFile(join(runDir, `lr.rank${rank}.jsonl`), "utf8")).trim().split("\n");
+  const points = lines.map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
+  return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
+}
+
+it("steers a 2-rank torch run through NATS, across a nats-server restart", async () => {
+  const url = nats.url;
+  const local = startRunctl(
+    ["local", "--nats", url, "--python", "/usr/bin/python3", "--nproc-per-node", "2", SCRIPT],
+    ws,
+  );
+  let stderr = "";
+  local.child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  await waitFor(() => /runctl: run (\S+) \(/.test(stderr), "the run to start");
+  const id = /runctl: run (\S+) \(/.exec(stderr)?.[1] as string;
+  const runDir = join(ws.project, "runs", id);
+  await waitFor(() => existsSync(join(runDir, "polling")), "the ranks to poll");
+
+  // Controls reach NATS through the bridge.
+  let listed = "";
+  for (let i = 0; i < 50 && !listed.includes("optimizer.lr.multiplier"); i++) {
+    listed = JSON.stringify((await runctlJson(["ctl", "--nats", url, id, "controls"], ws)).doc);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(listed).toContain("optimizer.lr.multiplier");
+
+  const first = await runctlJson(["ctl", "--nats", url, id, "optimizer.lr.multiplier", "0.5", "--wait"], ws);
+  expect(first.code, first.stderr).toBe(0);
+  expect(
+    Acks.parse(first.doc)
+      .acks.map((a) => [a.rank, a.status])
+      .sort(),
+  ).toEqual([
+    [0, "applied"],
+    [1, "applied"],
+  ]);
+
+  await nats.stop();
+  const during = startRunctl(
+    ["ctl", "--nats", url, id, "optimizer.lr.multiplier", "0.5", "--wait", "--timeout", "90", "--json"],
+    ws,
+  );
+  await new Promise((r) => setTimeout(r, 1500));
+  await nats.start();
+  const second = await during.result;
+  expect(second.code, `${second.stdout}\n${second.stderr}`).toBe(0);
+  expect(Acks.parse(JSON.parse(second.stdout)).acks.filter((a) => a.status === "applied")).toHaveLength(2);
+
+  const stop = await runctlJson(["ctl", "--nats", url, id, "run.stop", "--wait", "--timeout", "60"], ws);
+  expect(stop.code, stop.stderr).toBe(0);
+  const done = await local.result;
+  expect(done.code, done.stderr).toBe(0);
+  expect((await readMeta(runDir)).status).toBe("completed");
+
+  // Both ranks changed their learning rate twice (0.1 → 0.05 → 0.025), at the same steps.
+  const [r0, r1] = [await lrChanges(runDir, 0), await lrChanges(runDir, 1)];
+  expect(r0).toHaveLength(2);
+  expect(r1).toEqual(r0);
+  const history = await runctlJson(["ctl", "--nats", url, id, "history"], ws);
+  expect(JSON.stringify(history.doc).match(/optimizer\.lr\.multiplier/g)?.length).toBe(2);
+});
