@@ -3,6 +3,7 @@
  * dirs, and parses `--json` output with the envelope schema.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -93,4 +94,40 @@ export async function runctlJson(args: string[], ws: Workspace) {
     throw new Error(`runctl ${args.join(" ")} printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
   }
   return { ...r, doc: Envelope.parse(doc) };
+}
+
+/** Polls `check` until it returns true (errors count as false), or fails naming `what`. */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (
+    !(await Promise.resolve()
+      .then(check)
+      .catch(() => false))
+  ) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * `runctl local …` in the foreground, once it has announced its run ("runctl:
+ * run <id> (<dir>)" on stderr) and, when `readyFile` is given, once the script
+ * has created that file in its run directory.
+ */
+export async function startLocalRun(args: string[], ws: Workspace, readyFile?: string) {
+  const { child, result } = startRunctl(["local", ...args], ws);
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const announced = () => /runctl: run (\S+) \(/.exec(stderr)?.[1];
+  await waitFor(() => announced() !== undefined, `the run to start:\n${stderr}`);
+  const id = announced() as string;
+  const runDir = join(ws.project, "runs", id);
+  if (readyFile) await waitFor(() => existsSync(join(runDir, readyFile)), `${readyFile} in ${runDir}`);
+  return { child, result, id, runDir };
 }

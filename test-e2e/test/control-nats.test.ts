@@ -1,8 +1,3 @@
-// Runtime control over a real nats-server (JetStream): the supervisor bridges
-// the run's subjects to the ranks' node-local queue; `runctl ctl --nats` talks
-// only to NATS. The server is restarted mid-run: a command published during
-// the outage is delivered after it, once.
-import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,7 +5,7 @@ import { readMeta } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { startNatsServer } from "../src/nats-server.ts";
-import { runctlJson, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
+import { runctlJson, startLocalRun, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
 
 const SCRIPT = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
 const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).passthrough()) });
@@ -26,14 +21,6 @@ afterAll(async () => {
   await rm(ws.home, { recursive: true, force: true });
 });
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function lrChanges(runDir: string, rank: number): Promise<number[]> {
   const lines = (await readFile(join(runDir, `lr.rank${rank}.jsonl`), "utf8")).trim().split("\n");
   const points = lines.map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
@@ -42,18 +29,12 @@ async function lrChanges(runDir: string, rank: number): Promise<number[]> {
 
 it("steers a 2-rank torch run through NATS, across a nats-server restart", async () => {
   const url = nats.url;
-  const local = startRunctl(
-    ["local", "--nats", url, "--python", "/usr/bin/python3", "--nproc-per-node", "2", SCRIPT],
+  const local = await startLocalRun(
+    ["--nats", url, "--python", "/usr/bin/python3", "--nproc-per-node", "2", SCRIPT],
     ws,
+    "polling",
   );
-  let stderr = "";
-  local.child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  await waitFor(() => /runctl: run (\S+) \(/.test(stderr), "the run to start");
-  const id = /runctl: run (\S+) \(/.exec(stderr)?.[1] as string;
-  const runDir = join(ws.project, "runs", id);
-  await waitFor(() => existsSync(join(runDir, "polling")), "the ranks to poll");
+  const { id, runDir } = local;
 
   // Controls reach NATS through the bridge.
   let listed = "";

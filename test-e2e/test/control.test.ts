@@ -1,13 +1,10 @@
-// Runtime control end to end on one machine: a real 2-rank torch.distributed
-// run under `runctl local`, steered with `runctl ctl` through the file queue.
-import { existsSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readMeta } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { runctlJson, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
+import { runctlJson, startLocalRun, type Workspace, workspace } from "../src/runctl-cli.ts";
 
 const SCRIPT = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
 const TRAP = fileURLToPath(new URL("../fixtures/signal_trap.py", import.meta.url));
@@ -25,25 +22,14 @@ afterAll(async () => {
   await rm(ws.home, { recursive: true, force: true });
 });
 
-async function waitFor(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe("runctl ctl", () => {
   it("changes the learning rate of both ranks at the same step, with an ack from each", async () => {
-    const local = startRunctl(["local", "--python", "/usr/bin/python3", "--nproc-per-node", "2", SCRIPT], ws);
-    let stderr = "";
-    local.child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    await waitFor(() => /runctl: run (\S+) \(/.test(stderr), "the run to start");
-    const id = /runctl: run (\S+) \(/.exec(stderr)?.[1] as string;
-    const runDir = join(ws.project, "runs", id);
-    await waitFor(() => existsSync(join(runDir, "polling")), "the ranks to poll");
+    const local = await startLocalRun(
+      ["--python", "/usr/bin/python3", "--nproc-per-node", "2", SCRIPT],
+      ws,
+      "polling",
+    );
+    const { id, runDir } = local;
 
     const controls = await runctlJson(["ctl", id, "controls"], ws);
     expect(JSON.stringify(controls.doc)).toContain("optimizer.lr.multiplier");
@@ -85,15 +71,12 @@ describe("runctl ctl", () => {
   });
 
   it("asks the supervisor to signal every rank (--signal), and stops the run with SIGTERM", async () => {
-    const local = startRunctl(["local", "--python", "/usr/bin/python3", "--nproc-per-node", "2", TRAP], ws);
-    let stderr = "";
-    local.child.stderr?.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    await waitFor(() => /runctl: run (\S+) \(/.test(stderr), "the run to start");
-    const id = /runctl: run (\S+) \(/.exec(stderr)?.[1] as string;
-    const runDir = join(ws.project, "runs", id);
-    await waitFor(() => existsSync(join(runDir, "ready")), "the ranks to install their handlers");
+    const local = await startLocalRun(
+      ["--python", "/usr/bin/python3", "--nproc-per-node", "2", TRAP],
+      ws,
+      "ready",
+    );
+    const { id, runDir } = local;
 
     const usr1 = await runctlJson(["ctl", id, "--signal", "USR1", "--wait"], ws);
     expect(usr1.code, usr1.stderr).toBe(0);

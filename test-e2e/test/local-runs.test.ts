@@ -8,7 +8,15 @@ import { livingMembers } from "@runctl/provider-local";
 import { readMeta, readMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { runctl, runctlJson, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
+import {
+  runctl,
+  runctlJson,
+  startLocalRun,
+  startRunctl,
+  type Workspace,
+  waitFor,
+  workspace,
+} from "../src/runctl-cli.ts";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/train.py", import.meta.url));
 const DDP = fileURLToPath(
@@ -34,34 +42,9 @@ afterAll(async () => {
 
 const runDirOf = (id: string) => join(ws.project, "runs", id);
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** The run the CLI child announced on stderr ("runctl: run <id> (<dir>)"). */
-async function announcedRun(stderr: () => string): Promise<string> {
-  return waitFor(async () => /runctl: run (\S+) \(/.exec(stderr())?.[1], "the run id");
-}
-
 /** `runctl local sleeper.py` in the foreground, once its script is running. */
 async function startSleeper(checkpointDir: string) {
-  const { child, result } = startRunctl(["local", ...PY, "--checkpoint-dir", checkpointDir, SLEEPER], ws);
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const id = await announcedRun(() => stderr);
-  await waitFor(
-    async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
-    "the script to start",
-  );
-  return { child, result, id };
+  return startLocalRun([...PY, "--checkpoint-dir", checkpointDir, SLEEPER], ws, "pids.txt");
 }
 
 describe("runctl local", () => {
@@ -137,10 +120,7 @@ describe("runctl local", () => {
     );
     expect(started.code, started.stderr).toBe(0);
     const id = RunOut.parse(started.doc).run.id;
-    await waitFor(
-      async () => (existsSync(join(runDirOf(id), "pids.txt")) ? true : undefined),
-      "the script to start",
-    );
+    await waitFor(() => existsSync(join(runDirOf(id), "pids.txt")), "the script to start");
     const follow = startRunctl(["logs", id, "-f"], ws);
     const stop = await runctlJson(["stop", id], ws);
     expect(stop.doc).toMatchObject({ success: true, status: "cancelled", stopped: true });

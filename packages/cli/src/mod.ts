@@ -4,4 +4,4 @@
  */
 export { type JsonResult, RunctlCommand } from "./command.ts";
 export { providerPackageCandidates } from "./hooks/plugin-name.ts";
-export { formatBytes, table } from "./output.ts";
+export { table } from "./output.ts";

@@ -14,8 +14,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ControlChannel, ControlCursor, START_CURSOR } from "@runctl/core";
+import { writeFileAtomicSync } from "@runctl/tracker";
 import { z } from "zod";
-import { writeFileAtomicSync } from "./atomic-file.ts";
 import type { FileQueue } from "./file-queue.ts";
 
 const BridgeState = z.object({

@@ -21,10 +21,15 @@ import {
   START_CURSOR,
   UserError,
 } from "@runctl/core";
-import { JsonlAppender, parseJsonLenient, readJsonl, withFileMutexSync } from "@runctl/tracker";
+import {
+  JsonlAppender,
+  parseJsonLenient,
+  readJsonl,
+  withFileMutexSync,
+  writeFileAtomicSync,
+} from "@runctl/tracker";
 import { z } from "zod";
 import { AckRecord } from "./ack.ts";
-import { writeFileAtomicSync } from "./atomic-file.ts";
 import { parseCommandLine } from "./command-line.ts";
 import { ControlState } from "./cursor.ts";
 import { type HistoryItem, readHistory } from "./history.ts";

@@ -94,13 +94,17 @@ export function readMetaFileSync(runDir: string): MetaFile {
   return parseMetaText(text, file);
 }
 
-/**
- * Replaces `file` with `value` as JSON, atomically: readers (and a crash at any
- * point) see the old content or the new, never a mix. The temp file is hidden
- * and unique per writer so concurrent writers never share one.
- */
+/** Replaces `file` with `value` as pretty JSON, atomically (see writeFileAtomicSync). */
 export function writeJsonAtomicSync(file: string, value: unknown): void {
-  const text = `${JSON.stringify(value, null, 2)}\n`;
+  writeFileAtomicSync(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * Replaces `file` with `text` atomically: readers (and a crash at any point)
+ * see the old content or the new, never a mix. The temp file is hidden and
+ * unique per writer so concurrent writers never share one.
+ */
+export function writeFileAtomicSync(file: string, text: string): void {
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd = openSync(tmp, "wx", 0o644);

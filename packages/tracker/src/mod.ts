@@ -19,6 +19,7 @@ export {
   withEffectiveStatus,
 } from "./liveness.ts";
 export { type AcquireLockOptions, acquireLock, type DirLock, LOCK_FILE, LockInfo } from "./lock.ts";
+export { writeFileAtomicSync, writeJsonAtomicSync } from "./meta-file.ts";
 export { readMeta, readMetrics, readSystem } from "./read.ts";
 export {
   type CreateRunOptions,

@@ -1,8 +1,8 @@
 import { join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
-import { buildBundle } from "@runctl/core";
+import { buildBundle, formatBytes } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
-import { formatBytes, table } from "../output.ts";
+import { table } from "../output.ts";
 
 export default class Bundle extends RunctlCommand {
   static override summary = "Show what would be shipped from a directory: key, files, size, largest files.";

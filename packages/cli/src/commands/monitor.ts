@@ -4,11 +4,11 @@ import { resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Flags } from "@oclif/core";
-import { UserError } from "@runctl/core";
+import { formatBytes, UserError } from "@runctl/core";
 import { type CheckpointFile, listCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../command.ts";
 import { fromOclifError } from "../fatal.ts";
-import { formatBytes, table } from "../output.ts";
+import { table } from "../output.ts";
 
 const TAIL_CHUNK_BYTES = 64 * 1024;
 // Bounds on what one look at the log may read, so a multi-gigabyte log or a

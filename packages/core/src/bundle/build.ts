@@ -118,6 +118,7 @@ function cacheExclude(base: string, cacheDir: string): string[] {
   return [`/${escapeGlob(rel.split(path.sep).join("/"))}/`];
 }
 
+/** Human-readable binary sizes: `512 B`, `1.5 KiB`, `2.0 GiB`. */
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let value = bytes;

@@ -8,6 +8,7 @@ export {
   BundleInfoSchema,
   buildBundle,
   DEFAULT_WARN_BYTES,
+  formatBytes,
   LARGEST_COUNT,
   LargestFileSchema,
 } from "./build.ts";

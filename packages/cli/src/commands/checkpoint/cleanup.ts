@@ -1,9 +1,8 @@
 import { createInterface } from "node:readline/promises";
 import { Args, Flags } from "@oclif/core";
-import { UserError } from "@runctl/core";
+import { formatBytes, UserError } from "@runctl/core";
 import { type CleanupPlan, cleanupCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
-import { formatBytes } from "../../output.ts";
 
 export default class CheckpointCleanup extends RunctlCommand {
   static override summary = "Delete all but the newest N checkpoints in a directory.";

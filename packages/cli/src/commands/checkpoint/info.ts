@@ -1,7 +1,7 @@
 import { Args } from "@oclif/core";
+import { formatBytes } from "@runctl/core";
 import { checkpointInfo } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
-import { formatBytes } from "../../output.ts";
 
 export default class CheckpointInfo extends RunctlCommand {
   static override summary =

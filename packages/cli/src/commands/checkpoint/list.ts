@@ -1,7 +1,8 @@
 import { Args, Flags } from "@oclif/core";
+import { formatBytes } from "@runctl/core";
 import { checkpointOrder, listCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
-import { formatBytes, table } from "../../output.ts";
+import { table } from "../../output.ts";
 
 export default class CheckpointList extends RunctlCommand {
   static override summary = "List checkpoint files in a directory, newest first.";
