@@ -57,7 +57,8 @@ export function parseCommandLine(bytes: Uint8Array, seq: number): ControlEntry |
   return { kind: "command", seq, command };
 }
 
-function malformed(seq: number, id: string, reason: string): ControlEntry {
+/** An entry every consumer acks `rejected` with `malformed command: <reason>`. */
+export function malformed(seq: number, id: string, reason: string): ControlEntry {
   return {
     kind: "malformed",
     seq,

@@ -96,6 +96,37 @@ function isRecord(value: unknown): value is JsonRecord {
 }
 
 /**
+ * Parses chunks of a JSONL file as they are read: complete lines become
+ * records, a partial last line is carried into the next chunk and, at the
+ * end, left unconsumed (a torn line is waited for, never parsed).
+ */
+class LineAccumulator {
+  #carry: Buffer = Buffer.alloc(0);
+  #offset: number;
+  #skipped = 0;
+
+  constructor(
+    readonly records: JsonRecord[],
+    since: number,
+  ) {
+    this.#offset = since;
+  }
+
+  feed(bytes: Buffer): void {
+    const view = this.#carry.length > 0 ? Buffer.concat([this.#carry, bytes]) : bytes;
+    const result = parseJsonlLines(view, (r) => this.records.push(r));
+    this.#skipped += result.skipped;
+    this.#offset += result.consumed;
+    // Copy: the caller reuses its read buffer for the next chunk.
+    this.#carry = Buffer.from(view.subarray(result.consumed));
+  }
+
+  page(): JsonlPage {
+    return { records: this.records, offset: this.#offset, skipped: this.#skipped };
+  }
+}
+
+/**
  * Reads the complete lines from byte `since` (a previous `offset`) on. A
  * missing file reads as empty; a file shorter than `since` (replaced or
  * truncated) returns nothing, so a caller that sees no progress for long may
@@ -111,30 +142,20 @@ export async function readJsonl(path: string, options: { since?: number } = {}):
     if (isErrno(error, "ENOENT")) return { records, offset: since, skipped: 0 };
     throw error;
   }
-  let offset = since;
-  let skipped = 0;
+  const lines = new LineAccumulator(records, since);
   try {
     const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    let carry: Buffer = Buffer.alloc(0);
     let position = since;
     for (;;) {
       const { bytesRead } = await handle.read(chunk, 0, CHUNK_BYTES, position);
       if (bytesRead === 0) break;
       position += bytesRead;
-      const view =
-        carry.length > 0
-          ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
-          : chunk.subarray(0, bytesRead);
-      const result = parseJsonlLines(view, (r) => records.push(r));
-      skipped += result.skipped;
-      offset += result.consumed;
-      // Copy: `chunk` is reused by the next read.
-      carry = Buffer.from(view.subarray(result.consumed));
+      lines.feed(chunk.subarray(0, bytesRead));
     }
   } finally {
     await handle.close();
   }
-  return { records, offset, skipped };
+  return lines.page();
 }
 
 /** Synchronous full read, for writers that must know a file's contents before appending. */
@@ -147,27 +168,18 @@ export function readJsonlSync(path: string): JsonlPage {
     if (isErrno(error, "ENOENT")) return { records, offset: 0, skipped: 0 };
     throw error;
   }
-  let offset = 0;
-  let skipped = 0;
+  const lines = new LineAccumulator(records, 0);
   try {
     const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-    let carry: Buffer = Buffer.alloc(0);
     let position = 0;
     for (;;) {
       const bytesRead = readSync(fd, chunk, 0, CHUNK_BYTES, position);
       if (bytesRead === 0) break;
       position += bytesRead;
-      const view =
-        carry.length > 0
-          ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
-          : chunk.subarray(0, bytesRead);
-      const result = parseJsonlLines(view, (r) => records.push(r));
-      skipped += result.skipped;
-      offset += result.consumed;
-      carry = Buffer.from(view.subarray(result.consumed));
+      lines.feed(chunk.subarray(0, bytesRead));
     }
   } finally {
     closeSync(fd);
   }
-  return { records, offset, skipped };
+  return lines.page();
 }

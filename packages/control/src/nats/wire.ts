@@ -15,7 +15,7 @@ import type { ControlEntry } from "@runctl/core";
 import { Ack, Command, ControlDescriptor } from "@runctl/core";
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
-import { fallbackId, isPlainObject, parseCommandLine } from "../command-line.ts";
+import { fallbackId, isPlainObject, malformed, parseCommandLine } from "../command-line.ts";
 import { PROTOCOL_VERSION } from "./subjects.ts";
 
 const packr = new Packr({
@@ -151,18 +151,6 @@ export function commandEntry(bytes: Uint8Array, seq: number, msgId?: string): Co
   const parsed = ReadCommand.safeParse(entry.command);
   if (!parsed.success) return malformed(seq, id, z.prettifyError(parsed.error));
   return { kind: "command", seq, command: parsed.data };
-}
-
-function malformed(seq: number, id: string, reason: string): ControlEntry {
-  return {
-    kind: "malformed",
-    seq,
-    id,
-    op: "invalid",
-    path: null,
-    reason: `malformed command: ${reason}`,
-    fromObject: false,
-  };
 }
 
 /** An ack message, or undefined for a message that is not one (skipped by readers, as in `acks.jsonl`). */
