@@ -9,7 +9,6 @@ import { readMeta, readMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
-  runctl,
   runctlJson,
   startLocalRun,
   startRunctl,
@@ -94,9 +93,10 @@ describe("runctl local", () => {
     for (const pgid of pgids) expect(livingMembers(pgid)).toEqual([]);
   });
 
-  it("a supervisor killed with SIGKILL is reported failed (lost) on the next read", async () => {
+  it("a supervisor killed with SIGKILL is reported failed (lost), and its ranks do not outlive it", async () => {
     const { child, result, id } = await startSleeper("ck-kill");
     const meta = await readMeta(runDirOf(id));
+    const pgids = meta.rank_pgids as number[];
     child.kill("SIGKILL");
     await result;
     try {
@@ -106,10 +106,20 @@ describe("runctl local", () => {
       expect(read.error).toMatch(/^lost/);
       const shown = await runctlJson(["logs", id], ws);
       expect(shown.doc).toMatchObject({ success: true, status: "failed" });
+      // The orphan guard ends every rank's process group (the script and the child it started).
+      await waitFor(
+        () => pgids.every((pgid) => livingMembers(pgid).length === 0),
+        "the orphaned ranks to end",
+        30_000,
+      );
     } finally {
-      // The supervisor could not clean up after itself: its ranks are orphans now.
-      await runctl(["stop", id, "--force"], ws);
-      for (const pgid of meta.rank_pgids as number[]) process.kill(-pgid, "SIGKILL");
+      for (const pgid of pgids) {
+        try {
+          process.kill(-pgid, "SIGKILL");
+        } catch {
+          // already gone, as it should be
+        }
+      }
     }
   });
 

@@ -21,6 +21,7 @@ import type { RunStatus } from "@runctl/core";
 import { acquireLock, type DirLock, RunWriter } from "@runctl/tracker";
 import { writeGitInfo, writeRequirements } from "./capture.ts";
 import type { LaunchCommand } from "./launch-command.ts";
+import { type OrphanGuard, startOrphanGuard } from "./orphan-guard.ts";
 import { killGroup, reapGroup } from "./process-group.ts";
 import { withPythonClient } from "./python-client.ts";
 import { freePort, rankEnv } from "./rank-env.ts";
@@ -93,6 +94,7 @@ export class Supervisor {
   #captures: Promise<void> = Promise.resolve();
   #signals: SignalWatch | undefined;
   #bridge: { bridge: ControlBridge; channel: NatsChannel } | undefined;
+  #guard: OrphanGuard | undefined;
 
   private constructor(options: SuperviseOptions, writer: RunWriter, lock: DirLock) {
     this.#options = options;
@@ -221,6 +223,7 @@ export class Supervisor {
     const groups = this.#ranks.flatMap((r) => (r.child.pid ? [r.child.pid] : []));
     // `runctl stop --force` kills these groups when the supervisor itself does not answer.
     this.#writer.updateMeta({ rank_pgids: groups });
+    this.#guard = startOrphanGuard(groups, Math.ceil((o.graceMs ?? 10_000) / 1000), o.env);
     this.#signals = watchSignalOps(
       controlDir,
       (signal) => {
@@ -305,6 +308,7 @@ export class Supervisor {
     clearTimeout(this.#killTimer);
     clearInterval(this.#sampleTimer);
     this.#signals?.stop();
+    this.#guard?.dismiss();
     const leftovers = await Promise.all(
       this.#ranks.map((r) => (r.child.pid ? reapGroup(r.child.pid) : true)),
     );
