@@ -131,6 +131,11 @@ export interface ProviderDefinition<C = unknown> {
   /** The provider's `[name]` section of `.runctl.toml`. */
   readonly configSchema: z.ZodType<C>;
   /**
+   * The section is one of runctl's own (first-party `local` uses `[local]`):
+   * core validates it, so it is not contributed again as a provider section.
+   */
+  readonly coreSection?: boolean;
+  /**
    * Builds the provider. SDKs are imported here, never at module top level, so
    * `runctl --help` and `runctl providers` stay fast whatever is installed.
    */

@@ -101,7 +101,11 @@ export class ProviderRegistry {
 
   /** Each provider's config section schema, keyed by its `.runctl.toml` section name. */
   configSections(): Record<string, z.ZodType> {
-    return Object.fromEntries([...this.#providers].map(([name, e]) => [name, e.definition.configSchema]));
+    return Object.fromEntries(
+      [...this.#providers]
+        .filter(([, e]) => !e.definition.coreSection)
+        .map(([name, e]) => [name, e.definition.configSchema]),
+    );
   }
 
   /** Builds a provider from its config section; the result validates its own answers. */

@@ -44,6 +44,7 @@ export {
   type ResolveLaunchOptions,
   resolveLaunchCommand,
 } from "./launch-command.ts";
+export { LOCAL_CAPABILITIES, LocalProvider, type LocalProviderOptions } from "./local-provider.ts";
 export { killGroup, livingMembers, reapGroup } from "./process-group.ts";
 export { pythonClientDir, withPythonClient } from "./python-client.ts";
 export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";

@@ -57,6 +57,8 @@ export interface SuperviseOptions {
    * node-local queue the ranks read; acks and controls go back (docs/protocol.md).
    */
   nats?: NatsSettings;
+  /** Cloud-style tags when a Provider launched the run (`runctl:protected`, `CreatedBy`, …). */
+  resourceTags?: Record<string, string>;
 }
 
 export interface RunOutcome {
@@ -130,6 +132,7 @@ export class Supervisor {
           world_size: world,
           checkpoint_dir: checkpointDir,
           ...(options.resumeFrom ? { resumed_from: options.resumeFrom } : {}),
+          ...(options.resourceTags ? { resource_tags: options.resourceTags } : {}),
         },
       });
     }
