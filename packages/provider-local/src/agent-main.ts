@@ -27,7 +27,17 @@ const launch = resolveLaunchCommand({
   env: process.env,
   raw: true,
 });
-const supervisor = await Supervisor.start({
+// Handlers go in before the ranks exist: a signal that arrives while they are
+// being started must stop them, not kill this process and orphan them.
+let requested: NodeJS.Signals | undefined;
+let supervisor: Supervisor | undefined;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    requested = signal === "SIGHUP" ? "SIGTERM" : signal;
+    supervisor?.stop(requested);
+  });
+}
+supervisor = await Supervisor.start({
   launch,
   cwd: spec.cwd,
   runsDir: spec.runsDir,
@@ -36,8 +46,6 @@ const supervisor = await Supervisor.start({
   env: process.env,
   resourceTags: spec.tags,
 });
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.on(signal, () => supervisor.stop(signal === "SIGHUP" ? "SIGTERM" : signal));
-}
+if (requested) supervisor.stop(requested);
 const outcome = await supervisor.done;
 process.exitCode = outcome.exitCode;

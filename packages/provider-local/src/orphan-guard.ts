@@ -5,7 +5,7 @@
  * supervisor dies (util-linux `setpriv --pdeathsig`, Linux). The guard then
  * sends SIGTERM to every rank's process group, and SIGKILL after the grace
  * period — children of ranks included. A supervisor that ends normally
- * dismisses the guard first.
+ * dismisses the guard first; a guard whose ranks are all gone leaves by itself.
  */
 import { spawn } from "node:child_process";
 import { findOnPath } from "./launch-command.ts";
@@ -26,7 +26,10 @@ export function startOrphanGuard(
   // Numeric signals: dash's kill takes `-15 -PGID` but neither `--` nor `-TERM -PGID`.
   const grace = Math.max(0, Math.trunc(graceSeconds));
   const onOrphaned = `kill $! 2>/dev/null; kill -15 ${groups} 2>/dev/null; sleep ${grace}; kill -9 ${groups} 2>/dev/null; exit 0`;
-  const script = `trap '${onOrphaned}' TERM; while :; do sleep 3600 & wait $!; done`;
+  // The guard also leaves on its own once no rank group has a process left, so
+  // it can never outlive the run by more than one poll.
+  const anyAlive = pgids.map((pgid) => `kill -0 -${Math.trunc(pgid)} 2>/dev/null`).join(" || ");
+  const script = `trap '${onOrphaned}' TERM; while ${anyAlive}; do sleep 5 & wait $!; done; exit 0`;
   const guard = spawn(setpriv, ["--pdeathsig", "SIGTERM", "--", "/bin/sh", "-c", script], {
     detached: true,
     stdio: "ignore",

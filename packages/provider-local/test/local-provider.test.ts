@@ -4,9 +4,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { providerContractCases } from "@runctl/core/testing";
+import { listRuns } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import providers from "../src/hooks/providers.ts";
-import { LocalProvider } from "../src/mod.ts";
+import { killGroup, LocalProvider } from "../src/mod.ts";
 
 let root: string;
 beforeAll(async () => {
@@ -18,6 +19,10 @@ afterAll(async () => {
   const deadline = Date.now() + 30_000;
   while ((await p.list({ states: ["pending", "running", "stopping"] })).length > 0 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Nothing launched here may outlive the test run, whatever happened to its supervisor.
+  for (const run of await listRuns(join(root, "runs"))) {
+    for (const pgid of (run.rank_pgids as number[] | undefined) ?? []) killGroup(pgid, "SIGKILL");
   }
   await rm(root, { recursive: true, force: true });
 });

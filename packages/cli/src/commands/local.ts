@@ -96,6 +96,15 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
     if (flags.detach) return this.detach(paths.runsDir);
     const nats = await this.natsSettings(flags.nats);
 
+    // Handlers go in before the ranks exist: Ctrl-C while they start must stop them, not orphan them.
+    let requested: NodeJS.Signals | undefined;
+    let running: Supervisor | undefined;
+    const forward = (signal: NodeJS.Signals) => () => {
+      requested = signal === "SIGHUP" ? "SIGTERM" : signal;
+      running?.stop(requested);
+    };
+    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
+    for (const [signal, handler] of handlers) process.on(signal, handler);
     const supervisor = await Supervisor.start({
       launch,
       cwd,
@@ -124,11 +133,9 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
       onWarning: (message) => this.progress(`Warning: ${message}`),
       ...(nats ? { nats } : {}),
     });
+    running = supervisor;
+    if (requested) supervisor.stop(requested);
     this.progress(`runctl: run ${supervisor.runId} (${supervisor.runDir})`);
-    const forward = (signal: NodeJS.Signals) => () =>
-      supervisor.stop(signal === "SIGHUP" ? "SIGTERM" : signal);
-    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
-    for (const [signal, handler] of handlers) process.on(signal, handler);
     const outcome = await supervisor.done;
     for (const [signal, handler] of handlers) process.off(signal, handler);
 
