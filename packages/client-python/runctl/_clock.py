@@ -37,16 +37,7 @@ def iso_from_epoch(t: float) -> str:
 
 def now_iso() -> str:
     """The current time as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC)."""
-    t = _time()
-    s = int(t)
-    cache = _cache
-    if s != cache[0]:
-        prefix = _strftime("%Y-%m-%dT%H:%M:%S.", _gmtime(s))
-        cache[1] = prefix
-        cache[0] = s
-    else:
-        prefix = cache[1]
-    return "%s%03dZ" % (prefix, int((t - s) * 1000))
+    return iso_from_epoch(_time())
 
 
 def parse_iso(value: object) -> Optional[float]:

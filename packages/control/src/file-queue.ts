@@ -1,17 +1,9 @@
-/**
- * The node-local file queue (docs/control.md): the ControlChannel of one run
- * as runtimectl-compatible files in one directory. Publishers append under the
- * `commands.jsonl.lock` mutex with one O_APPEND write per line; consumers read
- * complete lines from a cursor; acks are appended without a lock.
- */
-import { randomUUID } from "node:crypto";
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import {
   type Ack,
   type AckFilter,
-  type Command,
-  CommandDraft,
+  type CommandDraft,
   type ControlChannel,
   type ControlCursor,
   ControlDescriptor,
@@ -30,10 +22,11 @@ import {
 } from "@runctl/tracker";
 import { z } from "zod";
 import { AckRecord } from "./ack.ts";
+import { commandFromDraft, commandLine } from "./command-draft.ts";
 import { parseCommandLine } from "./command-line.ts";
 import { ControlState } from "./cursor.ts";
 import { type HistoryItem, readHistory } from "./history.ts";
-import { cursorFileName, MAX_COMMAND_BYTES, QUEUE_FILES } from "./layout.ts";
+import { cursorFileName, QUEUE_FILES } from "./layout.ts";
 
 const NEWLINE = 0x0a;
 /** Bytes read per step; a page ends at the last complete line of what was read. */
@@ -87,30 +80,8 @@ export class FileQueue implements ControlChannel {
    * it as one line. Throws UserError `invalid_command` or `payload_too_large`.
    */
   publishSync(draft: CommandDraft): SequencedCommand {
-    const parsed = CommandDraft.safeParse(draft);
-    if (!parsed.success) {
-      throw new UserError(`invalid command: ${z.prettifyError(parsed.error)}`, {
-        code: "invalid_command",
-        hint: 'A command is {"path": string, "op"?: "set", "args"?: [...], "kwargs"?: {...}}.',
-      });
-    }
-    const command: Command = {
-      ...parsed.data,
-      id: parsed.data.id ?? randomUUID(),
-      ts: parsed.data.ts ?? Date.now() / 1000,
-    };
-    const line = JSON.stringify(command);
-    const bytes = Buffer.byteLength(line, "utf8") + 1; // with its newline
-    if (bytes > MAX_COMMAND_BYTES) {
-      throw new UserError(
-        `the command line for ${command.path} is ${bytes} bytes; the limit is ${MAX_COMMAND_BYTES} (64 KiB)`,
-        {
-          code: "payload_too_large",
-          hint: "Send large values by reference: write them to a file and pass its path as the argument.",
-          details: { bytes, limit: MAX_COMMAND_BYTES },
-        },
-      );
-    }
+    const command = commandFromDraft(draft);
+    const line = commandLine(command);
     mkdirSync(this.dir, { recursive: true });
     const seq = withFileMutexSync(this.commandsPath, () => {
       const { lines, torn } = this.#countLines();

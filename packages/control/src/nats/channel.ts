@@ -6,7 +6,7 @@
  * sequence to read from next. Acks and controls are messages on sibling
  * subjects of the same stream.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import {
@@ -22,7 +22,7 @@ import {
   Ack,
   type AckFilter,
   Command,
-  CommandDraft,
+  type CommandDraft,
   type ControlChannel,
   type ControlChannelFactory,
   type ControlCursor,
@@ -35,9 +35,8 @@ import {
   START_CURSOR,
   UserError,
 } from "@runctl/core";
-import { z } from "zod";
+import { commandFromDraft, commandLine } from "../command-draft.ts";
 import { type HistoryItem, readHistory } from "../history.ts";
-import { MAX_COMMAND_BYTES } from "../layout.ts";
 import { type ConnectNatsOptions, connectNats } from "./connect.ts";
 import { type ConnectionState, connectionState } from "./connection-state.ts";
 import { getAt, getLast, type ScanContext, scanSubject } from "./scan.ts";
@@ -551,42 +550,21 @@ function jetStreamOptions(options: NatsChannelOptions): {
 
 /** The command a draft stands for, checked as the file queue checks it, plus the id rules of NATS. */
 function checkedCommand(draft: CommandDraft): Command {
-  const parsed = CommandDraft.safeParse(draft);
-  if (!parsed.success) {
-    throw new UserError(`invalid command: ${z.prettifyError(parsed.error)}`, {
-      code: "invalid_command",
-      hint: 'A command is {"path": string, "op"?: "set", "args"?: [...], "kwargs"?: {...}}.',
-    });
-  }
-  if ("v" in parsed.data) {
+  if (typeof draft === "object" && draft !== null && "v" in draft) {
     throw new UserError('invalid command: the field "v" is the protocol version on NATS', {
       code: "invalid_command",
       hint: "Rename the field.",
     });
   }
-  const command: Command = {
-    ...parsed.data,
-    id: parsed.data.id ?? randomUUID(),
-    ts: parsed.data.ts ?? Date.now() / 1000,
-  };
+  const command = commandFromDraft(draft);
   if (!isHeaderSafe(command.id)) {
     throw new UserError("invalid command: id must be 1–1024 characters without control characters", {
       code: "invalid_command",
       hint: "It is sent as the Nats-Msg-Id header; omit it to get a UUID.",
     });
   }
-  // The limit of a commands.jsonl line (newline included), which is what the bridge writes.
-  const bytes = Buffer.byteLength(JSON.stringify(command), "utf8") + 1;
-  if (bytes > MAX_COMMAND_BYTES) {
-    throw new UserError(
-      `the command line for ${command.path} is ${bytes} bytes; the limit is ${MAX_COMMAND_BYTES} (64 KiB)`,
-      {
-        code: "payload_too_large",
-        hint: "Send large values by reference: write them to a file and pass its path as the argument.",
-        details: { bytes, limit: MAX_COMMAND_BYTES },
-      },
-    );
-  }
+  // The limit of a commands.jsonl line, which is what the bridge writes.
+  commandLine(command);
   return toJsonModel(command);
 }
 
