@@ -11,7 +11,7 @@ export {
   parseConfigText,
 } from "./load.ts";
 export { locateKey } from "./locate.ts";
-export { findProjectConfig, PROJECT_CONFIG_NAME, userConfigPath } from "./paths.ts";
+export { findProjectConfig, PROJECT_CONFIG_NAME, userConfigPath, userDataDir } from "./paths.ts";
 export { REDACTED, redactConfig } from "./redact.ts";
 export {
   type BundleConfig,
@@ -31,6 +31,8 @@ export {
   projectSectionSchema,
   type RunctlConfig,
   runctlConfigSchema,
+  type ServerConfig,
+  serverSectionSchema,
 } from "./schema.ts";
 export { starterConfig } from "./starter.ts";
 export { parseConfigValue } from "./value.ts";

@@ -17,6 +17,15 @@ export function userConfigPath(env: Readonly<Record<string, string | undefined>>
 }
 
 /**
+ * runctl's data directory (job server database, worker state):
+ * `$XDG_DATA_HOME/runctl`, else `<homedir>/.local/share/runctl`.
+ */
+export function userDataDir(env: Readonly<Record<string, string | undefined>>, homedir: string): string {
+  const xdg = env.XDG_DATA_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir, ".local", "share"), "runctl");
+}
+
+/**
  * The nearest `.runctl.toml` in `cwd` or one of its ancestors, up to the
  * filesystem root; undefined when there is none.
  */

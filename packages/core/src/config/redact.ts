@@ -5,14 +5,17 @@ import { isPlainObject, type Tree } from "./tree.ts";
 export const REDACTED = "***";
 
 /** Core keys holding secrets. nats.creds and tls_key are paths to secrets, not secrets, so they show. */
-const CORE_SECRET_KEYS: Readonly<Record<string, readonly string[]>> = { nats: ["token", "password"] };
+const CORE_SECRET_KEYS: Readonly<Record<string, readonly string[]>> = {
+  nats: ["token", "password"],
+  server: ["token"],
+};
 
 // Provider schemas are not ours to annotate, so their secrets are recognised by name.
 const SECRET_NAME = /secret|token|password/i;
 
 /**
  * A copy of `config` with secrets replaced by "***": `nats.token`,
- * `nats.password`, and, in provider sections, any key whose name contains
+ * `nats.password`, `server.token`, and, in provider sections, any key whose name contains
  * `secret`, `token` or `password` (at any depth). Unset keys stay unset.
  */
 export function redactConfig<T extends object>(config: T): T {

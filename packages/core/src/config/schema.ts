@@ -42,6 +42,20 @@ export const natsSectionSchema = z.strictObject({
   prefix: z.string().min(1).default("runctl"),
 });
 
+export const serverSectionSchema = z.strictObject({
+  /** Where clients and workers reach the job server. */
+  url: z.string().url().default("http://127.0.0.1:8080"),
+  /** Bearer token; required by \`runctl server\` whenever it listens beyond loopback. */
+  token: z.string().min(1).optional(),
+  /** Address \`runctl server\` listens on. */
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(0).max(65_535).default(8080),
+  /** The server's database and uploaded run directories; unset means $XDG_DATA_HOME/runctl/server. */
+  data_dir: z.string().min(1).optional(),
+  /** Lease a worker takes on a job; heartbeats renew it every third of it. */
+  lease_seconds: z.number().int().min(1).max(3600).default(60),
+});
+
 export const outputSectionSchema = z.strictObject({
   color: z.boolean().default(true),
 });
@@ -53,6 +67,7 @@ const coreShape = {
   local: localSectionSchema.prefault({}),
   bundle: bundleSectionSchema.prefault({}),
   nats: natsSectionSchema.prefault({}),
+  server: serverSectionSchema.prefault({}),
   output: outputSectionSchema.prefault({}),
 };
 
@@ -67,6 +82,7 @@ export type ProjectConfig = RunctlConfig["project"];
 export type LocalConfig = RunctlConfig["local"];
 export type BundleConfig = RunctlConfig["bundle"];
 export type NatsConfig = RunctlConfig["nats"];
+export type ServerConfig = RunctlConfig["server"];
 export type OutputConfig = RunctlConfig["output"];
 
 /**

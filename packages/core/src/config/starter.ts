@@ -52,6 +52,19 @@ export function starterConfig(): string {
 # Prefix of every runctl subject. Default: "runctl".
 # prefix = "runctl"
 
+[server]
+# Where clients and workers reach the job server (runctl submit, runctl worker). Default below.
+# url = "http://127.0.0.1:8080"
+# Bearer token; runctl server requires one when it listens beyond loopback. Default: unset.
+# token = "s3cr3t"
+# Address and port runctl server listens on. Default: "127.0.0.1" and 8080.
+# host = "127.0.0.1"
+# port = 8080
+# The server's database and uploaded runs. Default: unset ($XDG_DATA_HOME/runctl/server).
+# data_dir = "/srv/runctl"
+# Lease a worker takes on a job; heartbeats renew it. Default: 60.
+# lease_seconds = 60
+
 [output]
 # Colour in terminal output (NO_COLOR and non-terminals turn it off too). Default: true.
 # color = true
