@@ -20,6 +20,48 @@ export {
 } from "./liveness.ts";
 export { type AcquireLockOptions, acquireLock, type DirLock, LOCK_FILE, LockInfo } from "./lock.ts";
 export { writeFileAtomicSync, writeJsonAtomicSync } from "./meta-file.ts";
+export * from "./queue-api.ts";
+export {
+  type ArtifactOptions,
+  type CallOptions,
+  type GetRunsOptions,
+  JobWaitTimeoutError,
+  type ListJobsOptions,
+  QueueClient,
+  type QueueClientOptions,
+  QueueServerError,
+  QueueUnreachableError,
+  SERVER_UNREACHABLE_HINT,
+  type UploadOptions,
+  type WaitOptions,
+} from "./queue-client.ts";
+export { QUEUE_SCHEMA_VERSION } from "./queue-migrations.ts";
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_UPLOAD_BYTES,
+  isLoopbackHost,
+  type QueueServer,
+  type QueueServerOptions,
+  startQueueServer,
+} from "./queue-server.ts";
+export {
+  type CancelOutcome,
+  type CreatedJob,
+  type HeartbeatOutcome,
+  type ListJobsFilter,
+  type ListRunsFilter,
+  type LostAttempt,
+  MAX_LOST_LEASES,
+  MAX_RETRY_BACKOFF_SECONDS,
+  type Outcome,
+  QUEUE_DB_FILE,
+  type QueueRefusal,
+  type QueueRefusalCode,
+  type QueueRun,
+  QueueStore,
+  type QueueStoreOptions,
+  type ReportOutcome,
+} from "./queue-store.ts";
 export { readMeta, readMetrics, readSystem } from "./read.ts";
 export {
   type CreateRunOptions,
