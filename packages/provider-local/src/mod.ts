@@ -51,3 +51,10 @@ export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";
 export { FORWARDABLE_SIGNALS, type SignalWatch, watchSignalOps } from "./signal-op.ts";
 export { type RunOutcome, type SuperviseOptions, Supervisor } from "./supervisor.ts";
 export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.ts";
+
+// The queue worker (`runctl worker`): claims jobs from the job server and runs them under the supervisor.
+
+export { RunDirUpload, type RunUploadTarget, UPLOAD_CHUNK_BYTES } from "./run-upload.ts";
+export { QueueWorker, type QueueWorkerOptions } from "./worker.ts";
+export type { WorkerEvent, WorkerEventType } from "./worker-events.ts";
+export type { JobRunEnd } from "./worker-job.ts";
