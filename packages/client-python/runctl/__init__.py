@@ -10,7 +10,8 @@ Standard library only, Python >= 3.9::
         run.summary({"best_loss": 0.01})
 
 ``runctl.RuntimeController`` receives ``runctl ctl`` commands in the training
-loop (runtimectl's API; see docs/control.md).
+loop (runtimectl's API; see docs/control.md). ``runctl.Client`` submits and
+follows jobs on a ``runctl server`` (docs/job-queue.md).
 
 See docs/run-directory.md in the runctl repository for the on-disk format.
 """
@@ -21,6 +22,7 @@ import os
 from typing import Any, Dict, List
 
 from ._artifacts import ArtifactNameError
+from ._client import Client, ServerError, ServerUnreachable
 from ._control import RuntimeController
 from ._jsonl import read_jsonl
 from ._meta import METRICS_FILE, TERMINAL_STATUSES, new_run_id
@@ -30,8 +32,11 @@ from ._trainctl import Trainctl, TrainctlError
 
 __all__ = [
     "ArtifactNameError",
+    "Client",
     "Run",
     "RuntimeController",
+    "ServerError",
+    "ServerUnreachable",
     "TERMINAL_STATUSES",
     "Trainctl",
     "TrainctlError",
