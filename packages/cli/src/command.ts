@@ -19,6 +19,7 @@ import { resolveRunsDir } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
 import { note, printError } from "./output.ts";
 import { loadProviders, type ProviderLoad } from "./provider-hook.ts";
+import { queueClient } from "./queue.ts";
 
 export type JsonResult = Record<string, unknown>;
 
@@ -103,6 +104,12 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
     const settings = natsSettingsFromConfig(config.nats);
     if (url) settings.url = url;
     return settings.url || settings.context ? settings : undefined;
+  }
+
+  /** The job server's client: `--server` over `[server] url` (RUNCTL_SERVER_URL); the token from `[server] token`. */
+  protected async queue(serverUrl: string | undefined) {
+    const { config } = await this.runctlConfig();
+    return queueClient(serverUrl ?? config.server.url, config.server.token);
   }
 
   /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */

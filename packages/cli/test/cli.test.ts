@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { RunWriter } from "@runctl/tracker";
-import { beforeAll, describe, expect, it } from "vitest";
+import { type QueueServer, RunWriter, startQueueServer } from "@runctl/tracker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { runctl, type Sandbox, sandbox } from "./run-cli.ts";
 
@@ -31,8 +31,20 @@ const SAMPLE_RUN = "20260101-000000-aaaaaa";
 const OTHER_RUN = "20250101-000000-bbbbbb";
 
 let box: Sandbox;
+let queue: QueueServer;
 beforeAll(async () => {
   box = await sandbox();
+  // A job server for the queue commands' samples: job 1 queued, job 2 cancelled (so it can be retried).
+  queue = await startQueueServer({ dataDir: join(box.home, "queue") });
+  box.env.RUNCTL_SERVER_URL = queue.url;
+  for (const name of ["queued", "to-retry"]) {
+    queue.store.createJob({ command_argv: ["true"], workdir: box.project, name });
+  }
+  queue.store.cancelJob(2);
+  await writeFile(
+    join(box.project, "sweep.yaml"),
+    "name: s\nprogram: python train.py\nparameters:\n  lr: {values: [0.1, 0.01]}\n",
+  );
   await writeFile(join(box.project, "train.py"), "print('hi')\n");
   // Files for the checkpoint and monitor samples: two torch (zip) files and a real safetensors file.
   const checkpoints = join(box.project, "checkpoints");
@@ -51,8 +63,11 @@ beforeAll(async () => {
   const other = RunWriter.create({ runsDir: join(box.project, "runs"), id: OTHER_RUN, config: { lr: 0.1 } });
   other.finish("completed");
 });
-const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}) =>
-  runctl(args, { cwd, env: { ...box.env, ...env } });
+afterAll(async () => {
+  await queue?.close();
+});
+const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}, stopWhen?: RegExp) =>
+  runctl(args, { cwd, env: { ...box.env, ...env }, ...(stopWhen ? { stopWhen } : {}) });
 
 describe("runctl", () => {
   it("prints its version", async () => {
@@ -96,7 +111,18 @@ describe("runctl", () => {
     show: ["show", SAMPLE_RUN],
     compare: ["compare", SAMPLE_RUN, OTHER_RUN],
     export: ["export", "runs-sample.csv"],
+    submit: ["submit", "--name", "sample", "--", "true"],
+    jobs: ["jobs", "--status", "all"],
+    job: ["job", "1"],
+    retry: ["retry", "2"],
+    cancel: ["cancel", "--all-queued", "--dry-run"],
+    sweep: ["sweep", "sweep.yaml", "--dry-run"],
+    watch: ["watch", "--once"],
+    server: ["server", "--port", "0", "--data-dir", "server-sample"],
+    worker: ["worker", "--data-dir", "worker-sample", "--exit-when-idle", "--poll", "0.1"],
   };
+  // Long-running commands: stopped with SIGTERM once they say they are up; then they print their envelope.
+  const stopWhen: Record<string, RegExp> = { server: /listening on/ };
 
   it("has a --json sample for every command it ships", async () => {
     const manifest = JSON.parse(
@@ -113,7 +139,7 @@ describe("runctl", () => {
       await mkdir(join(box.project, "sub"), { recursive: true });
       // --json goes before any `--`, after which everything belongs to the script.
       const end = args.includes("--") ? args.indexOf("--") : args.length;
-      const r = await cli([...args.slice(0, end), "--json", ...args.slice(end)]);
+      const r = await cli([...args.slice(0, end), "--json", ...args.slice(end)], box.project, {}, stopWhen[id]);
       const doc = parseJson(r.stdout);
       expect(doc.success, r.stderr).toBe(true);
       // doctor exits 1 when a check fails; the machine here may lack python or uv, which only warn.

@@ -37,7 +37,12 @@ export async function sandbox(): Promise<Sandbox> {
 
 export function runctl(
   args: string[],
-  options: { cwd: string; env: Record<string, string> },
+  options: {
+    cwd: string;
+    env: Record<string, string>;
+    /** For long-running commands (server, worker): SIGTERM once stderr matches. */
+    stopWhen?: RegExp;
+  },
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -50,8 +55,13 @@ export function runctl(
     child.stdout.on("data", (d: Buffer) => {
       stdout += d.toString();
     });
+    let stopped = false;
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
+      if (options.stopWhen && !stopped && options.stopWhen.test(stderr)) {
+        stopped = true;
+        child.kill("SIGTERM");
+      }
     });
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
