@@ -77,7 +77,12 @@ export class RunDirUpload {
     // Shorter than what was sent: the file was replaced, so start over.
     let offset = known && known.bytes <= stats.size ? known.bytes : 0;
     if (offset === stats.size && known) return;
-    if (stats.size === 0) return;
+    if (stats.size === 0) {
+      // An empty log still belongs in the listing (a job that printed nothing).
+      await this.#put(path, new Uint8Array(0), 0);
+      this.#sent.set(path, { bytes: 0, mtimeMs: stats.mtimeMs });
+      return;
+    }
     const handle = await open(join(this.#dir, path), "r");
     try {
       while (offset < stats.size) {
