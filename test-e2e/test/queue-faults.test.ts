@@ -190,7 +190,9 @@ describe("job queue faults", () => {
       120_000,
     ).catch(async (error) => {
       const open = (await client.listJobs({ status: "active", limit: 1000 })).map((j) => JSON.stringify(j));
-      throw new Error(`${error}\n${JSON.stringify(await client.getStatus())}\n${open.join("\n")}\n${workers.map((w) => w.log()).join("\n---\n")}\nserver:\n${server.log()}`);
+      throw new Error(
+        `${error}\n${JSON.stringify(await client.getStatus())}\n${open.join("\n")}\n${workers.map((w) => w.log()).join("\n---\n")}\nserver:\n${server.log()}`,
+      );
     });
     const jobs = await client.listJobs({ status: "all", limit: 1000 });
     expect(jobs).toHaveLength(TOTAL);

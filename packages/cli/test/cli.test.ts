@@ -139,7 +139,12 @@ describe("runctl", () => {
       await mkdir(join(box.project, "sub"), { recursive: true });
       // --json goes before any `--`, after which everything belongs to the script.
       const end = args.includes("--") ? args.indexOf("--") : args.length;
-      const r = await cli([...args.slice(0, end), "--json", ...args.slice(end)], box.project, {}, stopWhen[id]);
+      const r = await cli(
+        [...args.slice(0, end), "--json", ...args.slice(end)],
+        box.project,
+        {},
+        stopWhen[id],
+      );
       const doc = parseJson(r.stdout);
       expect(doc.success, r.stderr).toBe(true);
       // doctor exits 1 when a check fails; the machine here may lack python or uv, which only warn.

@@ -56,7 +56,9 @@ The listening URL is printed on stderr once it accepts requests; --json prints {
       ...(token ? { token } : {}),
       log: (line) => this.progress(line),
     });
-    this.progress(`runctl server listening on ${queue.url} (data: ${dataDir}${token ? ", token required" : ""})`);
+    this.progress(
+      `runctl server listening on ${queue.url} (data: ${dataDir}${token ? ", token required" : ""})`,
+    );
     await stopped;
     this.progress("Stopping the server…");
     await queue.close();
