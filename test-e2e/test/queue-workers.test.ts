@@ -167,6 +167,7 @@ describe("runctl worker × 8", () => {
     const retried = jobs.filter((j) => j.attempt > 1);
     expect(retried.length, "some jobs were running when their worker was killed").toBeGreaterThan(0);
     const marks = await readMarks(marker);
+    let ranPastDone = 0;
     for (const job of jobs) {
       // Every attempt has its own run record; exactly one of them completed.
       expect(job.runs).toHaveLength(job.attempt);
@@ -179,8 +180,12 @@ describe("runctl worker × 8", () => {
       expect(done).toContain(String(job.attempt));
       for (const attempt of done.filter((a) => a !== String(job.attempt))) {
         expect(runs.find((r) => String(r.attempt) === attempt)?.status).toBe("lost");
+        ranPastDone++;
       }
     }
+    console.log(
+      `chaos: ${retried.length} jobs needed more than one attempt; ${ranPastDone} killed attempts had already written "done"`,
+    );
     expect(ids.length).toBe(JOBS);
   });
 });

@@ -23,6 +23,7 @@ import { resolveLaunchCommand } from "./launch-command.ts";
 import { RunDirUpload } from "./run-upload.ts";
 import { type RunOutcome, Supervisor } from "./supervisor.ts";
 import type { WorkerEvent } from "./worker-events.ts";
+import { clearUnreported, recordUnreported } from "./worker-recovery.ts";
 
 export interface JobRunOptions {
   client: QueueClient;
@@ -49,6 +50,8 @@ export type JobRunEnd = "reported" | "lease_lost" | "handed_back" | "not_reporte
 
 /** The longest wait between resends of a report while the server is away. */
 const MAX_REPORT_BACKOFF_MS = 5_000;
+/** Heartbeats also carry cancellations, so they go at least this often whatever the lease. */
+const MAX_BEAT_INTERVAL_MS = 5_000;
 const MAX_ERROR_MESSAGE = 65_536;
 
 export class JobRun {
@@ -58,6 +61,8 @@ export class JobRun {
 
   readonly #o: JobRunOptions;
   readonly #leaseMs: number;
+  /** A third of the lease, at most MAX_BEAT_INTERVAL_MS. */
+  readonly #beatMs: number;
   /** The stop asked for, reported as the attempt's end (first one wins). */
   #reason: "cancelled" | "timeout" | undefined;
   #leaseLost = false;
@@ -80,11 +85,13 @@ export class JobRun {
     this.job = options.job;
     this.runId = options.job.run_id ?? jobRunId(options.job.id, options.job.attempt);
     this.#leaseMs = options.leaseSeconds * 1000;
+    this.#beatMs = Math.min(this.#leaseMs / 3, MAX_BEAT_INTERVAL_MS);
     // The claim granted a lease just now: the worker's clock starts here.
     this.#lastBeatOk = Date.now();
     this.done = this.#run().finally(() => {
       this.#closed = true;
       this.#stopLoops();
+      clearUnreported(this.#o.dataDir, this.runId);
     });
   }
 
@@ -119,6 +126,12 @@ export class JobRun {
       );
     }
     this.#supervisor = supervisor;
+    recordUnreported(this.#o.dataDir, {
+      job_id: this.job.id,
+      attempt: this.job.attempt,
+      worker_id: this.#o.workerId,
+      run_id: this.runId,
+    });
     // A stop that came while the supervisor was starting.
     if (this.#leaseLost || this.#handedBack || this.#reason) supervisor.stop("SIGTERM");
     this.#upload = new RunDirUpload(supervisor.runDir, {
@@ -280,7 +293,7 @@ export class JobRun {
 
   #scheduleBeat(): void {
     if (this.#closed || this.#leaseLost) return;
-    this.#beatTimer = setTimeout(() => void this.#beat(), this.#leaseMs / 3);
+    this.#beatTimer = setTimeout(() => void this.#beat(), this.#beatMs);
   }
 
   async #beat(): Promise<void> {
@@ -290,7 +303,7 @@ export class JobRun {
       const res = await this.#o.client.heartbeat(
         this.job.id,
         { ...this.#owner(), lease_seconds: this.#o.leaseSeconds },
-        { timeoutMs: this.#leaseMs / 3, retries: 0 },
+        { timeoutMs: this.#beatMs, retries: 0 },
       );
       if (!res.success) {
         this.#loseLease(`the server refused the heartbeat of job ${this.job.id}`);

@@ -14,6 +14,7 @@ import { DEFAULT_LEASE_SECONDS, type JobResponse, LeaseSeconds, type QueueClient
 import { z } from "zod";
 import type { WorkerEvent } from "./worker-events.ts";
 import { JobRun } from "./worker-job.ts";
+import { reportUnreported } from "./worker-recovery.ts";
 
 export interface QueueWorkerOptions {
   client: QueueClient;
@@ -26,7 +27,7 @@ export interface QueueWorkerOptions {
   gpus?: readonly number[];
   /** Jobs at once. Default 1. */
   maxJobs?: number;
-  /** Default 60; renewed every third of it. */
+  /** Default 60; renewed every third of it (at most 5 s apart). */
   leaseSeconds?: number;
   /** Wait between claims when the queue had nothing. Default 1000. */
   pollMs?: number;
@@ -119,6 +120,7 @@ export class QueueWorker {
       throw error;
     }
     this.#emit({ type: "registered", message: `worker ${this.id} registered with ${this.#client.url}` });
+    await reportUnreported(this.#client, this.#dataDir, (event) => this.#emit(event));
     this.#done = this.#run();
   }
 

@@ -5,9 +5,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type JobCreate, QueueClient, type QueueServer, startQueueServer } from "@runctl/tracker";
+import { type JobCreate, QueueClient, type QueueServer, RunWriter, startQueueServer } from "@runctl/tracker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { livingMembers, QueueWorker, type QueueWorkerOptions, type WorkerEvent } from "../src/mod.ts";
+import { recordUnreported } from "../src/worker-recovery.ts";
 
 const PYTHON = "/usr/bin/python3";
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -351,5 +352,32 @@ describe("QueueWorker", () => {
     });
     expect((await client.waitForJob(none, { pollMs: 50 })).status).toBe("completed");
     expect(await readFile(join(dir, "none"), "utf8")).toBe("[]\n");
+  });
+
+  it("reports the ending a killed worker left unreported, as that worker, when the next one starts on its data dir", async () => {
+    // The killed worker: it held attempt 1 of two jobs. One job's process had exited 0 (its run directory says
+    // so) but the worker died before telling the server; the other was still running when it died.
+    const dataDir = join(root, `worker-${count++}`);
+    await client.registerWorker({ worker_id: "killed-worker", hostname: "here" });
+    const ended = await submit({ command_argv: sh("true") });
+    const cut = await submit({ command_argv: sh("true") });
+    for (const id of [ended, cut]) {
+      const job = await client.claimJob({ worker_id: "killed-worker", lease_seconds: 60 });
+      expect(job?.id).toBe(id);
+      recordUnreported(dataDir, { job_id: id, attempt: 1, worker_id: "killed-worker", run_id: `job-${id}` });
+    }
+    const runsDir = join(dataDir, "runs");
+    RunWriter.create({ runsDir, id: `job-${ended}`, command: ["true"] }).finish("completed", { exitCode: 0 });
+    RunWriter.create({ runsDir, id: `job-${cut}`, command: ["true"] }); // still "running"
+
+    const { events } = await startWorker({ dataDir });
+    const done = await client.getJob(ended);
+    expect(done).toMatchObject({ status: "completed", attempt: 1, worker_id: "killed-worker", exit_code: 0 });
+    expect((await client.listArtifacts(`job-${ended}`)).map((a) => a.path)).toContain("meta.json");
+    expect(events.some((e) => e.type === "finished" && e.message.includes("reported now"))).toBe(true);
+    // Nothing to say about the one that never ended: its lease will expire and it runs again.
+    expect((await client.getJob(cut)).status).toBe("running");
+    expect(await readdir(join(dataDir, "unreported"))).toEqual([]);
+    await client.unregisterWorker("killed-worker");
   });
 });
