@@ -133,7 +133,7 @@ describe("runctl worker × 8", () => {
   it("SIGKILLed workers, restarted: every job completes once, attempts are recorded", {
     timeout: 400_000,
   }, async () => {
-    const { ws, client, workers, spawnWorker } = await setUp(["--poll", "0.2", "--lease", "3"]);
+    const { ws, client, workers, spawnWorker } = await setUp(["--poll", "0.2", "--lease", "10"]);
     const { script, marker } = await jobScript(ws, 0.3);
     const ids = await submitMany(client, JOBS, [script, marker], ws.project);
     for (let i = 0; i < WORKERS; i++) spawnWorker(i);
@@ -141,6 +141,7 @@ describe("runctl worker × 8", () => {
     // Kill a random worker every ~1.5 s and start a fresh one in its place (same data dir).
     let kills = 0;
     let finished = false;
+    const killedLogs: string[] = [];
     const chaos = (async () => {
       while (!finished) {
         await new Promise((r) => setTimeout(r, 1000 + Math.random() * 1000));
@@ -149,6 +150,7 @@ describe("runctl worker × 8", () => {
         const victim = workers[i] as WorkerProcess;
         victim.child.kill("SIGKILL");
         await victim.result;
+        killedLogs.push(victim.log());
         kills++;
         spawnWorker(i);
       }
@@ -183,8 +185,12 @@ describe("runctl worker × 8", () => {
         ranPastDone++;
       }
     }
+    const logs = [...killedLogs, ...workers.map((w) => w.log())].join("\n");
+    const recovered = logs.match(/reported now/g)?.length ?? 0;
+    const tooLate = logs.match(/the lease was gone by then/g)?.length ?? 0;
     console.log(
-      `chaos: ${retried.length} jobs needed more than one attempt; ${ranPastDone} killed attempts had already written "done"`,
+      `chaos: ${retried.length} jobs needed more than one attempt; ${ranPastDone} killed attempts had already written "done"; ` +
+        `endings reported by the restarted worker: ${recovered}, refused as too late: ${tooLate}`,
     );
     expect(ids.length).toBe(JOBS);
   });

@@ -79,7 +79,9 @@ describe("sweep files", () => {
     await expect(readSweepFile(await sweepFile("program: x\nparameters: {}\n"))).rejects.toMatchObject({
       code: "sweep_invalid",
     });
-    await expect(readSweepFile(await sweepFile("program: [x\n"))).rejects.toThrow(/sweep.yaml:\d+: not valid YAML/);
+    await expect(readSweepFile(await sweepFile("program: [x\n"))).rejects.toThrow(
+      /sweep.yaml:\d+: not valid YAML/,
+    );
     await expect(
       readSweepFile(
         await sweepFile("program: x\nparameters:\n  lr: {distribution: log_uniform, min: 0, max: 1}\n"),

@@ -405,16 +405,25 @@ class Client:
         """Poll until the job is completed, failed or cancelled; return it.
 
         Raises the builtin ``TimeoutError`` when ``timeout`` seconds pass first,
-        ``ServerError`` (404, ``job_not_found``) for an unknown job.
+        ``ServerError`` (404, ``job_not_found``) for an unknown job, and
+        ``ServerUnreachable`` only when the first poll gets no answer (later,
+        a restarting server is waited for).
         """
         job_id = _job_id(job_id)
         interval = _seconds_arg("poll_interval", poll_interval, allow_zero=False)
         limit = _seconds_arg("timeout", timeout, allow_zero=True)
         deadline = None if limit is None else time.monotonic() + limit
+        job = None  # type: Optional[Dict[str, Any]]
         while True:
-            job = self._get("/jobs/%d" % job_id)
-            if job.get("status") in FINISHED_JOB_STATUSES:
-                return job
+            try:
+                job = self._get("/jobs/%d" % job_id)
+                if job.get("status") in FINISHED_JOB_STATUSES:
+                    return job
+            except ServerUnreachable:
+                # A restarting server is no reason to stop waiting; but the first poll must
+                # answer, so that a wrong URL is not waited on forever.
+                if job is None:
+                    raise
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise TimeoutError(

@@ -49,7 +49,7 @@ export { killGroup, livingMembers, reapGroup } from "./process-group.ts";
 export { pythonClientDir, withPythonClient } from "./python-client.ts";
 export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";
 export { FORWARDABLE_SIGNALS, type SignalWatch, watchSignalOps } from "./signal-op.ts";
-export { type RunOutcome, type SuperviseOptions, Supervisor } from "./supervisor.ts";
+export { type RanksOutcome, type RunOutcome, type SuperviseOptions, Supervisor } from "./supervisor.ts";
 export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.ts";
 
 // The queue worker (`runctl worker`): claims jobs from the job server and runs them under the supervisor.

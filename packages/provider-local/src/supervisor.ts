@@ -57,8 +57,21 @@ export interface SuperviseOptions {
    * node-local queue the ranks read; acks and controls go back (docs/protocol.md).
    */
   nats?: NatsSettings;
+  /**
+   * Called synchronously the moment the last rank has exited, before the
+   * supervisor reaps, captures and writes meta.json: a caller that must not
+   * lose the outcome if this process dies next (the queue worker) records it here.
+   */
+  onRanksExited?: (outcome: RanksOutcome) => void;
   /** Cloud-style tags when a Provider launched the run (`runctl:protected`, `CreatedBy`, …). */
   resourceTags?: Record<string, string>;
+}
+
+/** What every rank's exit amounts to, known before the run directory is finished. */
+export interface RanksOutcome {
+  status: Extract<RunStatus, "completed" | "failed" | "cancelled">;
+  exitCode: number;
+  error: string | null;
 }
 
 export interface RunOutcome {
@@ -297,7 +310,27 @@ export class Supervisor {
     }
     // Whatever the rank left behind in its group (workers, subshells) goes with it.
     if (entry.child.pid) killGroup(entry.child.pid, "SIGKILL");
-    if (this.#ranks.every((r) => r.exit)) void this.#finish();
+    if (this.#ranks.every((r) => r.exit)) {
+      this.#options.onRanksExited?.(this.#outcome());
+      void this.#finish();
+    }
+  }
+
+  /** How the run ends, once every rank has exited. */
+  #outcome(): RanksOutcome {
+    if (this.#stopSignal) {
+      return { status: "cancelled", exitCode: 128 + (SIGNAL_NUMBERS[this.#stopSignal] ?? 15), error: null };
+    }
+    if (this.#failure) {
+      const { exitCode } = this.#failure;
+      const who = this.#ranks.length > 1 ? `rank ${this.#failure.rank}` : "the process";
+      return {
+        status: "failed",
+        exitCode,
+        error: `${who} exited with code ${exitCode}\n${this.#tail.join("\n")}`,
+      };
+    }
+    return { status: "completed", exitCode: 0, error: null };
   }
 
   #terminateAll(signal: NodeJS.Signals): void {
@@ -322,22 +355,7 @@ export class Supervisor {
       await this.#bridge.bridge.stop();
       await this.#bridge.channel.close().catch(() => undefined);
     }
-    let status: RunStatus;
-    let exitCode: number;
-    let error: string | null = null;
-    if (this.#stopSignal) {
-      status = "cancelled";
-      exitCode = 128 + (SIGNAL_NUMBERS[this.#stopSignal] ?? 15);
-    } else if (this.#failure) {
-      status = "failed";
-      exitCode = this.#failure.exitCode;
-      const world = this.#ranks.length;
-      const who = world > 1 ? `rank ${this.#failure.rank}` : "the process";
-      error = `${who} exited with code ${exitCode}\n${this.#tail.join("\n")}`;
-    } else {
-      status = "completed";
-      exitCode = 0;
-    }
+    const { status, exitCode, error } = this.#outcome();
     this.#writer.finish(status, { exitCode, error });
     this.#lock.release();
     closeSync(this.#log);

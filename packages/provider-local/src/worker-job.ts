@@ -23,7 +23,7 @@ import { resolveLaunchCommand } from "./launch-command.ts";
 import { RunDirUpload } from "./run-upload.ts";
 import { type RunOutcome, Supervisor } from "./supervisor.ts";
 import type { WorkerEvent } from "./worker-events.ts";
-import { clearUnreported, recordUnreported } from "./worker-recovery.ts";
+import { clearUnreported, recordUnreported, type Unreported } from "./worker-recovery.ts";
 
 export interface JobRunOptions {
   client: QueueClient;
@@ -69,7 +69,8 @@ export class JobRun {
   #handedBack = false;
   #supervisor: Supervisor | undefined;
   #upload: RunDirUpload | undefined;
-  #lastBeatOk: number;
+  /** Fires when the lease has certainly expired by this worker's clock (no heartbeat answered in time). */
+  #expiryTimer: NodeJS.Timeout | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
   #uploadTimer: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
@@ -87,7 +88,7 @@ export class JobRun {
     this.#leaseMs = options.leaseSeconds * 1000;
     this.#beatMs = Math.min(this.#leaseMs / 3, MAX_BEAT_INTERVAL_MS);
     // The claim granted a lease just now: the worker's clock starts here.
-    this.#lastBeatOk = Date.now();
+    this.#armExpiry(Date.now());
     this.done = this.#run().finally(() => {
       this.#closed = true;
       this.#stopLoops();
@@ -126,12 +127,6 @@ export class JobRun {
       );
     }
     this.#supervisor = supervisor;
-    recordUnreported(this.#o.dataDir, {
-      job_id: this.job.id,
-      attempt: this.job.attempt,
-      worker_id: this.#o.workerId,
-      run_id: this.runId,
-    });
     // A stop that came while the supervisor was starting.
     if (this.#leaseLost || this.#handedBack || this.#reason) supervisor.stop("SIGTERM");
     this.#upload = new RunDirUpload(supervisor.runDir, {
@@ -182,6 +177,7 @@ export class JobRun {
     const launch = resolveLaunchCommand({ target: target as string, args, cwd: job.workdir, env, raw: true });
     const runsDir = join(this.#o.dataDir, "runs");
     await this.#setAside(join(runsDir, this.runId));
+    this.#recordUnreported(undefined);
     return Supervisor.start({
       launch,
       cwd: job.workdir,
@@ -196,7 +192,34 @@ export class JobRun {
       graceMs: this.#o.graceMs,
       ...(this.#o.terminal ? { terminal: this.#o.terminal } : {}),
       onWarning: (message) => this.#emit("warning", `job ${job.id}: ${message}`),
+      // Synchronous, the moment the process exits: a worker killed from here on leaves an ending
+      // the next worker on this data dir reports (worker-recovery.ts).
+      onRanksExited: (ended) =>
+        this.#recordUnreported({
+          status: ended.status,
+          exit_code: ended.exitCode,
+          error: ended.error,
+          reason: this.#reason ?? (ended.status === "cancelled" ? "cancelled" : "exited"),
+        }),
     });
+  }
+
+  #recordUnreported(ended: Unreported["ended"]): void {
+    try {
+      recordUnreported(this.#o.dataDir, {
+        job_id: this.job.id,
+        attempt: this.job.attempt,
+        worker_id: this.#o.workerId,
+        run_id: this.runId,
+        ...(ended ? { ended } : {}),
+      });
+    } catch (error) {
+      // Only recovery after a crash depends on it; the job itself goes on.
+      this.#emit(
+        "warning",
+        `job ${this.job.id}: could not record its state for recovery: ${(error as Error).message}`,
+      );
+    }
   }
 
   /**
@@ -296,8 +319,29 @@ export class JobRun {
     this.#beatTimer = setTimeout(() => void this.#beat(), this.#beatMs);
   }
 
+  /**
+   * The server's lease runs from when it received the last renewal, so from
+   * no earlier than when it was sent: at sentAt + lease it may have been
+   * requeued, and a copy still running then could overlap the next attempt.
+   */
+  #armExpiry(sentAt: number): void {
+    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = setTimeout(
+      () => {
+        // A process that has exited has nothing left to stop: its report is still sent, and the
+        // server's fencing decides (a restarted server extends leases, so it may still be accepted).
+        if (this.#ended || this.#closed || this.#leaseLost) return;
+        this.#loseLease(
+          `job ${this.job.id}: no heartbeat answered for ${this.#o.leaseSeconds} s, so the lease has expired`,
+        );
+      },
+      Math.max(0, sentAt + this.#leaseMs - Date.now()),
+    );
+  }
+
   async #beat(): Promise<void> {
     if (this.#closed || this.#leaseLost) return;
+    const sentAt = Date.now();
     try {
       // Bounded by the beat interval and not resent: the next beat is the resend.
       const res = await this.#o.client.heartbeat(
@@ -309,7 +353,7 @@ export class JobRun {
         this.#loseLease(`the server refused the heartbeat of job ${this.job.id}`);
         return;
       }
-      this.#lastBeatOk = Date.now();
+      this.#armExpiry(sentAt);
       if (this.#beatFailing) this.#emit("warning", `job ${this.job.id}: heartbeats answered again`);
       this.#beatFailing = false;
       if (res.cancel_requested && !this.#reason && !this.#ended) {
@@ -319,13 +363,6 @@ export class JobRun {
     } catch (error) {
       if (isLeaseLost(error)) {
         this.#loseLease(`job ${this.job.id} attempt ${this.job.attempt}: ${(error as Error).message}`);
-        return;
-      }
-      // No answer for a whole lease: the server has certainly requeued the job by now.
-      if (Date.now() - this.#lastBeatOk > this.#leaseMs) {
-        this.#loseLease(
-          `job ${this.job.id}: no heartbeat answered for ${this.#o.leaseSeconds} s, so the lease has expired (${(error as Error).message})`,
-        );
         return;
       }
       if (!this.#beatFailing)
@@ -356,6 +393,7 @@ export class JobRun {
   }
 
   #stopLoops(): void {
+    clearTimeout(this.#expiryTimer);
     clearTimeout(this.#beatTimer);
     clearTimeout(this.#uploadTimer);
     clearTimeout(this.#deadline);

@@ -3,8 +3,9 @@
  * the server recording it there is a window (final upload, the complete
  * call); a worker killed inside it leaves a finished run directory whose
  * job would otherwise run again once the lease expires. Each running
- * attempt therefore has a small record in `<dataDir>/unreported/`, removed
- * once its end is settled; a worker starting on the same data directory
+ * attempt therefore has a small record in `<dataDir>/unreported/`, given
+ * the outcome the moment the process exits and removed once the end is
+ * settled; a worker starting on the same data directory
  * reports what those records left behind, as the worker that held the
  * attempt, which the server accepts while that lease still stands (fencing
  * refuses it otherwise, and the job simply runs again).
@@ -12,7 +13,14 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TERMINAL_STATUSES } from "@runctl/core";
-import { type QueueClient, QueueServerError, readMeta, writeJsonAtomicSync } from "@runctl/tracker";
+import {
+  AttemptEnd,
+  type QueueClient,
+  QueueServerError,
+  QueueUnreachableError,
+  readMeta,
+  writeJsonAtomicSync,
+} from "@runctl/tracker";
 import { z } from "zod";
 import { RunDirUpload } from "./run-upload.ts";
 import type { WorkerEvent } from "./worker-events.ts";
@@ -22,6 +30,16 @@ const Unreported = z.object({
   attempt: z.number().int().min(1),
   worker_id: z.string().min(1),
   run_id: z.string().min(1),
+  /** Set the moment the job's process exited, before meta.json says so. */
+  ended: z
+    .object({
+      status: z.enum(["completed", "failed", "cancelled"]),
+      exit_code: z.number().int(),
+      error: z.string().nullable(),
+      /** Why it stopped, when the worker stopped it: a timeout is a failure, not a cancel. */
+      reason: AttemptEnd.optional(),
+    })
+    .optional(),
 });
 export type Unreported = z.infer<typeof Unreported>;
 
@@ -61,8 +79,9 @@ export async function reportUnreported(
   for (const name of names) {
     const file = join(dataDir, DIR, name);
     const parsed = Unreported.safeParse(parseOrNull(file));
-    if (parsed.success) await reportOne(client, dataDir, parsed.data, emit);
-    rmSync(file, { force: true });
+    // Kept when the server could not be asked: the next start tries again.
+    if (!parsed.success || (await reportOne(client, dataDir, parsed.data, emit)))
+      rmSync(file, { force: true });
   }
 }
 
@@ -71,10 +90,21 @@ async function reportOne(
   dataDir: string,
   entry: Unreported,
   emit: (event: WorkerEvent) => void,
-): Promise<void> {
+): Promise<boolean> {
   const runDir = join(dataDir, "runs", entry.run_id);
   const meta = await readMeta(runDir).catch(() => undefined);
-  if (!meta || !TERMINAL_STATUSES.has(meta.status) || typeof meta.exit_code !== "number") return;
+  // The record's outcome first: it also knows why the worker stopped the process.
+  const ended: Unreported["ended"] =
+    entry.ended ??
+    (meta && TERMINAL_STATUSES.has(meta.status) && typeof meta.exit_code === "number"
+      ? {
+          status:
+            meta.status === "completed" ? "completed" : meta.status === "failed" ? "failed" : "cancelled",
+          exit_code: meta.exit_code,
+          error: meta.error ?? null,
+        }
+      : undefined);
+  if (!ended) return true;
   const owner = { worker_id: entry.worker_id, attempt: entry.attempt };
   try {
     await new RunDirUpload(runDir, {
@@ -85,17 +115,18 @@ async function reportOne(
     }).sync();
     await client.completeJob(entry.job_id, {
       ...owner,
-      exit_code: meta.exit_code,
+      exit_code: ended.exit_code,
       run_id: entry.run_id,
-      reason: meta.status === "cancelled" ? "cancelled" : "exited",
-      ...(meta.error ? { error_message: meta.error.slice(0, 65_536) } : {}),
+      reason: ended.reason ?? (ended.status === "cancelled" ? "cancelled" : "exited"),
+      ...(ended.error ? { error_message: ended.error.slice(0, 65_536) } : {}),
     });
     emit({
       type: "finished",
-      message: `job ${entry.job_id} attempt ${entry.attempt} had ended (exit code ${meta.exit_code}) when its worker ${entry.worker_id} stopped; reported now`,
+      message: `job ${entry.job_id} attempt ${entry.attempt} had ended (exit code ${ended.exit_code}) when its worker ${entry.worker_id} stopped; reported now`,
       runId: entry.run_id,
-      exitCode: meta.exit_code,
+      exitCode: ended.exit_code,
     });
+    return true;
   } catch (error) {
     const refused =
       error instanceof QueueServerError && (error.code === "lease_lost" || error.code === "job_not_found");
@@ -106,6 +137,10 @@ async function reportOne(
       }: ${(error as Error).message}`,
       runId: entry.run_id,
     });
+    return !(
+      error instanceof QueueUnreachableError ||
+      (error instanceof QueueServerError && error.status >= 500)
+    );
   }
 }
 

@@ -9,8 +9,15 @@ import { randomBytes } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { parseAt, UserError } from "@runctl/core";
-import { DEFAULT_LEASE_SECONDS, type JobResponse, LeaseSeconds, type QueueClient } from "@runctl/tracker";
+import { isRunctlError, parseAt, UserError } from "@runctl/core";
+import {
+  acquireLock,
+  DEFAULT_LEASE_SECONDS,
+  type DirLock,
+  type JobResponse,
+  LeaseSeconds,
+  type QueueClient,
+} from "@runctl/tracker";
 import { z } from "zod";
 import type { WorkerEvent } from "./worker-events.ts";
 import { JobRun } from "./worker-job.ts";
@@ -75,6 +82,7 @@ export class QueueWorker {
   #done: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #kicked = false;
+  #lock: DirLock | undefined;
 
   constructor(options: QueueWorkerOptions) {
     parseAt(Options, options, { what: "worker options", kind: "user", code: "invalid_worker_options" });
@@ -107,6 +115,18 @@ export class QueueWorker {
       });
     }
     this.#state = "running";
+    // Two workers on one data dir would report each other's leftovers and fight over checkpoint locks.
+    try {
+      this.#lock = acquireLock(this.#dataDir, { runId: `worker ${this.id}` });
+    } catch (error) {
+      this.#state = "done";
+      throw new UserError(`Worker data directory ${this.#dataDir} is in use by another worker`, {
+        code: "worker_data_dir_in_use",
+        hint: "Give each worker on a machine its own --data-dir.",
+        cause: error,
+        ...(isRunctlError(error) && error.details ? { details: error.details } : {}),
+      });
+    }
     try {
       await this.#client.registerWorker({
         worker_id: this.id,
@@ -117,6 +137,7 @@ export class QueueWorker {
       });
     } catch (error) {
       this.#state = "done";
+      this.#lock.release();
       throw error;
     }
     this.#emit({ type: "registered", message: `worker ${this.id} registered with ${this.#client.url}` });
@@ -161,6 +182,7 @@ export class QueueWorker {
       });
     }
     this.#state = "done";
+    this.#lock?.release();
   }
 
   async #claimLoop(): Promise<void> {

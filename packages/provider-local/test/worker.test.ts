@@ -265,6 +265,31 @@ describe("QueueWorker", () => {
     expect(events.some((e) => e.type === "lease_lost")).toBe(false);
   });
 
+  it("refuses a second worker on a data directory a living worker holds", async () => {
+    const { dataDir } = await startWorker();
+    const second = new QueueWorker({ client, dataDir, env: {} });
+    await expect(second.start()).rejects.toMatchObject({ code: "worker_data_dir_in_use" });
+  });
+
+  it("reports a job that ended while the server was down for longer than the lease, so it does not run again", async () => {
+    const { events } = await startWorker({ leaseSeconds: 2 });
+    const dir = await workdir();
+    const id = await submit({
+      command_argv: sh("echo run >> runs; while [ ! -e go ]; do sleep 0.05; done"),
+      workdir: dir,
+    });
+    await until(async () => ((await readFile(join(dir, "runs"), "utf8").catch(() => "")) ? true : undefined));
+    const port = server.port;
+    await server.close();
+    await writeFile(join(dir, "go"), ""); // the job ends while nobody can be told
+    await new Promise((r) => setTimeout(r, 3000)); // longer than the lease by the worker's clock
+    server = await startQueueServer({ dataDir: join(root, "server"), port, log: () => undefined });
+    const job = await client.waitForJob(id, { pollMs: 50 });
+    expect(job).toMatchObject({ status: "completed", attempt: 1 });
+    expect(await readFile(join(dir, "runs"), "utf8")).toBe("run\n");
+    expect(events.some((e) => e.type === "lease_lost")).toBe(false);
+  });
+
   it("stops its copy once the lease has certainly expired by its own clock (server away too long)", async () => {
     const { events } = await startWorker({ leaseSeconds: 2 });
     const dir = await workdir();
@@ -361,20 +386,30 @@ describe("QueueWorker", () => {
     await client.registerWorker({ worker_id: "killed-worker", hostname: "here" });
     const ended = await submit({ command_argv: sh("true") });
     const cut = await submit({ command_argv: sh("true") });
-    for (const id of [ended, cut]) {
+    // Killed between the process's exit and meta.json: only the record knows how it ended.
+    const exited = await submit({ command_argv: sh("exit 4") });
+    for (const id of [ended, cut, exited]) {
       const job = await client.claimJob({ worker_id: "killed-worker", lease_seconds: 60 });
       expect(job?.id).toBe(id);
-      recordUnreported(dataDir, { job_id: id, attempt: 1, worker_id: "killed-worker", run_id: `job-${id}` });
+      recordUnreported(dataDir, {
+        job_id: id,
+        attempt: 1,
+        worker_id: "killed-worker",
+        run_id: `job-${id}`,
+        ...(id === exited ? { ended: { status: "failed", exit_code: 4, error: "exit 4" } } : {}),
+      });
     }
     const runsDir = join(dataDir, "runs");
     RunWriter.create({ runsDir, id: `job-${ended}`, command: ["true"] }).finish("completed", { exitCode: 0 });
     RunWriter.create({ runsDir, id: `job-${cut}`, command: ["true"] }); // still "running"
+    RunWriter.create({ runsDir, id: `job-${exited}`, command: ["sh"] }); // still "running"
 
     const { events } = await startWorker({ dataDir });
     const done = await client.getJob(ended);
     expect(done).toMatchObject({ status: "completed", attempt: 1, worker_id: "killed-worker", exit_code: 0 });
     expect((await client.listArtifacts(`job-${ended}`)).map((a) => a.path)).toContain("meta.json");
     expect(events.some((e) => e.type === "finished" && e.message.includes("reported now"))).toBe(true);
+    expect(await client.getJob(exited)).toMatchObject({ status: "failed", attempt: 1, exit_code: 4 });
     // Nothing to say about the one that never ended: its lease will expire and it runs again.
     expect((await client.getJob(cut)).status).toBe("running");
     expect(await readdir(join(dataDir, "unreported"))).toEqual([]);

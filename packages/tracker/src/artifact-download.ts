@@ -8,6 +8,7 @@ import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { isErrno } from "./errno.ts";
 import { HttpError } from "./http-response.ts";
 import { resolveRunFile } from "./run-files.ts";
 
@@ -86,8 +87,11 @@ export async function sendRunFile(
   try {
     // O_NOFOLLOW: if the file was swapped for a symlink since it was resolved, refuse it.
     handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch {
-    throw notFound(rel);
+  } catch (error) {
+    // Gone, or a symlink put in its place: not found. Anything else (EMFILE, EIO, EACCES) is the
+    // server's trouble and must not tell a client that its checkpoint does not exist.
+    if (isErrno(error, "ENOENT", "ELOOP", "ENOTDIR")) throw notFound(rel);
+    throw error;
   }
   try {
     const stat = await handle.stat();

@@ -59,7 +59,8 @@ export const JobCreate = z.strictObject({
   /** GPUs the job needs on one worker; 0 runs anywhere. */
   gpus: z.number().int().min(0).max(64).default(0),
   /** Wall-clock limit of one attempt; the worker stops it (SIGTERM, SIGKILL after grace) and the attempt fails. */
-  timeout_seconds: Seconds(30 * 86_400).nullish(),
+  // At most 24 days: a Node timer cannot wait longer (2^31 ms).
+  timeout_seconds: Seconds(24 * 86_400).nullish(),
   /** Automatic retries after a failed attempt (exit ≠ 0 or timeout); lost leases do not count. */
   max_retries: z.number().int().min(0).max(100).default(0),
   /** Delay before retry n is claimable: backoff × 2^(n-1), capped at one hour. */

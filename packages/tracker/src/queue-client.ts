@@ -234,12 +234,19 @@ export class QueueClient {
   async waitForJob(jobId: number, options: WaitOptions = {}): Promise<JobResponse> {
     const pollMs = options.pollMs ?? 1_000;
     const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+    let last: JobResponse | undefined;
     for (;;) {
-      const job = await this.getJob(jobId, options.signal ? { signal: options.signal } : {});
-      options.onPoll?.(job);
-      if (FINISHED_JOB_STATUSES.includes(job.status)) return job;
+      try {
+        last = await this.getJob(jobId, options.signal ? { signal: options.signal } : {});
+        options.onPoll?.(last);
+        if (FINISHED_JOB_STATUSES.includes(last.status)) return last;
+      } catch (error) {
+        // A server restarting is no reason to stop waiting (the job goes on); the first poll must
+        // answer, though, so that a wrong URL is not waited on forever.
+        if (!(error instanceof QueueUnreachableError) || last === undefined) throw error;
+      }
       const left = deadline === undefined ? pollMs : deadline - Date.now();
-      if (left <= 0) throw new JobWaitTimeoutError(job, options.timeoutMs ?? 0);
+      if (left <= 0) throw new JobWaitTimeoutError(last, options.timeoutMs ?? 0);
       await sleep(Math.min(pollMs, left), options.signal);
     }
   }

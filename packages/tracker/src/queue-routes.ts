@@ -9,9 +9,10 @@
 import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
-import { describeIssues, issuesOf, type RunMeta } from "@runctl/core";
+import { describeIssues, isRunctlError, issuesOf, type RunMeta } from "@runctl/core";
 import { z } from "zod";
 import { sendRunFile } from "./artifact-download.ts";
+import { isErrno } from "./errno.ts";
 import { parseBody, readJsonBody } from "./http-body.ts";
 import { HttpError } from "./http-response.ts";
 import { RUN_FILES } from "./layout.ts";
@@ -143,18 +144,28 @@ const UploadQuery = z.object({
 });
 
 // What the uploaded run directory says, where it says it. A missing, torn or
-// corrupt file is simply not there yet: the worker re-uploads it.
+// corrupt file is simply not there yet: the worker re-uploads it. Any other
+// failure (EMFILE, EIO) is the server's and is not passed off as "absent".
 async function uploadedMeta(runDir: string): Promise<RunMeta | undefined> {
   try {
     return await readMeta(runDir);
-  } catch {
-    return undefined;
+  } catch (error) {
+    if (isRunctlError(error) && (error.code === "run_not_found" || error.code === "run_meta_corrupt"))
+      return undefined;
+    throw error;
   }
 }
 
 async function uploadedConfig(runDir: string): Promise<Record<string, unknown> | undefined> {
+  let text: string;
   try {
-    const value = parseJsonLenient(await readFile(join(runDir, RUN_FILES.config), "utf8"));
+    text = await readFile(join(runDir, RUN_FILES.config), "utf8");
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return undefined;
+    throw error;
+  }
+  try {
+    const value = parseJsonLenient(text);
     return typeof value === "object" && value !== null && !Array.isArray(value)
       ? (value as Record<string, unknown>)
       : undefined;
@@ -162,6 +173,18 @@ async function uploadedConfig(runDir: string): Promise<Record<string, unknown> |
     return undefined;
   }
 }
+
+/** Run records with what their directories say, a few directories at a time (not 2 × limit files open at once). */
+async function runResponses(runs: readonly QueueRun[], runsDir: string): Promise<RunResponse[]> {
+  const out: RunResponse[] = [];
+  for (let i = 0; i < runs.length; i += RUN_READ_BATCH) {
+    const batch = runs.slice(i, i + RUN_READ_BATCH);
+    out.push(...(await Promise.all(batch.map((r) => runResponse(r, join(runsDir, r.id))))));
+  }
+  return out;
+}
+
+const RUN_READ_BATCH = 16;
 
 async function runResponse(run: QueueRun, runDir: string): Promise<RunResponse> {
   const [meta, config] = await Promise.all([uploadedMeta(runDir), uploadedConfig(runDir)]);
@@ -339,7 +362,7 @@ export const ROUTES: readonly Route[] = [
     pattern: /^\/api\/v1\/runs$/,
     handle: async (ctx): Promise<RunListResponse> => {
       const runs = ctx.server.store.listRuns(parseQuery(RunsQuery, ctx.query));
-      return { runs: await Promise.all(runs.map((r) => runResponse(r, join(ctx.server.runsDir, r.id)))) };
+      return { runs: await runResponses(runs, ctx.server.runsDir) };
     },
   },
   {
