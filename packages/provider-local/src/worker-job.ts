@@ -15,11 +15,10 @@ import {
   type JobResponse,
   jobRunId,
   type QueueClient,
-  QueueServerError,
-  QueueUnreachableError,
   readMeta,
 } from "@runctl/tracker";
 import { resolveLaunchCommand } from "./launch-command.ts";
+import { isLeaseLost, isTransient } from "./queue-errors.ts";
 import { RunDirUpload } from "./run-upload.ts";
 import { type RunOutcome, Supervisor } from "./supervisor.ts";
 import type { WorkerEvent } from "./worker-events.ts";
@@ -402,15 +401,6 @@ export class JobRun {
   #emit(type: WorkerEvent["type"], message: string, extra: Partial<WorkerEvent> = {}): void {
     this.#o.emit({ type, message, job: this.job, runId: this.runId, ...extra });
   }
-}
-
-/** The attempt is no longer this worker's: refused by the fence, or the job is gone. */
-function isLeaseLost(error: unknown): boolean {
-  return error instanceof QueueServerError && (error.code === "lease_lost" || error.code === "job_not_found");
-}
-
-function isTransient(error: unknown): boolean {
-  return error instanceof QueueUnreachableError || (error instanceof QueueServerError && error.status >= 500);
 }
 
 function isDirectory(path: string): boolean {

@@ -13,15 +13,9 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TERMINAL_STATUSES } from "@runctl/core";
-import {
-  AttemptEnd,
-  type QueueClient,
-  QueueServerError,
-  QueueUnreachableError,
-  readMeta,
-  writeJsonAtomicSync,
-} from "@runctl/tracker";
+import { AttemptEnd, type QueueClient, readMeta, writeJsonAtomicSync } from "@runctl/tracker";
 import { z } from "zod";
+import { isLeaseLost, isTransient } from "./queue-errors.ts";
 import { RunDirUpload } from "./run-upload.ts";
 import type { WorkerEvent } from "./worker-events.ts";
 
@@ -128,8 +122,7 @@ async function reportOne(
     });
     return true;
   } catch (error) {
-    const refused =
-      error instanceof QueueServerError && (error.code === "lease_lost" || error.code === "job_not_found");
+    const refused = isLeaseLost(error);
     emit({
       type: refused ? "lease_lost" : "error",
       message: `job ${entry.job_id} attempt ${entry.attempt} ended while its worker was down, but ${
@@ -137,10 +130,7 @@ async function reportOne(
       }: ${(error as Error).message}`,
       runId: entry.run_id,
     });
-    return !(
-      error instanceof QueueUnreachableError ||
-      (error instanceof QueueServerError && error.status >= 500)
-    );
+    return !isTransient(error);
   }
 }
 
