@@ -8,6 +8,7 @@
  * changed. Big files go in chunks of at most 16 MiB. Writers' temporary and
  * lock files are skipped: they are half-written or meaningless elsewhere.
  */
+import { randomBytes } from "node:crypto";
 import type { Dirent, Stats } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -113,13 +114,16 @@ export class RunDirUpload {
       if (stats.size <= UPLOAD_CHUNK_BYTES) {
         await this.#put(path, await readChunk(handle, 0, stats.size), undefined);
       } else {
-        // Offset 0 cuts the server's copy first; later chunks extend it.
+        // Staged: the chunks go to a hidden part file on the server, the commit puts the whole
+        // file in place, so nobody downloads half a checkpoint.
+        const part = randomBytes(8).toString("hex");
         for (let offset = 0; offset < stats.size; ) {
           const chunk = await readChunk(handle, offset, Math.min(UPLOAD_CHUNK_BYTES, stats.size - offset));
           if (chunk.byteLength === 0) break;
-          await this.#put(path, chunk, offset);
+          await this.#put(path, chunk, offset, part);
           offset += chunk.byteLength;
         }
+        await this.#put(path, new Uint8Array(0), undefined, part, true);
       }
     } finally {
       await handle.close();
@@ -128,12 +132,20 @@ export class RunDirUpload {
     this.#sent.set(path, { bytes: stats.size, mtimeMs: stats.mtimeMs });
   }
 
-  async #put(path: string, bytes: Uint8Array, offset: number | undefined): Promise<void> {
+  async #put(
+    path: string,
+    bytes: Uint8Array,
+    offset: number | undefined,
+    part?: string,
+    commit = false,
+  ): Promise<void> {
     const { client, runId, workerId, attempt } = this.#target;
     await client.uploadFile(runId, path, bytes, {
       workerId,
       attempt,
       ...(offset === undefined ? {} : { offset }),
+      ...(part === undefined ? {} : { part }),
+      ...(commit ? { commit } : {}),
     });
   }
 }

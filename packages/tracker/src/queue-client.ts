@@ -153,6 +153,9 @@ export interface UploadOptions extends CallOptions {
   attempt: number;
   /** Write at this offset (the file is cut there first); omitted: replace the file atomically. */
   offset?: number;
+  /** Stage the chunks of a large file under this id (8–32 hex digits); `commit` then puts it in place. */
+  part?: string;
+  commit?: boolean;
 }
 
 /** What came back: the body read as text, or (streams) the unread Response. */
@@ -471,7 +474,13 @@ export class QueueClient {
       {
         method: "PUT",
         path: `/runs/${segment(runId)}/files/${filePath(path)}`,
-        query: { worker_id: options.workerId, attempt: options.attempt, offset: options.offset },
+        query: {
+          worker_id: options.workerId,
+          attempt: options.attempt,
+          offset: options.offset,
+          part: options.part,
+          commit: options.commit ? "1" : undefined,
+        },
         bytes,
         // Resending is harmless: an offset write cuts the file there first, a whole write replaces it.
         idempotent: true,

@@ -141,6 +141,12 @@ const UploadQuery = z.object({
   worker_id: z.string().min(1),
   attempt: z.coerce.number().int().min(1).optional(),
   offset: z.coerce.number().int().min(0).optional(),
+  /** A staged upload (large files): chunks go to a hidden part file, `commit=1` renames it into place. */
+  part: z
+    .string()
+    .regex(/^[0-9a-f]{8,32}$/)
+    .optional(),
+  commit: z.literal("1").optional(),
 });
 
 // What the uploaded run directory says, where it says it. A missing, torn or
@@ -414,7 +420,7 @@ export const ROUTES: readonly Route[] = [
         ctx.req,
         join(ctx.server.runsDir, runId),
         segments,
-        q.offset,
+        { offset: q.offset, part: q.part, commit: q.commit === "1" },
         ctx.server.maxUploadBytes,
       );
     },

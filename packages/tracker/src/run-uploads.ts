@@ -4,11 +4,15 @@
  * bytes land at that offset after the file is cut there, so resending a chunk
  * whose answer was lost is harmless; an offset past the end is a gap (409
  * with the current size). Without `offset` the file is replaced atomically
- * (temp file + rename), so readers never see half of it.
+ * (temp file + rename), so readers never see half of it. A file too large for
+ * one request is staged: its chunks (`part=<id>` with offsets) go to a hidden
+ * part file, and `part=<id>&commit=1` renames that into place, so a reader, or
+ * a worker dying mid-upload, never leaves half a checkpoint where the whole
+ * one is expected.
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, mkdir, open, realpath, rename, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, realpath, rename, stat, unlink } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { isErrno } from "./errno.ts";
@@ -75,14 +79,33 @@ function writeBody(
  * Receives one upload; the caller has checked that the uploader holds the
  * run's attempt. `offset` undefined replaces the file atomically.
  */
+export interface UploadMode {
+  offset: number | undefined;
+  part: string | undefined;
+  commit: boolean;
+}
+
 export async function receiveRunFile(
   req: IncomingMessage,
   runDir: string,
   segments: readonly string[],
-  offset: number | undefined,
+  mode: UploadMode,
   limit: number,
 ): Promise<FileUploadResponse> {
   const rel = segments.join("/");
+  const { offset, part, commit } = mode;
+  if (commit || part !== undefined) {
+    if (part === undefined || (commit && offset !== undefined) || (!commit && offset === undefined)) {
+      throw new HttpError(
+        400,
+        "bad_request",
+        "A staged upload is `part` with `offset`, or `part` with `commit=1`",
+        {
+          hint: "Send the chunks with ?part=<id>&offset=<n>, then an empty ?part=<id>&commit=1.",
+        },
+      );
+    }
+  }
   if (!announcesBody(req)) {
     throw new HttpError(
       411,
@@ -96,8 +119,24 @@ export async function receiveRunFile(
   const declared = declaredLength(req);
   if (declared !== undefined && declared > limit) throw bodyTooLarge(limit);
   const target = await targetPath(runDir, segments);
+  const staged = part === undefined ? undefined : join(target, "..", `${UPLOAD_TEMP_PREFIX}part-${part}`);
+  if (staged !== undefined && commit) {
+    try {
+      await rename(staged, target);
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) {
+        throw new HttpError(409, "upload_gap", `Nothing staged for ${rel} under part ${part}`, {
+          hint: "Send the chunks (?part=<id>&offset=<n>) before committing.",
+          extra: { size: 0 },
+        });
+      }
+      if (isErrno(error, "EISDIR", "ENOTEMPTY", "EEXIST")) throw badTarget(rel, "it is a directory");
+      throw error;
+    }
+    return { path: rel, size: (await stat(target)).size };
+  }
   if (offset !== undefined) {
-    const handle = await openTarget(target, constants.O_RDWR | constants.O_CREAT, rel);
+    const handle = await openTarget(staged ?? target, constants.O_RDWR | constants.O_CREAT, rel);
     try {
       const size = (await handle.stat()).size;
       if (offset > size) {

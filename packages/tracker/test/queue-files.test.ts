@@ -96,6 +96,32 @@ describe("uploads", () => {
     expect(readdirSync(join(runDir, "artifacts", "ckpt"))).toEqual(["model.bin"]);
   });
 
+  it("stages a large file's chunks out of sight and puts the whole file in place on commit", async () => {
+    const { s, upload, runDir, runId } = await runningJob();
+    expect((await upload("artifacts/model.pt", "old")).status).toBe(200);
+    const q = "worker_id=w1&attempt=1&part=0123abcd";
+    expect((await upload("artifacts/model.pt", "AAAA", `${q}&offset=0`)).json.size).toBe(4);
+    expect((await upload("artifacts/model.pt", "BBBB", `${q}&offset=4`)).json.size).toBe(8);
+    // Until the commit, readers see the previous file and the listing shows no part file.
+    expect(readFileSync(join(runDir, "artifacts", "model.pt"), "utf8")).toBe("old");
+    const listed = await s.api("GET", `/api/v1/runs/${runId}/artifacts`);
+    expect(listed.json.artifacts.map((a: { path: string }) => a.path)).toEqual(["artifacts/model.pt"]);
+    expect((await upload("artifacts/model.pt", "", `${q}&commit=1`)).json).toEqual({
+      path: "artifacts/model.pt",
+      size: 8,
+    });
+    expect(readFileSync(join(runDir, "artifacts", "model.pt"), "utf8")).toBe("AAAABBBB");
+    expect(readdirSync(join(runDir, "artifacts"))).toEqual(["model.pt"]);
+    // A commit with nothing staged, and a part without offset or commit, are refused.
+    expect((await upload("artifacts/model.pt", "", `${q}&commit=1`)).json).toMatchObject({
+      error_code: "upload_gap",
+    });
+    expect((await upload("artifacts/model.pt", "x", q)).json).toMatchObject({ error_code: "bad_request" });
+    expect(
+      (await upload("artifacts/model.pt", "x", "worker_id=w1&attempt=1&part=nothex!&offset=0")).status,
+    ).toBe(400);
+  });
+
   it("accepts only the worker holding the run's current attempt", async () => {
     const { s, upload, jobId, runId } = await runningJob();
     const refused = async (query: string, status: number, code: string) => {
