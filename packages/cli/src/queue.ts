@@ -42,26 +42,6 @@ export function parseDurationSeconds(text: string, flag: string): number {
   return seconds;
 }
 
-/** A JSON object given on the command line (`--config '{"lr": 0.1}'`). */
-export function parseJsonObject(text: string, flag: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`${flag} is not JSON: ${(error as Error).message}`, {
-      code: "bad_json_flag",
-      hint: `Quote a JSON object, e.g. ${flag} '{"lr": 0.1}'.`,
-    });
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UserError(`${flag} must be a JSON object`, {
-      code: "bad_json_flag",
-      hint: `e.g. ${flag} '{"lr": 0.1}'.`,
-    });
-  }
-  return value as Record<string, unknown>;
-}
-
 export function jobsTable(jobs: readonly JobResponse[], now = new Date()): string {
   return table(
     ["ID", "NAME", "STATUS", "ATTEMPT", "PRIO", "GPUS", "WORKER", "CREATED", "EXIT"],

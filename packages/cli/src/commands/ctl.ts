@@ -5,6 +5,7 @@ import type { ControlChannel } from "@runctl/core";
 import { TERMINAL_STATUSES, UserError } from "@runctl/core";
 import { readMeta, resolveRun, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
+import { parseJsonObjectFlag } from "../flag-values.ts";
 import { table } from "../output.ts";
 
 const SUBCOMMANDS = new Set(["controls", "status", "history"]);
@@ -314,21 +315,5 @@ function parseArg(text: string): unknown {
 }
 
 function parseKwargs(text: string | undefined): Record<string, unknown> {
-  if (text === undefined) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`--kwargs is not JSON: ${(error as Error).message}`, {
-      code: "bad_kwargs",
-      hint: `Pass a JSON object, e.g. --kwargs '{"p": 0.3}'.`,
-    });
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UserError("--kwargs must be a JSON object", {
-      code: "bad_kwargs",
-      hint: `e.g. --kwargs '{"p": 0.3}'.`,
-    });
-  }
-  return value as Record<string, unknown>;
+  return text === undefined ? {} : parseJsonObjectFlag(text, "--kwargs", "bad_kwargs", '{"p": 0.3}');
 }

@@ -6,9 +6,8 @@ import { UserError } from "@runctl/core";
 import { latestCheckpoint, resolveLaunchCommand, Supervisor } from "@runctl/provider-local";
 import { newRunId, runDirOf } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
+import { checkGpuList, parseJsonObjectFlag } from "../flag-values.ts";
 import { RunEndedError } from "../run-errors.ts";
-
-const GPUS = /^\d+(,\d+)*$/;
 
 export default class Local extends RunctlCommand {
   static override summary = "Run a training script on this machine as a tracked, steerable run.";
@@ -72,14 +71,10 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
     const { target, scriptArgs, resume } = this.launchArgs(argv as string[], flags.resume);
     const paths = await this.runPaths(flags["checkpoint-dir"]);
     const cwd = process.cwd();
-    if (flags.gpus !== undefined && !GPUS.test(flags.gpus)) {
-      throw new UserError(`--gpus "${flags.gpus}" is not a list of GPU indices`, {
-        code: "bad_gpus",
-        hint: "Use comma-separated indices, e.g. --gpus 0,1.",
-      });
-    }
+    if (flags.gpus !== undefined) checkGpuList(flags.gpus);
     let runConfig: Record<string, unknown> | undefined;
-    if (flags.config !== undefined) runConfig = parseRunConfig(flags.config);
+    if (flags.config !== undefined)
+      runConfig = parseJsonObjectFlag(flags.config, "--config", "bad_run_config", '{"lr": 0.01}');
     const launch = resolveLaunchCommand({
       target,
       args: scriptArgs,
@@ -249,23 +244,4 @@ function safeRead(path: string): string {
   } catch {
     return "";
   }
-}
-
-function parseRunConfig(text: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`--config is not JSON: ${(error as Error).message}`, {
-      code: "bad_run_config",
-      hint: `Pass a JSON object, e.g. --config '{"lr": 0.01}'.`,
-    });
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new UserError("--config must be a JSON object", {
-      code: "bad_run_config",
-      hint: `Pass a JSON object, e.g. --config '{"lr": 0.01}'.`,
-    });
-  }
-  return value as Record<string, unknown>;
 }

@@ -2,7 +2,8 @@ import { Flags } from "@oclif/core";
 import { UserError } from "@runctl/core";
 import type { JobCreate } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
-import { parseDurationSeconds, parseJsonObject, serverFlag } from "../queue.ts";
+import { parseJsonObjectFlag } from "../flag-values.ts";
+import { parseDurationSeconds, serverFlag } from "../queue.ts";
 
 export default class Submit extends RunctlCommand {
   static override summary = "Queue a job on the job server; a `runctl worker` runs it.";
@@ -57,7 +58,10 @@ Jobs run highest --priority first, first come first served among equals, on a wo
       workdir: flags.workdir ?? process.cwd(),
       name: flags.name ?? null,
       tags: flags.tags.flatMap((t) => t.split(",")).filter((t) => t !== ""),
-      config: flags.config === undefined ? null : parseJsonObject(flags.config, "--config"),
+      config:
+        flags.config === undefined
+          ? null
+          : parseJsonObjectFlag(flags.config, "--config", "bad_run_config", '{"lr": 0.1}'),
       priority: flags.priority,
       gpus: flags.gpus,
       timeout_seconds: flags.timeout === undefined ? null : parseDurationSeconds(flags.timeout, "--timeout"),

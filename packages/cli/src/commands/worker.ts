@@ -1,13 +1,12 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
-import { UserError, userDataDir } from "@runctl/core";
+import { userDataDir } from "@runctl/core";
 import { QueueWorker, type WorkerEvent } from "@runctl/provider-local";
 import { type QueueClient, QueueUnreachableError } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
+import { checkGpuList } from "../flag-values.ts";
 import { parseDurationSeconds, serverFlag } from "../queue.ts";
-
-const GPUS = /^\d+(,\d+)*$/;
 
 export default class Worker extends RunctlCommand {
   static override summary = "Run jobs from the job server on this machine.";
@@ -51,12 +50,7 @@ Progress (one line per claimed, finished, cancelled or lost job) goes to stderr;
 
   async run(): Promise<Record<string, unknown>> {
     const { flags } = await this.parse(Worker);
-    if (flags.gpus !== undefined && !GPUS.test(flags.gpus)) {
-      throw new UserError(`--gpus "${flags.gpus}" is not a list of GPU indices`, {
-        code: "bad_gpus",
-        hint: "Use comma-separated indices, e.g. --gpus 0,1.",
-      });
-    }
+    const gpus = flags.gpus === undefined ? undefined : checkGpuList(flags.gpus).split(",").map(Number);
     const { config } = await this.runctlConfig();
     const client = await this.queue(flags.server);
     const dataDir = flags["data-dir"]
@@ -74,7 +68,7 @@ Progress (one line per claimed, finished, cancelled or lost job) goes to stderr;
     const worker = new QueueWorker({
       client,
       dataDir,
-      ...(flags.gpus === undefined ? {} : { gpus: flags.gpus.split(",").map(Number) }),
+      ...(gpus === undefined ? {} : { gpus }),
       maxJobs: flags["max-jobs"],
       leaseSeconds: flags.lease ?? config.server.lease_seconds,
       pollMs: pollMs(flags.poll),
