@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..");
 const trackerDist = join(root, "packages", "tracker", "dist");
+const serverDist = join(root, "packages", "queue-server", "dist");
 const runctlBin = join(root, "packages", "cli", "bin", "run.js");
 
 const { values } = parseArgs({
@@ -35,11 +36,12 @@ const rate = Number(values.rate);
 for (const [k, v] of Object.entries({ jobs, workers, latencyJobs, rate })) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${k}: ${v}`);
 }
-if (!existsSync(join(trackerDist, "queue-store.js"))) {
+if (!existsSync(join(serverDist, "queue-store.js"))) {
   process.stderr.write("queue bench: build first (npm run build)\n");
   process.exit(1);
 }
-const { QueueStore, QueueClient } = await import(pathToFileURL(join(trackerDist, "mod.js")).href);
+const { QueueClient } = await import(pathToFileURL(join(trackerDist, "mod.js")).href);
+const { QueueStore } = await import(pathToFileURL(join(serverDist, "mod.js")).href);
 const log = (line) => {
   if (!values.json) process.stdout.write(`${line}\n`);
 };

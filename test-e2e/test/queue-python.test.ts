@@ -13,17 +13,16 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { type QueueServer, startQueueServer } from "@runctl/queue-server";
 import {
   HeartbeatResponse,
   JobClaimResponse,
   JobCreateResponse,
   JobResponse,
-  type QueueServer,
   RunResponse,
   RunWriter,
   readMetrics,
   StatusResponse,
-  startQueueServer,
 } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";

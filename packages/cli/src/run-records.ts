@@ -6,7 +6,8 @@ import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { type RunMeta, RunStatus, TERMINAL_STATUSES, UserError } from "@runctl/core";
-import { listRuns, parseJsonLenient, RUN_FILES } from "@runctl/tracker";
+import { parseJsonLenient } from "@runctl/core/internal";
+import { listRuns, RUN_FILES } from "@runctl/tracker";
 
 // Shared by `runs` and `export`, which select runs the same way.
 export const runFilterFlags = {

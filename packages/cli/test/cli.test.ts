@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type QueueServer, RunWriter, startQueueServer } from "@runctl/tracker";
+import { type QueueServer, startQueueServer } from "@runctl/queue-server";
+import { RunWriter } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { runctl, type Sandbox, sandbox } from "./run-cli.ts";

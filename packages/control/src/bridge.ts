@@ -14,7 +14,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ControlChannel, ControlCursor, START_CURSOR } from "@runctl/core";
-import { writeFileAtomicSync } from "@runctl/tracker";
+import { writeFileAtomicSync } from "@runctl/core/internal";
 import { z } from "zod";
 import type { FileQueue } from "./file-queue.ts";
 

@@ -19,7 +19,7 @@ import {
   readJsonl,
   withFileMutexSync,
   writeFileAtomicSync,
-} from "@runctl/tracker";
+} from "@runctl/core/internal";
 import { z } from "zod";
 import { AckRecord } from "./ack.ts";
 import { commandFromDraft, commandLine } from "./command-draft.ts";

@@ -11,7 +11,7 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 const CHILD = join(here, "fixtures", "child.mjs");
 const SRC = join(here, "..", "src");
 const DIST = join(here, "..", "dist");
-const TRACKER_DIST = join(here, "..", "..", "tracker", "dist", "mod.js");
+const CORE_INTERNAL_DIST = join(here, "..", "..", "core", "dist", "internal_mod.js");
 
 /** Children import dist/: fail loudly if it is missing or older than src/. */
 export async function assertDistFresh(): Promise<void> {
@@ -24,8 +24,11 @@ export async function assertDistFresh(): Promise<void> {
       throw new Error(`packages/control/dist is stale (${file}): ${build}`);
     }
   }
-  if (!existsSync(TRACKER_DIST) || !readFileSync(TRACKER_DIST, "utf8").includes("withFileMutexSync")) {
-    throw new Error("packages/tracker/dist does not export withFileMutexSync: build packages/tracker first");
+  if (
+    !existsSync(CORE_INTERNAL_DIST) ||
+    !readFileSync(CORE_INTERNAL_DIST, "utf8").includes("withFileMutexSync")
+  ) {
+    throw new Error("packages/core/dist does not export withFileMutexSync: build packages/core first");
   }
 }
 

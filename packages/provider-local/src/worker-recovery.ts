@@ -13,7 +13,8 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { TERMINAL_STATUSES } from "@runctl/core";
-import { AttemptEnd, type QueueClient, readMeta, writeJsonAtomicSync } from "@runctl/tracker";
+import { writeJsonAtomicSync } from "@runctl/core/internal";
+import { AttemptEnd, type QueueClient, readMeta } from "@runctl/tracker";
 import { z } from "zod";
 import { isLeaseLost, isTransient } from "./queue-errors.ts";
 import { RunDirUpload } from "./run-upload.ts";

@@ -3,7 +3,8 @@
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type JobResponse, QueueClient, type QueueServer, startQueueServer } from "@runctl/tracker";
+import { type QueueServer, startQueueServer } from "@runctl/queue-server";
+import { type JobResponse, QueueClient } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunDirUpload, UPLOAD_CHUNK_BYTES } from "../src/mod.ts";
 

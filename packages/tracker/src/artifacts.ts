@@ -8,7 +8,7 @@ import type { Dirent } from "node:fs";
 import { copyFile, cp, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { type ArtifactInfo, UserError } from "@runctl/core";
-import { isErrno } from "./errno.ts";
+import { isErrno } from "@runctl/core/internal";
 import { RUN_FILES } from "./layout.ts";
 
 // Copies in progress carry this prefix; listings hide them.

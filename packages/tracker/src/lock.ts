@@ -33,8 +33,8 @@ import {
 import { hostname as osHostname } from "node:os";
 import { join, resolve } from "node:path";
 import { UserError } from "@runctl/core";
+import { isErrno } from "@runctl/core/internal";
 import { z } from "zod";
-import { isErrno } from "./errno.ts";
 import { isPidAlive } from "./liveness.ts";
 
 export const LOCK_FILE = ".runctl.lock";

@@ -2,14 +2,12 @@
  * @runctl/tracker: run directories (docs/run-directory.md, whirr-compatible).
  * A writer for the process that owns a run, readers that are safe beside live
  * writers, the runs-directory listing, a checkpoint-directory lock, and the
- * file implementation of core's Tracker.
+ * file implementation of core's Tracker, and the job server's API schemas and
+ * client (the server itself is @runctl/queue-server: it holds a native addon).
  */
 export { listArtifacts } from "./artifacts.ts";
-export { FILE_MUTEX_STALE_MS, withFileMutexSync } from "./file-mutex.ts";
 export { FileTracker, type FileTrackerOptions } from "./file-tracker.ts";
-export { JsonlAppender, type JsonlPage, type JsonRecord, readJsonl } from "./jsonl.ts";
 export { RUN_FILES } from "./layout.ts";
-export { parseJsonLenient } from "./lenient-json.ts";
 export {
   type EffectiveStatus,
   effectiveStatus,
@@ -19,7 +17,6 @@ export {
   withEffectiveStatus,
 } from "./liveness.ts";
 export { type AcquireLockOptions, acquireLock, type DirLock, LOCK_FILE, LockInfo } from "./lock.ts";
-export { writeFileAtomicSync, writeJsonAtomicSync } from "./meta-file.ts";
 export * from "./queue-api.ts";
 export {
   type ArtifactOptions,
@@ -35,33 +32,6 @@ export {
   type UploadOptions,
   type WaitOptions,
 } from "./queue-client.ts";
-export { QUEUE_SCHEMA_VERSION } from "./queue-migrations.ts";
-export {
-  DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_MAX_UPLOAD_BYTES,
-  isLoopbackHost,
-  type QueueServer,
-  type QueueServerOptions,
-  startQueueServer,
-} from "./queue-server.ts";
-export {
-  type CancelOutcome,
-  type CreatedJob,
-  type HeartbeatOutcome,
-  type ListJobsFilter,
-  type ListRunsFilter,
-  type LostAttempt,
-  MAX_LOST_LEASES,
-  MAX_RETRY_BACKOFF_SECONDS,
-  type Outcome,
-  QUEUE_DB_FILE,
-  type QueueRefusal,
-  type QueueRefusalCode,
-  type QueueRun,
-  QueueStore,
-  type QueueStoreOptions,
-  type ReportOutcome,
-} from "./queue-store.ts";
 export { readMeta, readMetrics, readSystem } from "./read.ts";
 export {
   type CreateRunOptions,

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { MetricRecord, type MetricsPage, type RunMeta } from "@runctl/core";
-import { type JsonlPage, readJsonl } from "./jsonl.ts";
+import { type JsonlPage, readJsonl } from "@runctl/core/internal";
 import { RUN_FILES } from "./layout.ts";
 import { readMetaFile } from "./meta-file.ts";
 

@@ -18,12 +18,17 @@ import {
   TERMINAL_STATUSES,
   UserError,
 } from "@runctl/core";
+import {
+  isErrno,
+  JsonlAppender,
+  type JsonRecord,
+  readJsonlSync,
+  withFileMutexSync,
+  writeJsonAtomicSync,
+} from "@runctl/core/internal";
 import { copyArtifact } from "./artifacts.ts";
-import { isErrno } from "./errno.ts";
-import { withFileMutexSync } from "./file-mutex.ts";
-import { JsonlAppender, type JsonRecord, readJsonlSync } from "./jsonl.ts";
 import { RUN_FILES } from "./layout.ts";
-import { metaPathOf, readMetaFileSync, writeJsonAtomicSync } from "./meta-file.ts";
+import { metaPathOf, readMetaFileSync } from "./meta-file.ts";
 import { isSafeRunId, newRunId } from "./run-id.ts";
 
 /** Who is writing: recorded in meta.json so readers can tell a live run from a lost one. */

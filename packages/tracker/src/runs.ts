@@ -7,7 +7,7 @@ import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { type RunMeta, type RunStatus, UserError } from "@runctl/core";
-import { isErrno } from "./errno.ts";
+import { isErrno } from "@runctl/core/internal";
 import { RUN_FILES } from "./layout.ts";
 import { type LivenessOptions, withEffectiveStatus } from "./liveness.ts";
 import { readMetaFile } from "./meta-file.ts";

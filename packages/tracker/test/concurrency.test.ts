@@ -2,8 +2,9 @@
 // and a meta.json writer killed with SIGKILL mid-rewrite.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { readJsonl } from "@runctl/core/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunWriter, readJsonl, readMeta, readMetrics } from "../src/mod.ts";
+import { RunWriter, readMeta, readMetrics } from "../src/mod.ts";
 import { assertDistFresh, startChild, tempDir } from "./helpers.ts";
 
 let root: { path: string; cleanup: () => Promise<void> };

@@ -2,13 +2,13 @@ import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isRunctlError } from "@runctl/core";
+import { readJsonl } from "@runctl/core/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   listArtifacts,
   newRunId,
   RUN_ID_PATTERN,
   RunWriter,
-  readJsonl,
   readMeta,
   readMetrics,
   readSystem,

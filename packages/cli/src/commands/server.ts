@@ -2,7 +2,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Flags } from "@oclif/core";
 import { userDataDir } from "@runctl/core";
-import { startQueueServer } from "@runctl/tracker";
+import { startQueueServer } from "@runctl/queue-server";
 import { RunctlCommand } from "../command.ts";
 
 export default class Server extends RunctlCommand {

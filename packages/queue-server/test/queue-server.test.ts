@@ -2,12 +2,10 @@
 // queue order, GPU fitting, fencing, cancel/retry, and the refusals (auth,
 // limits, bad bodies, unknown routes), plus processes claiming concurrently.
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   CancelQueuedResponse,
   ErrorResponse,
   HeartbeatResponse,
-  isLoopbackHost,
   JobCancelResponse,
   JobClaimResponse,
   JobCreateResponse,
@@ -17,9 +15,10 @@ import {
   MessageResponse,
   RunListResponse,
   StatusResponse,
-  startQueueServer,
   WorkerListResponse,
-} from "../src/mod.ts";
+} from "@runctl/tracker";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { isLoopbackHost, startQueueServer } from "../src/mod.ts";
 import { assertDistFresh, tempDir } from "./helpers.ts";
 import { rawRequest, startClaimer, startTestServer, type TestServer } from "./queue-helpers.ts";
 

@@ -4,7 +4,7 @@
  * throw HttpError; the dispatcher turns it into the response.
  */
 import type { ServerResponse } from "node:http";
-import type { ErrorResponse } from "./queue-api.ts";
+import type { ErrorResponse } from "@runctl/tracker";
 
 export class HttpError extends Error {
   readonly status: number;

@@ -15,10 +15,10 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, realpath, rename, stat, unlink } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
-import { isErrno } from "./errno.ts";
+import { isErrno } from "@runctl/core/internal";
+import type { FileUploadResponse } from "@runctl/tracker";
 import { announcesBody, bodyTooLarge, declaredLength, pumpBody } from "./http-body.ts";
 import { HttpError } from "./http-response.ts";
-import type { FileUploadResponse } from "./queue-api.ts";
 import { isInside, UPLOAD_TEMP_PREFIX } from "./run-files.ts";
 
 function badTarget(rel: string, why: string): HttpError {

@@ -8,7 +8,7 @@ import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { extname, posix } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { isErrno } from "./errno.ts";
+import { isErrno } from "@runctl/core/internal";
 import { HttpError } from "./http-response.ts";
 import { resolveRunFile } from "./run-files.ts";
 

@@ -3,8 +3,8 @@
 // (ranges), and every way of asking for a file outside the run directory.
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { FileUploadResponse, RunArtifactsResponse, RunMetricsResponse, RunResponse } from "@runctl/tracker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { FileUploadResponse, RunArtifactsResponse, RunMetricsResponse, RunResponse } from "../src/mod.ts";
 import { tempDir } from "./helpers.ts";
 import { rawRequest, startTestServer, type TestServer } from "./queue-helpers.ts";
 

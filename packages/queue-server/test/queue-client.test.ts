@@ -1,14 +1,14 @@
 // The TypeScript queue client against a real job server on loopback.
 import { createServer, type Server, type Socket } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   JobWaitTimeoutError,
   QueueClient,
   QueueServerError,
   QueueUnreachableError,
   SERVER_UNREACHABLE_HINT,
-} from "../src/mod.ts";
-import { startQueueServer } from "../src/queue-server.ts";
+} from "@runctl/tracker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startQueueServer } from "../src/mod.ts";
 import { tempDir } from "./helpers.ts";
 
 type Started = Awaited<ReturnType<typeof startQueueServer>>;

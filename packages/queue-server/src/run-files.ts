@@ -8,10 +8,10 @@
 import type { Dirent } from "node:fs";
 import { lstat, readdir, realpath } from "node:fs/promises";
 import { join, sep } from "node:path";
-import { isErrno } from "./errno.ts";
+import { isErrno } from "@runctl/core/internal";
+import type { ArtifactRecord } from "@runctl/tracker";
+import { isSafeRunId } from "@runctl/tracker";
 import { HttpError } from "./http-response.ts";
-import type { ArtifactRecord } from "./queue-api.ts";
-import { isSafeRunId } from "./run-id.ts";
 
 /** In-progress uploads carry this prefix; listings hide them and uploads may not name them. */
 export const UPLOAD_TEMP_PREFIX = ".runctl-upload-";

@@ -12,8 +12,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseAt } from "@runctl/core";
-import Database from "better-sqlite3";
-import type { z } from "zod";
 import {
   type AttemptEnd,
   JobClaim,
@@ -29,7 +27,9 @@ import {
   type StatusResponse,
   WorkerRegistration,
   type WorkerResponse,
-} from "./queue-api.ts";
+} from "@runctl/tracker";
+import Database from "better-sqlite3";
+import type { z } from "zod";
 import { migrate } from "./queue-migrations.ts";
 
 /** After this many expired leases a job fails instead of being requeued again. */

@@ -10,13 +10,7 @@ import { readFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { describeIssues, isRunctlError, issuesOf, type RunMeta } from "@runctl/core";
-import { z } from "zod";
-import { sendRunFile } from "./artifact-download.ts";
-import { isErrno } from "./errno.ts";
-import { parseBody, readJsonBody } from "./http-body.ts";
-import { HttpError } from "./http-response.ts";
-import { RUN_FILES } from "./layout.ts";
-import { parseJsonLenient } from "./lenient-json.ts";
+import { isErrno, parseJsonLenient } from "@runctl/core/internal";
 import {
   type CancelQueuedResponse,
   type HealthResponse,
@@ -34,15 +28,21 @@ import {
   JobRunStatus,
   JobStatusFilter,
   type MessageResponse,
+  RUN_FILES,
   type RunArtifactsResponse,
   type RunListResponse,
   type RunMetricsResponse,
   type RunResponse,
+  readMeta,
+  readMetrics,
   WorkerRegistration,
   WorkerUnregister,
-} from "./queue-api.ts";
+} from "@runctl/tracker";
+import { z } from "zod";
+import { sendRunFile } from "./artifact-download.ts";
+import { parseBody, readJsonBody } from "./http-body.ts";
+import { HttpError } from "./http-response.ts";
 import type { Outcome, QueueRefusalCode, QueueRun, QueueStore } from "./queue-store.ts";
-import { readMeta, readMetrics } from "./read.ts";
 import { listRunFiles, relativePathFromUrl, runIdFromUrl } from "./run-files.ts";
 import { receiveRunFile } from "./run-uploads.ts";
 
