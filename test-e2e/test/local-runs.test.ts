@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { livingMembers } from "@runctl/provider-local";
+import { livingMembers } from "@runctl/agent";
 import { readMeta, readMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -18,12 +18,8 @@ import {
 } from "../src/runctl-cli.ts";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/train.py", import.meta.url));
-const DDP = fileURLToPath(
-  new URL("../../packages/provider-local/test/fixtures/ddp_gloo.py", import.meta.url),
-);
-const SLEEPER = fileURLToPath(
-  new URL("../../packages/provider-local/test/fixtures/sleeper.py", import.meta.url),
-);
+const DDP = fileURLToPath(new URL("../../packages/agent/test/fixtures/ddp_gloo.py", import.meta.url));
+const SLEEPER = fileURLToPath(new URL("../../packages/agent/test/fixtures/sleeper.py", import.meta.url));
 const PY = ["--python", "/usr/bin/python3"];
 
 const RunOut = z
@@ -93,12 +89,28 @@ describe("runctl local", () => {
     for (const pgid of pgids) expect(livingMembers(pgid)).toEqual([]);
   });
 
-  it("a supervisor killed with SIGKILL is reported failed (lost), and its ranks do not outlive it", async () => {
-    const { child, result, id } = await startSleeper("ck-kill");
-    const meta = await readMeta(runDirOf(id));
-    const pgids = meta.rank_pgids as number[];
+  it("a foreground runctl killed with SIGKILL takes its run down with it", async () => {
+    const { child, result, id } = await startSleeper("ck-cli-kill");
+    const pgids = (await readMeta(runDirOf(id))).rank_pgids as number[];
     child.kill("SIGKILL");
     await result;
+    // Its agent sees the CLI gone and stops the run as a Ctrl-C would have.
+    await waitFor(
+      async () => (await readMeta(runDirOf(id))).status === "cancelled",
+      "the run to be cancelled",
+    );
+    for (const pgid of pgids) expect(livingMembers(pgid)).toEqual([]);
+  });
+
+  it("an agent killed with SIGKILL is reported failed (lost), and its ranks do not outlive it", async () => {
+    const { result, id } = await startSleeper("ck-kill");
+    const meta = await readMeta(runDirOf(id));
+    const pgids = meta.rank_pgids as number[];
+    process.kill(meta.pid as number, "SIGKILL");
+    // The foreground CLI notices its agent is gone and says the run was lost.
+    const r = await result;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/lost/);
     try {
       expect(meta.status).toBe("running");
       const read = withEffectiveStatus(await readMeta(runDirOf(id)));

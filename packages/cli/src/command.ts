@@ -6,15 +6,16 @@
 import { homedir } from "node:os";
 import { dirname } from "node:path";
 import { Command } from "@oclif/core";
+import { resolveCheckpointDir } from "@runctl/agent";
 import { type NatsSettings, natsSettingsFromConfig } from "@runctl/control";
 import {
   type LoadedConfig,
   type LoadedRunctlConfig,
   loadConfig,
+  type Provider,
   type ProviderRegistry,
   type RunctlError,
 } from "@runctl/core";
-import { resolveCheckpointDir } from "@runctl/provider-local";
 import { resolveRunsDir } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
 import { note, printError } from "./output.ts";
@@ -34,6 +35,7 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
   static override enableJsonFlag = true;
 
   #providers: Promise<ProviderLoad> | undefined;
+  #config: Promise<LoadedConfig> | undefined;
 
   abstract override run(): Promise<T>;
 
@@ -54,16 +56,37 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
     return (await this.providers()).registry;
   }
 
-  /** The merged configuration, with every registered provider's section validated. */
-  protected async runctlConfig(flags: Record<string, unknown> = {}): Promise<LoadedConfig> {
-    const registry = await this.registry();
-    return loadConfig({
-      cwd: process.cwd(),
+  /**
+   * A registered provider, built from its configuration section: every launch
+   * (`runctl local` included) goes through one of these.
+   */
+  protected async provider(name: string): Promise<Provider> {
+    const [registry, loaded] = await Promise.all([this.registry(), this.runctlConfig()]);
+    const cwd = process.cwd();
+    return registry.create(name, (loaded.config as Record<string, unknown>)[name], {
       env: process.env,
-      homedir: homedir(),
-      flags,
-      sections: registry.configSections(),
+      dataDir: this.config.dataDir,
+      cwd,
+      projectRoot: loaded.projectFile ? dirname(loaded.projectFile) : cwd,
     });
+  }
+
+  /**
+   * The merged configuration, with every registered provider's section
+   * validated. Loaded once per command when no flags are layered on top.
+   */
+  protected runctlConfig(flags: Record<string, unknown> = {}): Promise<LoadedConfig> {
+    const load = async () =>
+      loadConfig({
+        cwd: process.cwd(),
+        env: process.env,
+        homedir: homedir(),
+        flags,
+        sections: (await this.registry()).configSections(),
+      });
+    if (Object.keys(flags).length > 0) return load();
+    this.#config ??= load();
+    return this.#config;
   }
 
   /**

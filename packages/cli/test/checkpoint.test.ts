@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { appendFile, link, mkdir, readdir, rename, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { CheckpointFile, CheckpointInfo, CleanupResult } from "@runctl/provider-local";
+import { CheckpointFile, CheckpointInfo, CleanupResult } from "@runctl/agent";
 import { beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { BIN, runctl, type Sandbox, sandbox } from "./run-cli.ts";

@@ -72,6 +72,27 @@ export class InternalError extends RunctlError {
   readonly kind = "internal" as const;
 }
 
+/**
+ * Codes every provider uses for the failures callers branch on: spot
+ * fallback on `capacity`, retries with backoff on `throttled`, a refusal
+ * without retry on `quota`, `auth` and `invalid_spec`.
+ */
+export const PROVIDER_ERROR_CODES = [
+  "not_found",
+  "unsupported",
+  "protected",
+  "capacity",
+  "quota",
+  "auth",
+  "invalid_spec",
+  "throttled",
+] as const;
+export type ProviderErrorCode = (typeof PROVIDER_ERROR_CODES)[number];
+
+export function hasErrorCode(error: unknown, ...codes: string[]): boolean {
+  return isRunctlError(error) && codes.includes(error.code);
+}
+
 export function isRunctlError(value: unknown): value is RunctlError {
   return value instanceof RunctlError;
 }

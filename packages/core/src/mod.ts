@@ -11,5 +11,8 @@ export * from "./errors.ts";
 export * from "./provider.ts";
 export * from "./registry.ts";
 export * from "./run.ts";
+export * from "./run-id.ts";
+export * from "./run-spec.ts";
+export * from "./run-sync.ts";
 export * from "./tags.ts";
 export * from "./validation.ts";

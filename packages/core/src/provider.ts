@@ -27,6 +27,9 @@ export const ProviderCapabilities = z
   .strict();
 export type ProviderCapabilities = z.infer<typeof ProviderCapabilities>;
 
+/** EC2's limit on user-data, which every bootstrap must fit. */
+export const MAX_BOOTSTRAP_BYTES = 16 * 1024;
+
 export const LaunchSpec = z
   .object({
     /** Machine type as the provider names it: `g5.xlarge`, `NVIDIA RTX A6000`, `local`. */
@@ -35,6 +38,12 @@ export const LaunchSpec = z
     /** Fall back to on-demand when spot capacity is refused; never implicit. */
     spotFallback: z.boolean().default(false),
     region: z.string().optional(),
+    /** Availability zone (EC2) or data center (RunPod); unset lets the provider choose. */
+    zone: z.string().optional(),
+    /** Machine or container image: an AMI id, a container image reference. Unset: the provider's default. */
+    image: z.string().min(1).optional(),
+    /** Root or container disk in GiB. */
+    diskGb: z.number().int().positive().max(65_536).optional(),
     gpuCount: z.number().int().nonnegative().optional(),
     /** Content-addressed code bundle to run (sha256 key) and where it lives. */
     bundle: z.object({ key: z.string().regex(/^[0-9a-f]{64}$/), url: z.string() }).optional(),
@@ -45,10 +54,50 @@ export const LaunchSpec = z
     /** Stop the machine after this many idle minutes (no run, no ssh); 0 disables. */
     idleStopMinutes: z.number().nonnegative().optional(),
     maxPricePerHour: z.number().positive().optional(),
+    /**
+     * The shell script that starts the agent on a fresh machine (EC2
+     * user-data, a RunPod container argument). Core builds it from the run
+     * spec (`agentBootstrap`); providers pass it on and never write their own.
+     */
+    bootstrap: z
+      .string()
+      .refine((s) => Buffer.byteLength(s) <= MAX_BOOTSTRAP_BYTES, "the bootstrap is over 16 KiB")
+      .optional(),
+    /**
+     * What only this provider understands (TorchX's run options are the
+     * model): checked against the provider definition's `launchOptionsSchema`.
+     */
+    providerOptions: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();
 export type LaunchSpec = z.input<typeof LaunchSpec>;
 export type ResolvedLaunchSpec = z.output<typeof LaunchSpec>;
+
+/** What a launch of a spec would cost and whether it can be served now: for `--dry-run` and fallback. */
+export const Quote = z
+  .object({
+    provider: z.string().min(1),
+    instanceType: z.string(),
+    market: Market,
+    region: z.string().optional(),
+    zone: z.string().optional(),
+    /** USD per hour; null when the provider cannot tell. */
+    pricePerHour: z.number().nonnegative().nullable(),
+    /** The spec can be launched now (capacity, quota and the spec itself allowing). */
+    available: z.boolean(),
+    /** Why not, when `available` is false: an error code of PROVIDER_ERROR_CODES and a sentence. */
+    unavailable: z.object({ code: z.string(), message: z.string() }).optional(),
+  })
+  .strict();
+export type Quote = z.infer<typeof Quote>;
+
+export const LogsOptions = z
+  .object({
+    /** Only the last N lines. */
+    tailLines: z.number().int().positive().optional(),
+  })
+  .strict();
+export type LogsOptions = z.input<typeof LogsOptions>;
 
 export const Resource = z
   .object({
@@ -110,17 +159,46 @@ export interface TerminateOptions {
   force?: boolean;
 }
 
+/**
+ * A source of compute. Every method throws runctl errors whose `code` is one
+ * of PROVIDER_ERROR_CODES where one fits (fallback and retries branch on
+ * them); the registry hands providers out wrapped so answers are schema-checked.
+ */
 export interface Provider {
   readonly name: string;
   readonly capabilities: ProviderCapabilities;
+  /**
+   * Starts a resource and the runctl agent on it, and returns once the
+   * provider has accepted it (it may still be `pending`). A spot spec that
+   * cannot be served throws `capacity` unless `spotFallback` is set; a market
+   * the provider lacks throws `unsupported`; a spec its options schema refuses
+   * throws `invalid_spec`. Tags `CreatedBy=runctl` and `runctl:created` are
+   * always set; the spec's tags are kept.
+   */
   launch(spec: LaunchSpec, signal?: AbortSignal): Promise<Placement>;
+  /** Price, market and availability of what `launch(spec)` would start; must agree with it. */
+  quote(spec: LaunchSpec): Promise<Quote>;
+  /** One resource; `not_found` for an id the provider does not know. */
   status(resourceId: string): Promise<Resource>;
+  /** Resources, by default only those tagged CreatedBy=runctl (`managedOnly` defaults to true). */
   list(filter?: ResourceFilter): Promise<Resource[]>;
+  /** Stops a resource to start it later; `unsupported` when `capabilities.stopStart` is false. */
   stop(resourceId: string): Promise<Resource>;
+  /** Starts a stopped resource; `unsupported` when `capabilities.stopStart` is false. */
   start(resourceId: string): Promise<Resource>;
+  /**
+   * Ends a resource for good. A `runctl:protected` resource is refused with
+   * `protected` unless `force`. Failure must throw: a machine that was not
+   * terminated keeps billing.
+   */
   terminate(resourceId: string, options?: TerminateOptions): Promise<Resource>;
   /** Preemption notices currently known for the given resources (all when omitted). */
   interruptions(resourceIds?: string[]): Promise<Interruption[]>;
+  /**
+   * The machine's own console or container log, for resources that failed
+   * before their run directory was synced. Optional capability.
+   */
+  logs?(resourceId: string, options?: LogsOptions): Promise<string>;
 }
 
 /** What a plugin registers: static facts for listing, and a lazy factory. */
@@ -130,6 +208,8 @@ export interface ProviderDefinition<C = unknown> {
   readonly capabilities: ProviderCapabilities;
   /** The provider's `[name]` section of `.runctl.toml`. */
   readonly configSchema: z.ZodType<C>;
+  /** What `LaunchSpec.providerOptions` may hold for this provider; unset means nothing. */
+  readonly launchOptionsSchema?: z.ZodType;
   /**
    * The section is one of runctl's own (first-party `local` uses `[local]`):
    * core validates it, so it is not contributed again as a provider section.
@@ -146,6 +226,10 @@ export interface ProviderContext {
   env: Readonly<Record<string, string | undefined>>;
   /** Directory for the provider's own state (the CLI's data dir). */
   dataDir: string;
+  /** The CLI's working directory (default: the process's). */
+  cwd?: string;
+  /** Directory of the project's `.runctl.toml`, which relative config paths are relative to. */
+  projectRoot?: string;
 }
 
 export const ProviderInfo = z

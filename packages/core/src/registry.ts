@@ -9,12 +9,16 @@ import { type ArtifactStore, type ArtifactStoreFactory, FileArtifactStore } from
 import { ConfigError, isRunctlError, ProviderError, type RunctlError, UserError } from "./errors.ts";
 import {
   Interruption,
+  LaunchSpec,
+  type LaunchSpec as LaunchSpecInput,
+  LogsOptions,
   Placement,
   type Provider,
   ProviderCapabilities,
   type ProviderContext,
   type ProviderDefinition,
   type ProviderInfo,
+  Quote,
   Resource,
 } from "./provider.ts";
 import { parseAt } from "./validation.ts";
@@ -116,7 +120,7 @@ export class ProviderRegistry {
       kind: "config",
       code: "config_invalid",
     });
-    return validatingProvider(await definition.create(config, context));
+    return validatingProvider(await definition.create(config, context), definition.launchOptionsSchema);
   }
 
   registerArtifactStore(protocol: string, factory: ArtifactStoreFactory): void {
@@ -149,9 +153,14 @@ export class ProviderRegistry {
  * Wraps a provider so that whatever a plugin returns is checked against the
  * contract's schemas, and whatever it throws becomes one of our errors. Plugins
  * may carry their own copy of @runctl/core (or none), so their errors are
- * recognised by shape (`code`, `kind`, `hint`), not by class.
+ * recognised by shape (`code`, `kind`, `hint`), not by class. A spec is
+ * checked before it reaches the provider (`invalid_spec`), its
+ * `providerOptions` against the provider's `launchOptionsSchema`.
+ *
+ * The wrapper has exactly the Provider methods: anything else a provider
+ * class offers is not reachable through the registry.
  */
-export function validatingProvider(inner: Provider): Provider {
+export function validatingProvider(inner: Provider, launchOptionsSchema?: z.ZodType): Provider {
   const call = async <S extends z.ZodType>(method: string, schema: S, body: () => Promise<unknown>) => {
     let value: unknown;
     try {
@@ -164,16 +173,44 @@ export function validatingProvider(inner: Provider): Provider {
       kind: "provider",
     }) as z.output<S>;
   };
+  const checkSpec = (spec: LaunchSpecInput): LaunchSpecInput => {
+    const resolved = parseAt(LaunchSpec, spec, {
+      what: `launch spec for ${inner.name}`,
+      kind: "user",
+      code: "invalid_spec",
+    });
+    if (launchOptionsSchema) {
+      resolved.providerOptions = parseAt(launchOptionsSchema, resolved.providerOptions, {
+        what: `options for provider ${inner.name}`,
+        kind: "user",
+        code: "invalid_spec",
+      }) as Record<string, unknown>;
+    } else if (Object.keys(resolved.providerOptions).length > 0) {
+      throw new UserError(`Provider ${inner.name} takes no provider options`, {
+        code: "invalid_spec",
+        hint: `Remove ${Object.keys(resolved.providerOptions).join(", ")} from providerOptions.`,
+      });
+    }
+    return resolved;
+  };
+  const logs = inner.logs?.bind(inner);
   return {
     name: inner.name,
     capabilities: inner.capabilities,
-    launch: (spec, signal) => call("launch", Placement, () => inner.launch(spec, signal)),
+    launch: (spec, signal) => call("launch", Placement, () => inner.launch(checkSpec(spec), signal)),
+    quote: (spec) => call("quote", Quote, () => inner.quote(checkSpec(spec))),
     status: (id) => call("status", Resource, () => inner.status(id)),
     list: (filter) => call("list", z.array(Resource), () => inner.list(filter)),
     stop: (id) => call("stop", Resource, () => inner.stop(id)),
     start: (id) => call("start", Resource, () => inner.start(id)),
     terminate: (id, options) => call("terminate", Resource, () => inner.terminate(id, options)),
     interruptions: (ids) => call("interruptions", z.array(Interruption), () => inner.interruptions(ids)),
+    ...(logs
+      ? {
+          logs: (id: string, options?: LogsOptions) =>
+            call("logs", z.string(), () => logs(id, LogsOptions.parse(options ?? {}))),
+        }
+      : {}),
   };
 }
 

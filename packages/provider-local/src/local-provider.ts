@@ -1,50 +1,57 @@
 /**
- * This machine as a Provider. A launched "resource" is a run: a detached
- * supervisor (agent-main) running the spec's command, identified by its run
- * id. Nothing to stop and start again (stopStart: false), nothing to preempt;
- * `terminate` stops the run, and honours `runctl:protected`.
+ * This machine as a Provider. A launched "resource" is a run: the runctl agent
+ * (agent-main) started as a process of its own with a run spec, identified by
+ * its run id. `runctl local` (foreground and `--detach`) launches through here
+ * exactly as a cloud command launches through its provider. Nothing to stop
+ * and start again (stopStart: false), nothing to preempt; `terminate` stops the
+ * run, and honours `runctl:protected`.
  */
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { type ChildProcess, spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { AGENT_MAIN, AGENT_STATUS_FD_VARIABLE, AgentStatus, resolveLaunchCommand } from "@runctl/agent";
 import {
+  ConfigError,
+  InternalError,
   isProtected,
   type LaunchSpec,
   type Placement,
   type Provider,
-  type ProviderCapabilities,
   ProviderError,
+  type Quote,
   type Resource,
   type ResourceFilter,
   type ResourceState,
   type RunMeta,
+  type RunSpecInput,
   runctlTags,
   TAG_CREATED_BY,
   TAG_CREATED_BY_VALUE,
   UserError,
 } from "@runctl/core";
-import { effectiveStatus, isPidAlive, listRuns, newRunId, readMeta, runDirOf } from "@runctl/tracker";
-
-export const LOCAL_CAPABILITIES: ProviderCapabilities = {
-  spot: false,
-  stopStart: false,
-  gpuTypes: [],
-  regions: ["local"],
-  interruptions: false,
-};
+import {
+  effectiveStatus,
+  isPidAlive,
+  listRuns,
+  newRunId,
+  readMeta,
+  runDirOf,
+  runLayout,
+} from "@runctl/tracker";
+import { LOCAL_CAPABILITIES, LocalLaunchOptions } from "./local-options.ts";
 
 export interface LocalProviderOptions {
   runsDir: string;
-  checkpointsRoot: string;
+  /** `local.checkpoint_dir`, resolved. */
+  checkpointDir: string;
   cwd: string;
   env: Readonly<Record<string, string | undefined>>;
+  /** `local.python`. */
+  configPython?: string | undefined;
 }
 
-// Built, the agent is this module's sibling; tests import the .ts sources and run the built agent.
-const AGENT = fileURLToPath(
-  new URL(import.meta.url.endsWith(".ts") ? "../dist/agent-main.js" : "./agent-main.js", import.meta.url),
-);
+/** Start-up of the agent (Node, run directory, ranks spawned) must not take longer than this. */
+const AGENT_START_TIMEOUT_MS = 60_000;
 
 function stateOf(meta: RunMeta): ResourceState {
   const status = effectiveStatus(meta).status;
@@ -78,62 +85,78 @@ export class LocalProvider implements Provider {
     this.#o = options;
   }
 
-  async launch(spec: LaunchSpec): Promise<Placement> {
-    if (!spec.command || spec.command.length === 0) {
-      throw new UserError("The local provider needs a command to run", {
-        code: "launch_no_command",
-        hint: "Give LaunchSpec.command, e.g. ['python3', 'train.py'].",
-      });
-    }
-    if (spec.market === "spot") {
-      throw new ProviderError("This machine has no spot market", {
-        code: "unsupported",
-        hint: "Launch with market on-demand, or use a cloud provider for spot capacity.",
-      });
-    }
-    const runId = spec.runId ?? newRunId();
-    const tags = { ...spec.tags, ...runctlTags({ runId }) };
-    const agentSpec = {
-      runId,
-      cwd: this.#o.cwd,
-      runsDir: this.#o.runsDir,
-      checkpointDir: join(this.#o.checkpointsRoot, runId),
-      command: spec.command,
-      tags,
-    };
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...this.#o.env, ...spec.env })) if (v !== undefined) env[k] = v;
-    mkdirSync(this.#o.runsDir, { recursive: true });
-    const logPath = join(this.#o.runsDir, `.agent-${runId}.log`);
-    const log = openSync(logPath, "a");
-    const agent = spawn(process.execPath, [AGENT, JSON.stringify(agentSpec)], {
-      cwd: this.#o.cwd,
-      env,
-      detached: true,
-      stdio: ["ignore", log, log],
-    });
-    closeSync(log);
-    agent.unref();
-    const metaPath = join(runDirOf(this.#o.runsDir, runId), "meta.json");
-    const deadline = Date.now() + 30_000;
-    while (!existsSync(metaPath)) {
-      if (Date.now() > deadline || agent.exitCode !== null) {
-        throw new ProviderError(`The local agent for ${runId} did not start: ${tail(logPath)}`, {
-          code: "launch_failed",
-          hint: `Its output is in ${logPath}; running the command with \`runctl local\` shows the problem too.`,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    const meta = await readMeta(runDirOf(this.#o.runsDir, runId));
+  async quote(spec: LaunchSpec): Promise<Quote> {
+    const refusal = refusalOf(spec);
     return {
       provider: "local",
-      resourceId: runId,
+      instanceType: spec.instanceType,
+      market: "on-demand",
+      region: "local",
+      pricePerHour: 0,
+      available: refusal === undefined,
+      ...(refusal ? { unavailable: { code: refusal.code, message: refusal.message } } : {}),
+    };
+  }
+
+  async launch(spec: LaunchSpec): Promise<Placement> {
+    const refusal = refusalOf(spec);
+    if (refusal) throw refusal;
+    const options = LocalLaunchOptions.parse(spec.providerOptions ?? {});
+    const command = spec.command as [string, ...string[]];
+    const cwd = resolve(this.#o.cwd, options.cwd ?? ".");
+    const env = { ...this.#o.env, ...spec.env };
+    const [target, ...args] = command;
+    const launch = resolveLaunchCommand({
+      target,
+      args,
+      cwd,
+      env,
+      python: options.python,
+      configPython: this.#o.configPython,
+      raw: options.raw,
+    });
+    const runId = spec.runId ?? newRunId();
+    const layout = runLayout(this.#o.runsDir, runId);
+    const checkpointDir = options.checkpointDir
+      ? resolve(cwd, options.checkpointDir.replaceAll("{run}", runId))
+      : this.#o.checkpointDir;
+    const runSpec: RunSpecInput = {
+      v: 1,
+      runId,
+      continueRun: options.continueRun,
+      ...(options.name ? { name: options.name } : {}),
+      tags: options.runTags,
+      resourceTags: { ...spec.tags, ...runctlTags({ runId }) },
+      ...(options.config ? { config: options.config } : {}),
+      command: launch.argv,
+      commandKind: launch.kind,
+      cwd,
+      runsDir: this.#o.runsDir,
+      checkpointDir,
+      nprocPerNode: options.nprocPerNode,
+      ...(options.gpus !== undefined ? { gpus: options.gpus } : {}),
+      env: spec.env ?? {},
+      ...(options.resume ? { resume: options.resume } : {}),
+      control: options.nats ? { kind: "nats", nats: options.nats } : { kind: "file" },
+      ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
+      echo: options.attach !== undefined,
+      stopWithParent: options.attach !== undefined,
+    };
+    mkdirSync(this.#o.runsDir, { recursive: true });
+    const started = await startAgent(runSpec, {
+      cwd,
+      env: this.#o.env,
+      logPath: layout.agentLog,
+      ...(options.attach ? { attach: options.attach } : {}),
+    });
+    return {
+      provider: "local",
+      resourceId: started.runId,
       region: "local",
       market: "on-demand",
       instanceType: "local",
       pricePerHour: 0,
-      launchedAt: meta.started_at,
+      launchedAt: (await readMeta(started.runDir)).started_at,
     };
   }
 
@@ -180,6 +203,23 @@ export class LocalProvider implements Provider {
     return [];
   }
 
+  /** The agent's own log: what it said when a run failed to start or could not write its directory. */
+  async logs(resourceId: string, options: { tailLines?: number } = {}): Promise<string> {
+    runDirOf(this.#o.runsDir, resourceId);
+    let text: string;
+    try {
+      text = readFileSync(runLayout(this.#o.runsDir, resourceId).agentLog, "utf8");
+    } catch {
+      return "";
+    }
+    return options.tailLines
+      ? text
+          .split("\n")
+          .slice(-options.tailLines - 1)
+          .join("\n")
+      : text;
+  }
+
   async #meta(resourceId: string): Promise<RunMeta> {
     try {
       return await readMeta(runDirOf(this.#o.runsDir, resourceId));
@@ -194,6 +234,100 @@ export class LocalProvider implements Provider {
       }
       throw error;
     }
+  }
+}
+
+/** Why this machine cannot run the spec, if it cannot. */
+function refusalOf(spec: LaunchSpec): UserError | ProviderError | undefined {
+  if (!spec.command || spec.command.length === 0) {
+    return new UserError("The local provider needs a command to run", {
+      code: "invalid_spec",
+      hint: "Give LaunchSpec.command, e.g. ['python3', 'train.py'].",
+    });
+  }
+  if (spec.market === "spot") {
+    return new ProviderError("This machine has no spot market", {
+      code: "unsupported",
+      hint: "Launch with market on-demand, or use a cloud provider for spot capacity.",
+    });
+  }
+  return undefined;
+}
+
+interface StartOptions {
+  cwd: string;
+  env: Readonly<Record<string, string | undefined>>;
+  logPath: string;
+  attach?: "stdout" | "stderr";
+}
+
+/**
+ * Starts agent-main detached (its own session: a Ctrl-C at the terminal
+ * reaches the CLI, which forwards it) with the spec on stdin, and waits for its
+ * status line: the run exists and its ranks are started, or the error that
+ * stopped it. A detached agent's output goes to its log; an attached one's to
+ * this process's streams.
+ */
+async function startAgent(
+  spec: RunSpecInput,
+  options: StartOptions,
+): Promise<{ runId: string; runDir: string; pid: number }> {
+  const log = options.attach ? undefined : openSync(options.logPath, "a");
+  const out = options.attach === "stderr" ? 2 : options.attach === "stdout" ? "inherit" : log;
+  const err = options.attach ? "inherit" : log;
+  let agent: ChildProcess;
+  try {
+    agent = spawn(process.execPath, [AGENT_MAIN, "-"], {
+      cwd: options.cwd,
+      env: { ...options.env, [AGENT_STATUS_FD_VARIABLE]: "3" },
+      detached: true,
+      stdio: ["pipe", out, err, "pipe"],
+    });
+  } finally {
+    if (log !== undefined) closeSync(log);
+  }
+  // An agent that dies at once closes its stdin and its status pipe; the missing status line says so.
+  agent.on("error", () => undefined);
+  agent.stdin?.on("error", () => undefined);
+  agent.stdin?.end(JSON.stringify(spec));
+  const statusPipe = agent.stdio[3] as NodeJS.ReadableStream;
+  let text = "";
+  statusPipe.setEncoding("utf8");
+  statusPipe.on("data", (chunk: string) => {
+    text += chunk;
+  });
+  const exited = new Promise<number | null>((r) => agent.once("exit", (code) => r(code)));
+  const said = new Promise<void>((r) => statusPipe.once("end", () => r()));
+  const timer = new Promise<"timeout">((r) => setTimeout(r, AGENT_START_TIMEOUT_MS, "timeout").unref());
+  const first = await Promise.race([said, timer]);
+  agent.unref();
+  (statusPipe as unknown as { destroy(): void }).destroy();
+  const line = text.split("\n")[0] ?? "";
+  const parsed = line ? AgentStatus.safeParse(safeJson(line)) : undefined;
+  if (first === "timeout" || !parsed?.success) {
+    const code = first === "timeout" ? "still starting" : `exit code ${await exited}`;
+    throw new ProviderError(`The runctl agent did not start (${code}): ${tail(options.logPath)}`, {
+      code: "launch_failed",
+      hint: `Its output is in ${options.logPath}.`,
+    });
+  }
+  const status = parsed.data;
+  if (!status.ok) {
+    const { kind, code, message, hint, details } = status.error;
+    const errOptions = { code, ...(hint ? { hint } : {}), ...(details ? { details } : {}) };
+    if (kind === "user") throw new UserError(message, errOptions);
+    if (kind === "config") throw new ConfigError(message, errOptions);
+    if (kind === "internal") throw new InternalError(message, errOptions);
+    throw new ProviderError(message, errOptions);
+  }
+  return status;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
   }
 }
 

@@ -8,7 +8,8 @@
 import { statSync } from "node:fs";
 import { rename } from "node:fs/promises";
 import { join } from "node:path";
-import { isRunctlError } from "@runctl/core";
+import { RunDirSync, type RunOutcome, resolveLaunchCommand, Supervisor } from "@runctl/agent";
+import { isRunctlError, RunSpec, type RunSpecInput } from "@runctl/core";
 import {
   type AttemptEnd,
   isSafeRunId,
@@ -16,11 +17,10 @@ import {
   jobRunId,
   type QueueClient,
   readMeta,
+  runDirOf,
 } from "@runctl/tracker";
-import { resolveLaunchCommand } from "./launch-command.ts";
 import { isLeaseLost, isTransient } from "./queue-errors.ts";
-import { RunDirUpload } from "./run-upload.ts";
-import { type RunOutcome, Supervisor } from "./supervisor.ts";
+import { QueueSyncTarget } from "./queue-sync-target.ts";
 import type { WorkerEvent } from "./worker-events.ts";
 import { clearUnreported, recordUnreported, type Unreported } from "./worker-recovery.ts";
 
@@ -42,7 +42,7 @@ export interface JobRunOptions {
   emit: (event: WorkerEvent) => void;
 }
 
-type SuperviseTerminal = NonNullable<Parameters<typeof Supervisor.start>[0]["terminal"]>;
+type SuperviseTerminal = NonNullable<Parameters<typeof Supervisor.start>[1]["terminal"]>;
 
 /** How the worker's part in the attempt ended. */
 export type JobRunEnd = "reported" | "lease_lost" | "handed_back" | "not_reported";
@@ -67,7 +67,7 @@ export class JobRun {
   #leaseLost = false;
   #handedBack = false;
   #supervisor: Supervisor | undefined;
-  #upload: RunDirUpload | undefined;
+  #upload: RunDirSync | undefined;
   /** Fires when the lease has certainly expired by this worker's clock (no heartbeat answered in time). */
   #expiryTimer: NodeJS.Timeout | undefined;
   #beatTimer: NodeJS.Timeout | undefined;
@@ -128,14 +128,19 @@ export class JobRun {
     this.#supervisor = supervisor;
     // A stop that came while the supervisor was starting.
     if (this.#leaseLost || this.#handedBack || this.#reason) supervisor.stop("SIGTERM");
-    this.#upload = new RunDirUpload(supervisor.runDir, {
-      client: this.#o.client,
-      runId: this.runId,
-      workerId: this.#o.workerId,
-      attempt: this.job.attempt,
-      onFileError: (path, error) =>
-        this.#emit("error", `job ${this.job.id}: the server refused ${path}: ${error.message}`),
-    });
+    this.#upload = new RunDirSync(
+      supervisor.runDir,
+      new QueueSyncTarget({
+        client: this.#o.client,
+        runId: this.runId,
+        workerId: this.#o.workerId,
+        attempt: this.job.attempt,
+      }),
+      {
+        onFileError: (path, error) =>
+          this.#emit("error", `job ${this.job.id}: the server refused ${path}: ${error.message}`),
+      },
+    );
     this.#scheduleUpload();
     const timeout = this.job.timeout_seconds;
     if (timeout != null) {
@@ -152,7 +157,7 @@ export class JobRun {
       await this.#upload.sync().catch(() => undefined);
       return "handed_back";
     }
-    const uploaded = await this.#report("upload", () => (this.#upload as RunDirUpload).sync());
+    const uploaded = await this.#report("upload", () => (this.#upload as RunDirSync).sync());
     // A file that could not be sent must not keep the job from being reported.
     if (uploaded === "lease_lost" || uploaded === "handed_back") return uploaded;
     return this.#complete(outcome);
@@ -175,20 +180,24 @@ export class JobRun {
     const [target, ...args] = job.command_argv;
     const launch = resolveLaunchCommand({ target: target as string, args, cwd: job.workdir, env, raw: true });
     const runsDir = join(this.#o.dataDir, "runs");
-    await this.#setAside(join(runsDir, this.runId));
+    await this.#setAside(runDirOf(runsDir, this.runId));
     this.#recordUnreported(undefined);
-    return Supervisor.start({
-      launch,
-      cwd: job.workdir,
-      runsDir,
+    const spec = RunSpec.parse({
+      v: 1,
       runId: this.runId,
       ...(job.name ? { name: job.name } : {}),
       ...(job.tags ? { tags: job.tags } : {}),
       ...(job.config ? { config: job.config } : {}),
-      ...(this.#o.cudaDevices ? { gpus: this.#o.cudaDevices } : {}),
+      command: launch.argv,
+      commandKind: launch.kind,
+      cwd: job.workdir,
+      runsDir,
       checkpointDir: join(this.#o.dataDir, "checkpoints", `job-${job.id}`),
-      env,
+      ...(this.#o.cudaDevices ? { gpus: this.#o.cudaDevices } : {}),
       graceMs: this.#o.graceMs,
+    } satisfies RunSpecInput);
+    return Supervisor.start(spec, {
+      env,
       ...(this.#o.terminal ? { terminal: this.#o.terminal } : {}),
       onWarning: (message) => this.#emit("warning", `job ${job.id}: ${message}`),
       // Synchronous, the moment the process exits: a worker killed from here on leaves an ending

@@ -12,12 +12,13 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { RunDirSync } from "@runctl/agent";
 import { TERMINAL_STATUSES } from "@runctl/core";
 import { writeJsonAtomicSync } from "@runctl/core/internal";
 import { AttemptEnd, type QueueClient, readMeta } from "@runctl/tracker";
 import { z } from "zod";
 import { isLeaseLost, isTransient } from "./queue-errors.ts";
-import { RunDirUpload } from "./run-upload.ts";
+import { QueueSyncTarget } from "./queue-sync-target.ts";
 import type { WorkerEvent } from "./worker-events.ts";
 
 const Unreported = z.object({
@@ -102,12 +103,10 @@ async function reportOne(
   if (!ended) return true;
   const owner = { worker_id: entry.worker_id, attempt: entry.attempt };
   try {
-    await new RunDirUpload(runDir, {
-      client,
-      runId: entry.run_id,
-      workerId: entry.worker_id,
-      attempt: entry.attempt,
-    }).sync();
+    await new RunDirSync(
+      runDir,
+      new QueueSyncTarget({ client, runId: entry.run_id, workerId: entry.worker_id, attempt: entry.attempt }),
+    ).sync();
     await client.completeJob(entry.job_id, {
       ...owner,
       exit_code: ended.exit_code,

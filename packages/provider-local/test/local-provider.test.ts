@@ -3,11 +3,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { killGroup } from "@runctl/agent";
 import { providerContractCases } from "@runctl/core/testing";
-import { listRuns } from "@runctl/tracker";
+import { listRuns, RunWriter } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import providers from "../src/hooks/providers.ts";
-import { killGroup, LocalProvider } from "../src/mod.ts";
+import { LocalLaunchOptions, LocalProvider } from "../src/mod.ts";
 
 let root: string;
 beforeAll(async () => {
@@ -30,16 +31,24 @@ afterAll(async () => {
 const make = async () =>
   new LocalProvider({
     runsDir: join(root, "runs"),
-    checkpointsRoot: join(root, "checkpoints"),
+    checkpointDir: join(root, "checkpoints"),
     cwd: root,
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
   });
 
 describe("local provider contract", () => {
   const cases = providerContractCases(make, {
-    launchSpec: { instanceType: "local", command: ["/usr/bin/python3", "-c", "import time; time.sleep(60)"] },
+    launchSpec: {
+      instanceType: "local",
+      command: ["/usr/bin/python3", "-c", "import time; time.sleep(60)"],
+      // Launches overlap (a terminated run is still releasing its lock): one checkpoint dir each.
+      providerOptions: { checkpointDir: "checkpoints/{run}" },
+    },
     settleTimeoutMs: 30_000,
     pollMs: 100,
+    launchOptionsSchema: LocalLaunchOptions,
+    // A run written by a training script itself (no CreatedBy tag): not a resource runctl made.
+    createUnmanaged: async () => RunWriter.create({ runsDir: join(root, "runs"), writer: "python" }).id,
   });
   for (const c of cases) it(c.name, c.run);
 });
@@ -61,6 +70,6 @@ describe("local provider plugin", () => {
     ).rejects.toMatchObject({
       code: "unsupported",
     });
-    await expect(p.launch({ instanceType: "local" })).rejects.toMatchObject({ code: "launch_no_command" });
+    await expect(p.launch({ instanceType: "local" })).rejects.toMatchObject({ code: "invalid_spec" });
   });
 });

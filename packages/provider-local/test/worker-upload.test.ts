@@ -3,10 +3,15 @@
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RunDirSync } from "@runctl/agent";
 import { type QueueServer, startQueueServer } from "@runctl/queue-server";
 import { type JobResponse, QueueClient } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunDirUpload, UPLOAD_CHUNK_BYTES } from "../src/mod.ts";
+import { QueueSyncTarget, type QueueSyncTargetOptions, UPLOAD_CHUNK_BYTES } from "../src/mod.ts";
+
+/** The job server as the sync target of one claimed attempt. */
+const toServer = (dir: string, o: QueueSyncTargetOptions, onFileError?: (path: string, e: Error) => void) =>
+  new RunDirSync(dir, new QueueSyncTarget(o), onFileError ? { onFileError } : {});
 
 let root: string;
 let server: QueueServer;
@@ -36,7 +41,7 @@ async function serverBytes(runId: string, path: string): Promise<Buffer> {
   return Buffer.from(await (await client.getArtifact(runId, path)).arrayBuffer());
 }
 
-describe("RunDirUpload", () => {
+describe("run sync to the job server (RunDirSync + QueueSyncTarget)", () => {
   it("sends new bytes of growing files, changed whole files, and skips writers' internals", async () => {
     const { job, workerId } = await claimed();
     const runId = job.run_id as string;
@@ -54,13 +59,9 @@ describe("RunDirUpload", () => {
     await writeFile(join(dir, "artifacts", ".runctl-tmp-1234-model.bin"), "half");
     await writeFile(join(dir, "control", "cursor.rank0.json"), "{}");
     const errors: string[] = [];
-    const upload = new RunDirUpload(dir, {
-      client,
-      runId,
-      workerId,
-      attempt: job.attempt,
-      onFileError: (path) => errors.push(path),
-    });
+    const upload = toServer(dir, { client, runId, workerId, attempt: job.attempt }, (path) =>
+      errors.push(path),
+    );
     await upload.sync();
     const listed = (await client.listArtifacts(runId)).map((a) => a.path).sort();
     expect(listed).toEqual(
@@ -89,7 +90,7 @@ describe("RunDirUpload", () => {
     for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
     await writeFile(join(dir, "artifacts", "big.bin"), big);
     await writeFile(join(dir, "system.jsonl"), big);
-    const upload = new RunDirUpload(dir, { client, runId, workerId, attempt: job.attempt });
+    const upload = toServer(dir, { client, runId, workerId, attempt: job.attempt });
     await upload.sync();
     expect((await serverBytes(runId, "artifacts/big.bin")).equals(big)).toBe(true);
     expect((await serverBytes(runId, "system.jsonl")).equals(big)).toBe(true);
@@ -102,7 +103,7 @@ describe("RunDirUpload", () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, "output.log"), "x\n");
     server.store.requeueExpired(new Date(Date.now() + 120_000));
-    const upload = new RunDirUpload(dir, { client, runId, workerId, attempt: job.attempt });
+    const upload = toServer(dir, { client, runId, workerId, attempt: job.attempt });
     await expect(upload.sync()).rejects.toMatchObject({ code: "lease_lost" });
   });
 });

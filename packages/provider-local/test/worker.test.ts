@@ -5,10 +5,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { livingMembers } from "@runctl/agent";
 import { type QueueServer, startQueueServer } from "@runctl/queue-server";
 import { type JobCreate, QueueClient, RunWriter } from "@runctl/tracker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { livingMembers, QueueWorker, type QueueWorkerOptions, type WorkerEvent } from "../src/mod.ts";
+import { QueueWorker, type QueueWorkerOptions, type WorkerEvent } from "../src/mod.ts";
 import { recordUnreported } from "../src/worker-recovery.ts";
 
 const PYTHON = "/usr/bin/python3";

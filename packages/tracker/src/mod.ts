@@ -5,6 +5,8 @@
  * file implementation of core's Tracker, and the job server's API schemas and
  * client (the server itself is @runctl/queue-server: it holds a native addon).
  */
+
+export { isSafeRunId, newRunId, RUN_ID_PATTERN, runIdTime } from "@runctl/core";
 export { listArtifacts } from "./artifacts.ts";
 export { FileTracker, type FileTrackerOptions } from "./file-tracker.ts";
 export { RUN_FILES } from "./layout.ts";
@@ -41,7 +43,6 @@ export {
   RunWriter,
   type WriterIdentity,
 } from "./run-dir.ts";
-export { isSafeRunId, newRunId, RUN_ID_PATTERN, runIdTime } from "./run-id.ts";
 export {
   CORRUPT_META_ERROR,
   type ListRunsOptions,
@@ -49,7 +50,9 @@ export {
   type ResolvedRun,
   type ResolveRunsDirOptions,
   RUNS_DIR_ENV,
+  type RunLayout,
   resolveRun,
   resolveRunsDir,
   runDirOf,
+  runLayout,
 } from "./runs.ts";

@@ -11,7 +11,9 @@ import { basename, extname, join, resolve } from "node:path";
 import {
   type ArtifactInfo,
   type Attempt,
+  isSafeRunId,
   type MetricRecord,
+  newRunId,
   parseAt,
   RunMeta,
   type RunStatus,
@@ -29,7 +31,6 @@ import {
 import { copyArtifact } from "./artifacts.ts";
 import { RUN_FILES } from "./layout.ts";
 import { metaPathOf, readMetaFileSync } from "./meta-file.ts";
-import { isSafeRunId, newRunId } from "./run-id.ts";
 
 /** Who is writing: recorded in meta.json so readers can tell a live run from a lost one. */
 export interface WriterIdentity {

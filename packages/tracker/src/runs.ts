@@ -6,12 +6,11 @@ import type { Dirent } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { type RunMeta, type RunStatus, UserError } from "@runctl/core";
+import { isSafeRunId, type RunMeta, type RunStatus, runIdTime, UserError } from "@runctl/core";
 import { isErrno } from "@runctl/core/internal";
 import { RUN_FILES } from "./layout.ts";
 import { type LivenessOptions, withEffectiveStatus } from "./liveness.ts";
 import { readMetaFile } from "./meta-file.ts";
-import { isSafeRunId, runIdTime } from "./run-id.ts";
 
 export const RUNS_DIR_ENV = "RUNCTL_RUNS_DIR";
 
@@ -51,6 +50,21 @@ export function runDirOf(runsDir: string, runId: string): string {
     });
   }
   return join(runsDir, runId);
+}
+
+/**
+ * Where one run's files are, for every launch path (foreground, detached,
+ * provider launches, queue jobs): the run directory (docs/run-directory.md)
+ * and the agent's own log, which holds what the agent said before the run
+ * directory existed or after it could no longer write there.
+ */
+export interface RunLayout {
+  runDir: string;
+  agentLog: string;
+}
+
+export function runLayout(runsDir: string, runId: string): RunLayout {
+  return { runDir: runDirOf(runsDir, runId), agentLog: join(runsDir, `.agent-${runId}.log`) };
 }
 
 export interface ListRunsOptions extends LivenessOptions {

@@ -1,13 +1,14 @@
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
-import { UserError } from "@runctl/core";
-import { latestCheckpoint, resolveLaunchCommand, Supervisor } from "@runctl/provider-local";
-import { newRunId, runDirOf } from "@runctl/tracker";
+import { latestCheckpoint } from "@runctl/agent";
+import { type LaunchSpec, UserError } from "@runctl/core";
+import type { LocalLaunchOptions } from "@runctl/provider-local";
+import { readMeta, resolveRun, runDirOf } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { checkGpuList, parseJsonObjectFlag } from "../flag-values.ts";
 import { RunEndedError } from "../run-errors.ts";
+import { type RunEnd, RunFollower } from "../run-follow.ts";
 
 export default class Local extends RunctlCommand {
   static override summary = "Run a training script on this machine as a tracked, steerable run.";
@@ -56,11 +57,14 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
     nats: Flags.string({
       description: "NATS server for runtime control (overrides [nats] url), e.g. nats://10.0.0.5:4222.",
     }),
+    "run-id": Flags.string({
+      description: "Id for the new run (default: a new time-ordered id).",
+      exclusive: ["run"],
+    }),
     quiet: Flags.boolean({
       description: "Do not echo the run's output here (it is still in output.log).",
       default: false,
     }),
-    "run-id": Flags.string({ hidden: true, description: "Id for the new run (used by --detach)." }),
   };
 
   /** `runctl exec` runs its target as a plain command. */
@@ -69,86 +73,80 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
   async run(): Promise<Record<string, unknown>> {
     const { flags, argv } = await this.parse(this.constructor as typeof Local);
     const { target, scriptArgs, resume } = this.launchArgs(argv as string[], flags.resume);
-    const paths = await this.runPaths(flags["checkpoint-dir"]);
-    const cwd = process.cwd();
     if (flags.gpus !== undefined) checkGpuList(flags.gpus);
     let runConfig: Record<string, unknown> | undefined;
     if (flags.config !== undefined)
       runConfig = parseJsonObjectFlag(flags.config, "--config", "bad_run_config", '{"lr": 0.01}');
-    const launch = resolveLaunchCommand({
-      target,
-      args: scriptArgs,
-      cwd,
-      env: process.env,
-      python: flags.python,
-      configPython: paths.config.local.python,
-      raw: (this.constructor as typeof Local).raw,
-    });
-    const checkpointDir = paths.checkpointDir;
-    const resumeFrom = await this.resumePath(resume, checkpointDir, cwd);
-    const continueRunDir = flags.run ? await this.existingRun(paths.runsDir, flags.run) : undefined;
+    const [paths, provider] = await Promise.all([
+      this.runPaths(flags["checkpoint-dir"]),
+      this.provider("local"),
+    ]);
+    const cwd = process.cwd();
+    const resumeFrom = await this.resumePath(resume, paths.checkpointDir, cwd);
+    const continued = flags.run ? await this.existingRun(paths.runsDir, flags.run) : undefined;
+    // `--nats URL` over `[nats]`: the run's commands then arrive over NATS.
+    const natsConfig = { ...paths.config.nats, ...(flags.nats ? { url: flags.nats } : {}) };
+    const nats = natsConfig.url || natsConfig.context ? natsConfig : undefined;
 
-    if (flags.detach) return this.detach(paths.runsDir);
-    const nats = await this.natsSettings(flags.nats);
-
-    // Handlers go in before the ranks exist: Ctrl-C while they start must stop them, not orphan them.
-    let requested: NodeJS.Signals | undefined;
-    let running: Supervisor | undefined;
-    const forward = (signal: NodeJS.Signals) => () => {
-      requested = signal === "SIGHUP" ? "SIGTERM" : signal;
-      running?.stop(requested);
-    };
-    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const);
-    for (const [signal, handler] of handlers) process.on(signal, handler);
-    const supervisor = await Supervisor.start({
-      launch,
+    const options: LocalLaunchOptions = {
       cwd,
-      runsDir: paths.runsDir,
-      ...(flags["run-id"] ? { runId: flags["run-id"] } : {}),
-      ...(continueRunDir ? { continueRunDir } : {}),
-      ...(flags.name ? { name: flags.name } : {}),
-      tags: flags.tag,
-      ...(runConfig ? { config: runConfig } : {}),
       nprocPerNode: flags["nproc-per-node"],
       ...(flags.gpus !== undefined ? { gpus: flags.gpus } : {}),
-      checkpointDir,
-      ...(resumeFrom ? { resumeFrom } : {}),
-      resumeArg: flags["resume-arg"],
-      env: process.env,
+      ...(flags.python ? { python: flags.python } : {}),
+      raw: (this.constructor as typeof Local).raw,
+      ...(flags.name ? { name: flags.name } : {}),
+      runTags: flags.tag,
+      ...(runConfig ? { config: runConfig } : {}),
+      ...(resumeFrom ? { resume: { from: resumeFrom, passArg: flags["resume-arg"] } } : {}),
+      checkpointDir: paths.checkpointDir,
+      continueRun: continued !== undefined,
       graceMs: flags.grace * 1000,
-      // With --json, stdout is for the one JSON document: the run's output goes to stderr.
-      ...(flags.quiet
-        ? {}
-        : {
-            terminal: {
-              stdout: this.jsonEnabled() ? process.stderr : process.stdout,
-              stderr: process.stderr,
-            },
-          }),
-      onWarning: (message) => this.progress(`Warning: ${message}`),
       ...(nats ? { nats } : {}),
-    });
-    running = supervisor;
-    if (requested) supervisor.stop(requested);
-    this.progress(`runctl: run ${supervisor.runId} (${supervisor.runDir})`);
-    const outcome = await supervisor.done;
-    for (const [signal, handler] of handlers) process.off(signal, handler);
-
-    const run = {
-      id: outcome.runId,
-      dir: outcome.runDir,
-      status: outcome.status,
-      exit_code: outcome.exitCode,
+      // With --json, stdout is for the one JSON document: the run's output goes to stderr.
+      ...(flags.detach ? {} : { attach: this.jsonEnabled() || flags.quiet ? "stderr" : "stdout" }),
     };
-    if (outcome.status !== "completed") {
-      throw new RunEndedError(`Run ${outcome.runId} ${outcome.status} (exit code ${outcome.exitCode})`, {
-        code: `run_${outcome.status}`,
-        hint: `See its output with \`runctl logs ${outcome.runId}\` and its record with \`runctl show ${outcome.runId}\`.`,
-        exitCode: outcome.exitCode,
+    const spec: LaunchSpec = {
+      instanceType: "local",
+      command: [target, ...scriptArgs],
+      ...(continued ? { runId: continued } : flags["run-id"] ? { runId: flags["run-id"] } : {}),
+      providerOptions: options,
+    };
+
+    if (flags.detach) {
+      const placement = await provider.launch(spec);
+      const runDir = runDirOf(paths.runsDir, placement.resourceId);
+      const { pid } = await readMeta(runDir);
+      this.log(`Started run ${placement.resourceId} in the background (agent pid ${pid}).`);
+      this.log(`  follow:  runctl logs ${placement.resourceId} -f`);
+      this.log(`  stop:    runctl stop ${placement.resourceId}`);
+      return { run: { id: placement.resourceId, dir: runDir, status: "running", agent_pid: pid } };
+    }
+
+    // Handlers go in before the agent exists: a Ctrl-C while it starts is forwarded once it has.
+    const follower = new RunFollower();
+    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
+      (s) => [s, () => follower.forward(s === "SIGHUP" ? "SIGTERM" : s)] as const,
+    );
+    for (const [signal, handler] of handlers) process.on(signal, handler);
+    let ended: RunEnd;
+    try {
+      const placement = await provider.launch(spec);
+      const runDir = runDirOf(paths.runsDir, placement.resourceId);
+      if (!flags.quiet) this.progress(`runctl: run ${placement.resourceId} (${runDir})`);
+      ended = await follower.follow(runDir);
+    } finally {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+    }
+    const run = { id: ended.runId, dir: ended.runDir, status: ended.status, exit_code: ended.exitCode };
+    if (ended.status !== "completed") {
+      throw new RunEndedError(`Run ${ended.runId} ${ended.status} (exit code ${ended.exitCode})`, {
+        code: `run_${ended.status}`,
+        hint: `See its output with \`runctl logs ${ended.runId}\` and its record with \`runctl show ${ended.runId}\`.`,
+        exitCode: ended.exitCode,
         details: { run },
       });
     }
-    this.progress(`runctl: run ${outcome.runId} completed`);
+    if (!flags.quiet) this.progress(`runctl: run ${ended.runId} completed`);
     return { run };
   }
 
@@ -185,63 +183,8 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
     return path;
   }
 
+  /** The id of an existing run that `--run` names. */
   private async existingRun(runsDir: string, id: string): Promise<string> {
-    const { resolveRun } = await import("@runctl/tracker");
-    return (await resolveRun(runsDir, id)).dir;
-  }
-
-  /**
-   * Starts this same command again, without --detach, as a background process
-   * in its own session, and returns once its run directory exists.
-   */
-  private async detach(runsDir: string): Promise<Record<string, unknown>> {
-    const id = newRunId();
-    mkdirSync(runsDir, { recursive: true });
-    const logPath = join(runsDir, `.supervisor-${id}.log`);
-    const log = openSync(logPath, "a");
-    const all = process.argv.slice(2);
-    const end = all.includes("--") ? all.indexOf("--") : all.length;
-    const argv = [...all.slice(0, end).filter((a) => a !== "--detach" && a !== "--json"), ...all.slice(end)];
-    const child = spawn(
-      process.execPath,
-      [process.argv[1] as string, ...injectFlags(argv, ["--run-id", id, "--quiet"])],
-      {
-        cwd: process.cwd(),
-        env: process.env,
-        detached: true,
-        stdio: ["ignore", log, log],
-      },
-    );
-    child.unref();
-    const metaPath = join(runDirOf(runsDir, id), "meta.json");
-    const exited = new Promise<number | null>((resolveExit) => child.once("exit", resolveExit));
-    const deadline = Date.now() + 30_000;
-    while (!existsSync(metaPath)) {
-      const code = await Promise.race([exited, new Promise((r) => setTimeout(r, 100, "wait"))]);
-      if (code !== "wait" || Date.now() > deadline) {
-        throw new UserError(`The background run did not start:\n${safeRead(logPath)}`, {
-          code: "detach_failed",
-          hint: "Run the same command without --detach to see the problem.",
-        });
-      }
-    }
-    this.log(`Started run ${id} in the background (supervisor pid ${child.pid}).`);
-    this.log(`  follow:  runctl logs ${id} -f`);
-    this.log(`  stop:    runctl stop ${id}`);
-    return { run: { id, dir: runDirOf(runsDir, id), status: "running", supervisor_pid: child.pid } };
-  }
-}
-
-/** Flags must precede `--`, or the script would receive them. */
-function injectFlags(argv: string[], extra: string[]): string[] {
-  const end = argv.indexOf("--");
-  return end === -1 ? [...argv, ...extra] : [...argv.slice(0, end), ...extra, ...argv.slice(end)];
-}
-
-function safeRead(path: string): string {
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch {
-    return "";
+    return (await resolveRun(runsDir, id)).id;
   }
 }

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { Args, Flags } from "@oclif/core";
+import { killGroup } from "@runctl/agent";
 import { TERMINAL_STATUSES, UserError } from "@runctl/core";
-import { killGroup } from "@runctl/provider-local";
 import { isPidAlive, readMeta, resolveRun, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 

@@ -12,13 +12,14 @@
  */
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { isRunctlError } from "../errors.ts";
+import { hasErrorCode, isRunctlError } from "../errors.ts";
 import {
   Interruption,
   type LaunchSpec,
   Placement,
   type Provider,
   ProviderCapabilities,
+  Quote,
   Resource,
   type ResourceState,
 } from "../provider.ts";
@@ -32,6 +33,20 @@ export interface ContractOptions {
   settleTimeoutMs?: number;
   /** Poll interval while waiting (ms). Default 100. */
   pollMs?: number;
+  /**
+   * A spot spec the provider's test environment refuses for lack of capacity
+   * (an emulator's fault injection): launching it without fallback must fail
+   * with `capacity`. Omit when the environment cannot refuse spot.
+   */
+  spotRefusedSpec?: LaunchSpec;
+  /**
+   * Makes a resource runctl did not create (no CreatedBy=runctl) and returns
+   * its id, so the suite can check that `list()` leaves it out by default.
+   * Without it the suite checks only what `list()` returns.
+   */
+  createUnmanaged?: () => Promise<string>;
+  /** The provider definition's `launchOptionsSchema`, so `providerOptions` in specs are checked as the registry would. */
+  launchOptionsSchema?: z.ZodType;
 }
 
 export interface ContractCase {
@@ -58,17 +73,31 @@ export function providerContractCases(
   const timeout = options.settleTimeoutMs ?? 30_000;
   const pollMs = options.pollMs ?? 100;
 
+  // Cleanup terminates what a case launched, and says so when it cannot:
+  // a machine left running because a failure was swallowed keeps billing.
   const withProvider =
     (body: (p: Provider, launched: string[]) => Promise<void>) => async (): Promise<void> => {
-      const provider = validatingProvider(await makeProvider());
+      const provider = validatingProvider(await makeProvider(), options.launchOptionsSchema);
       const launched: string[] = [];
+      let failure: unknown;
       try {
         await body(provider, launched);
-      } finally {
-        for (const id of launched) {
-          await provider.terminate(id, { force: true }).catch(() => undefined);
+      } catch (error) {
+        failure = error;
+      }
+      const leaks: string[] = [];
+      for (const id of launched) {
+        try {
+          await provider.terminate(id, { force: true });
+        } catch (error) {
+          if (!hasErrorCode(error, "not_found")) leaks.push(`${id}: ${(error as Error).message}`);
         }
       }
+      if (leaks.length > 0) {
+        const leak = new Error(`${provider.name}: terminate failed during cleanup (${leaks.join("; ")})`);
+        throw failure === undefined ? leak : new AggregateError([failure, leak], leak.message);
+      }
+      if (failure !== undefined) throw failure;
     };
 
   const launch = async (p: Provider, launched: string[], extraTags: Record<string, string> = {}) => {
@@ -150,10 +179,10 @@ export function providerContractCases(
           await p.start(resourceId);
           await waitForState(p, resourceId, ["running"]);
         } else {
-          await assert.rejects(
-            p.stop(resourceId),
-            (e: unknown) => isRunctlError(e) && e.code === "unsupported",
-          );
+          await assert.rejects(p.stop(resourceId), (e: unknown) => hasErrorCode(e, "unsupported"));
+          await assert.rejects(p.start(resourceId), (e: unknown) => hasErrorCode(e, "unsupported"));
+          const still = await p.status(resourceId);
+          assert.equal(still.state, "running", "a refused stop leaves the resource running");
         }
       }),
     },
@@ -188,6 +217,68 @@ export function providerContractCases(
           p.status("runctl-contract-does-not-exist"),
           (e: unknown) => isRunctlError(e) && e.code === "not_found",
         );
+      }),
+    },
+    {
+      name: "a spot launch without fallback never quietly runs on-demand",
+      run: withProvider(async (p, launched) => {
+        const spot: LaunchSpec = { ...options.launchSpec, market: "spot", spotFallback: false };
+        try {
+          const placement = await p.launch(spot);
+          launched.push(placement.resourceId);
+          assert.ok(p.capabilities.spot, "a provider without spot capability refuses market spot");
+          assert.equal(placement.market, "spot", "a spot launch without fallback is spot or nothing");
+        } catch (error) {
+          if (error instanceof assert.AssertionError) throw error;
+          const want = p.capabilities.spot ? ["capacity", "unsupported"] : ["unsupported"];
+          assert.ok(hasErrorCode(error, ...want), `refused with ${want.join(" or ")}, got: ${String(error)}`);
+        }
+        if (options.spotRefusedSpec) {
+          const refused = { ...options.spotRefusedSpec, market: "spot" as const, spotFallback: false };
+          await assert.rejects(
+            p.launch(refused).then((placement) => {
+              launched.push(placement.resourceId);
+              return placement;
+            }),
+            (e: unknown) => hasErrorCode(e, "capacity"),
+            "spot refused by the provider fails with capacity",
+          );
+          const quote = await p.quote(refused);
+          assert.equal(quote.available, false, "quote says a refused spot spec cannot be served");
+          assert.equal(quote.unavailable?.code, "capacity");
+        }
+      }),
+    },
+    {
+      name: "list shows only runctl-managed resources unless asked",
+      run: withProvider(async (p, launched) => {
+        const { resourceId } = await launch(p, launched);
+        const unmanaged = options.createUnmanaged ? await options.createUnmanaged() : undefined;
+        const managed = await p.list();
+        for (const r of managed) {
+          assert.equal(r.tags[TAG_CREATED_BY], TAG_CREATED_BY_VALUE, `list() by default shows ${r.id}`);
+        }
+        assert.ok(managed.some((r) => r.id === resourceId));
+        if (unmanaged !== undefined) {
+          assert.ok(!managed.some((r) => r.id === unmanaged), "list() leaves out what runctl did not create");
+          const everything = await p.list({ managedOnly: false });
+          assert.ok(
+            everything.some((r) => r.id === unmanaged),
+            "managedOnly: false shows it",
+          );
+        }
+      }),
+    },
+    {
+      name: "quote agrees with launch",
+      run: withProvider(async (p, launched) => {
+        const quote = Quote.parse(await p.quote(options.launchSpec));
+        assert.equal(quote.provider, p.name);
+        assert.equal(quote.available, true, "the contract's launch spec can be served");
+        const placement = await launch(p, launched);
+        assert.equal(placement.instanceType, quote.instanceType);
+        assert.equal(placement.market, quote.market);
+        assert.equal(placement.pricePerHour, quote.pricePerHour, "the quoted price is the price launched at");
       }),
     },
     {

@@ -2,26 +2,30 @@
  * The `runctl:providers` hook of this first-party plugin: registers `local`.
  * Its configuration is core's `[local]` section.
  */
-import { homedir } from "node:os";
-import { join } from "node:path";
-import { localSectionSchema, type ProviderDefinition } from "@runctl/core";
-import { LOCAL_CAPABILITIES } from "../local-provider.ts";
+import { type LocalConfig, localSectionSchema, type ProviderDefinition } from "@runctl/core";
+import { LOCAL_CAPABILITIES, LocalLaunchOptions } from "../local-options.ts";
 
-const local: ProviderDefinition = {
+const local: ProviderDefinition<LocalConfig> = {
   name: "local",
-  description: "This machine: runs under a detached supervisor",
+  description: "This machine: each run under the runctl agent",
   capabilities: LOCAL_CAPABILITIES,
   configSchema: localSectionSchema,
+  launchOptionsSchema: LocalLaunchOptions,
   coreSection: true,
   async create(config, context) {
-    const { LocalProvider } = await import("../local-provider.ts");
-    const { resolveRunsDir } = await import("@runctl/tracker");
-    const section = config as { runs_dir?: string };
+    const [{ LocalProvider }, { resolveRunsDir }, { resolveCheckpointDir }] = await Promise.all([
+      import("../local-provider.ts"),
+      import("@runctl/tracker"),
+      import("@runctl/agent"),
+    ]);
+    const cwd = context.cwd ?? process.cwd();
+    const projectRoot = context.projectRoot ?? cwd;
     return new LocalProvider({
-      runsDir: resolveRunsDir({ env: context.env, configRunsDir: section.runs_dir, cwd: process.cwd() }),
-      checkpointsRoot: join(context.dataDir || join(homedir(), ".local/share/runctl"), "local-checkpoints"),
-      cwd: process.cwd(),
+      runsDir: resolveRunsDir({ env: context.env, configRunsDir: config.runs_dir, projectRoot, cwd }),
+      checkpointDir: resolveCheckpointDir({ cwd, configDir: config.checkpoint_dir, projectRoot }),
+      cwd,
       env: context.env,
+      configPython: config.python,
     });
   },
 };

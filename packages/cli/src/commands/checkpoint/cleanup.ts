@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline/promises";
 import { Args, Flags } from "@oclif/core";
+import { type CleanupPlan, cleanupCheckpoints } from "@runctl/agent";
 import { formatBytes, UserError } from "@runctl/core";
-import { type CleanupPlan, cleanupCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
 
 export default class CheckpointCleanup extends RunctlCommand {

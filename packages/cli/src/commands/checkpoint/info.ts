@@ -1,6 +1,6 @@
 import { Args } from "@oclif/core";
+import { checkpointInfo } from "@runctl/agent";
 import { formatBytes } from "@runctl/core";
-import { checkpointInfo } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
 
 export default class CheckpointInfo extends RunctlCommand {

@@ -1,6 +1,6 @@
 import { Args, Flags } from "@oclif/core";
+import { checkpointOrder, listCheckpoints } from "@runctl/agent";
 import { formatBytes } from "@runctl/core";
-import { checkpointOrder, listCheckpoints } from "@runctl/provider-local";
 import { RunctlCommand } from "../../command.ts";
 import { table } from "../../output.ts";
 

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { newRunId, RunSpec } from "@runctl/core";
 import { readMeta, readMetrics } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { livingMembers, resolveLaunchCommand, Supervisor } from "../src/mod.ts";
@@ -34,16 +35,19 @@ async function start(
     env: process.env,
     python: PYTHON,
   });
-  return Supervisor.start({
-    launch,
+  const spec = RunSpec.parse({
+    v: 1,
+    runId: newRunId(),
+    command: launch.argv,
+    commandKind: launch.kind,
     cwd,
     runsDir: join(cwd, "runs"),
     checkpointDir: join(cwd, "checkpoints"),
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
     nprocPerNode: options.nproc ?? 1,
     graceMs: 3000,
-    ...(options.resumeFrom ? { resumeFrom: options.resumeFrom } : {}),
+    ...(options.resumeFrom ? { resume: { from: options.resumeFrom } } : {}),
   });
+  return Supervisor.start(spec, { env: { PATH: process.env.PATH, HOME: process.env.HOME } });
 }
 
 describe("Supervisor", () => {

@@ -8,7 +8,7 @@
  * not a file is looked up on PATH like a shell would.
  */
 import { accessSync, constants, statSync } from "node:fs";
-import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { basename, delimiter, isAbsolute, join, resolve } from "node:path";
 import { UserError } from "@runctl/core";
 
 export type LaunchKind = "python" | "uv" | "executable";
@@ -115,7 +115,7 @@ export function resolveLaunchCommand(options: ResolveLaunchOptions): LaunchComma
         hint: `Make it executable (chmod +x ${target}) or name its interpreter: runctl local -- bash ${target}.`,
       });
     }
-    return { argv: [path, ...args], kind: "executable", script: path };
+    return { argv: [path, ...args], kind: kindOf(path), script: path };
   }
   const onPath = findOnPath(target, options.env);
   if (!onPath) {
@@ -124,5 +124,14 @@ export function resolveLaunchCommand(options: ResolveLaunchOptions): LaunchComma
       hint: "Give a path to a script (e.g. train.py) or a command on PATH.",
     });
   }
-  return { argv: [onPath, ...args], kind: "executable", script: undefined };
+  return { argv: [onPath, ...args], kind: kindOf(onPath), script: undefined };
+}
+
+/**
+ * A command that is itself a Python interpreter (`python3 train.py` given as
+ * a plain command, as queue jobs are) is a Python run all the same: its
+ * packages are captured with that interpreter.
+ */
+function kindOf(executable: string): LaunchKind {
+  return /^python(\d+(\.\d+)?)?$/.test(basename(executable)) ? "python" : "executable";
 }

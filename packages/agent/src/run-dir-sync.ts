@@ -1,57 +1,62 @@
 /**
- * A queue worker's run directory, mirrored to the job server while the job
- * runs (docs/job-queue.md, "Uploads"), so nobody needs the worker's disk.
- *
- * Files that only grow (`*.jsonl`, `output.log`) send their new bytes at
- * the offset the server already has; every other file (meta.json,
- * config.json, git.json, artifacts/…) is sent whole when its size or mtime
- * changed. Big files go in chunks of at most 16 MiB. Writers' temporary and
- * lock files are skipped: they are half-written or meaningless elsewhere.
+ * The engine of run sync (core's RunSyncTarget): walks a run directory and
+ * sends what changed since the last pass. Files that only grow (`*.jsonl`,
+ * `output.log`) send their new bytes at the offset the target holds; every
+ * other file (meta.json, config.json, git.json, artifacts/…) is replaced whole
+ * when its size or mtime changed. Writers' temporary and lock files are
+ * skipped: they are half-written or meaningless elsewhere.
  */
-import { randomBytes } from "node:crypto";
 import type { Dirent, Stats } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type QueueClient, QueueServerError, QueueUnreachableError } from "@runctl/tracker";
+import { growsOnly, RunSyncGapError, type RunSyncTarget } from "@runctl/core";
 
-/** Bytes per PUT; the server takes up to 64 MiB per request. */
-export const UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024;
+/** Bytes per append; also what a target's request carries at most. */
+export const SYNC_CHUNK_BYTES = 16 * 1024 * 1024;
 
-export interface RunUploadTarget {
-  client: QueueClient;
-  runId: string;
-  workerId: string;
-  attempt: number;
+export interface RunDirSyncOptions {
   /**
-   * A file the server refused for a reason of its own (not the lease), or
+   * A file the target refused for a reason of its own (not transient), or
    * that could not be read here: it is skipped until it changes.
    */
   onFileError?: (path: string, error: Error) => void;
 }
 
 interface Sent {
-  /** Append-only files: bytes the server has. Whole files: the size that was sent. */
+  /** Append-only files: bytes the target has. Whole files: the size that was sent. */
   bytes: number;
   mtimeMs: number;
 }
 
-export class RunDirUpload {
+export class RunDirSync {
   readonly #dir: string;
-  readonly #target: RunUploadTarget;
+  readonly #target: RunSyncTarget;
+  readonly #options: RunDirSyncOptions;
   readonly #sent = new Map<string, Sent>();
   #pass: Promise<void> = Promise.resolve();
 
-  constructor(runDir: string, target: RunUploadTarget) {
+  constructor(runDir: string, target: RunSyncTarget, options: RunDirSyncOptions = {}) {
     this.#dir = runDir;
     this.#target = target;
+    this.#options = options;
+  }
+
+  /**
+   * Continues from what the target already holds (an agent restarted
+   * mid-run): append-only files resume at the target's length, so nothing
+   * is stored twice.
+   */
+  async resume(): Promise<void> {
+    for (const [path, bytes] of Object.entries(await this.#target.heldBytes())) {
+      this.#sent.set(path, { bytes, mtimeMs: -1 });
+    }
   }
 
   /**
    * Sends what changed since the last pass. Passes never overlap: a call
    * made during one runs after it, so the final pass sees every byte.
-   * Throws QueueServerError `lease_lost` (stop the job), and connection
-   * errors and 5xx answers (try again later: what was sent stays sent);
-   * any other trouble with one file goes to `onFileError`.
+   * Throws the target's transient errors (try again later: what was sent
+   * stays sent); any other trouble with one file goes to `onFileError`.
    */
   sync(): Promise<void> {
     const next = this.#pass.catch(() => undefined).then(() => this.#syncOnce());
@@ -66,9 +71,9 @@ export class RunDirUpload {
         else await this.#sendWhole(file.path, file.stats);
       } catch (error) {
         if (isVanished(error)) continue;
-        if (isTransient(error)) throw error;
+        if (this.#target.isTransient(error)) throw error;
         this.#sent.set(file.path, { bytes: file.stats.size, mtimeMs: file.stats.mtimeMs });
-        this.#target.onFileError?.(file.path, error instanceof Error ? error : new Error(String(error)));
+        this.#options.onFileError?.(file.path, error instanceof Error ? error : new Error(String(error)));
       }
     }
   }
@@ -80,22 +85,21 @@ export class RunDirUpload {
     if (offset === stats.size && known) return;
     if (stats.size === 0) {
       // An empty log still belongs in the listing (a job that printed nothing).
-      await this.#put(path, new Uint8Array(0), 0);
+      await this.#target.append(path, 0, new Uint8Array(0));
       this.#sent.set(path, { bytes: 0, mtimeMs: stats.mtimeMs });
       return;
     }
     const handle = await open(join(this.#dir, path), "r");
     try {
       while (offset < stats.size) {
-        const chunk = await readChunk(handle, offset, Math.min(UPLOAD_CHUNK_BYTES, stats.size - offset));
+        const chunk = await readChunk(handle, offset, Math.min(SYNC_CHUNK_BYTES, stats.size - offset));
         if (chunk.byteLength === 0) break;
         try {
-          await this.#put(path, chunk, offset);
+          await this.#target.append(path, offset, chunk);
         } catch (error) {
-          const serverSize = gapSize(error);
-          if (serverSize === undefined || serverSize >= offset) throw error;
-          // The server has less than we thought (it lost its tail): resend from there.
-          offset = serverSize;
+          if (!(error instanceof RunSyncGapError) || error.held >= offset) throw error;
+          // The target has less than we thought (it lost its tail): resend from there.
+          offset = error.held;
           continue;
         }
         offset += chunk.byteLength;
@@ -111,48 +115,13 @@ export class RunDirUpload {
     if (known && known.bytes === stats.size && known.mtimeMs === stats.mtimeMs) return;
     const handle = await open(join(this.#dir, path), "r");
     try {
-      if (stats.size <= UPLOAD_CHUNK_BYTES) {
-        await this.#put(path, await readChunk(handle, 0, stats.size), undefined);
-      } else {
-        // Staged: the chunks go to a hidden part file on the server, the commit puts the whole
-        // file in place, so nobody downloads half a checkpoint.
-        const part = randomBytes(8).toString("hex");
-        for (let offset = 0; offset < stats.size; ) {
-          const chunk = await readChunk(handle, offset, Math.min(UPLOAD_CHUNK_BYTES, stats.size - offset));
-          if (chunk.byteLength === 0) break;
-          await this.#put(path, chunk, offset, part);
-          offset += chunk.byteLength;
-        }
-        await this.#put(path, new Uint8Array(0), undefined, part, true);
-      }
+      await this.#target.replace(path, stats.size, (offset, length) => readChunk(handle, offset, length));
     } finally {
       await handle.close();
     }
     // The stats from before the read: a change made while reading shows as a new mtime next pass.
     this.#sent.set(path, { bytes: stats.size, mtimeMs: stats.mtimeMs });
   }
-
-  async #put(
-    path: string,
-    bytes: Uint8Array,
-    offset: number | undefined,
-    part?: string,
-    commit = false,
-  ): Promise<void> {
-    const { client, runId, workerId, attempt } = this.#target;
-    await client.uploadFile(runId, path, bytes, {
-      workerId,
-      attempt,
-      ...(offset === undefined ? {} : { offset }),
-      ...(part === undefined ? {} : { part }),
-      ...(commit ? { commit } : {}),
-    });
-  }
-}
-
-/** `metrics.jsonl`, `system.jsonl`, `output.log`, the control queue's logs: appended to, never rewritten. */
-function growsOnly(path: string): boolean {
-  return path.endsWith(".jsonl") || path === "output.log";
 }
 
 /**
@@ -215,20 +184,6 @@ async function readChunk(
     filled += bytesRead;
   }
   return buffer.subarray(0, filled);
-}
-
-/** The server's size from a 409 `upload_gap` (its `detail` names it). */
-function gapSize(error: unknown): number | undefined {
-  if (!(error instanceof QueueServerError) || error.code !== "upload_gap") return undefined;
-  const numbers = error.message.match(/\d+/g);
-  const last = numbers?.at(-1);
-  return last === undefined ? 0 : Number(last);
-}
-
-/** Lease lost (stop the job), or worth trying again later: the server is away or failing. */
-function isTransient(error: unknown): boolean {
-  if (error instanceof QueueUnreachableError) return true;
-  return error instanceof QueueServerError && (error.code === "lease_lost" || error.status >= 500);
 }
 
 function isVanished(error: unknown): boolean {
