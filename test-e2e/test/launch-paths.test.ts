@@ -2,9 +2,10 @@
 // foreground, `runctl local --detach`, `LocalProvider.launch` from code, and a
 // job run by `runctl worker` — leaves the same run-directory layout, written by
 // the same agent.
-import { readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { type RunMeta, TERMINAL_STATUSES } from "@runctl/core";
+import { RunDirSync } from "@runctl/agent";
+import { FileArtifactStore, type RunMeta, StoreRunSync, TERMINAL_STATUSES } from "@runctl/core";
 import { LocalProvider } from "@runctl/provider-local";
 import { readMeta, readMetrics } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -101,6 +102,28 @@ describe("the four launch paths", () => {
     const runs = await readdir(join(ws.home, "worker", "runs"));
     expect(runs).toHaveLength(1);
     dirs.queue = join(ws.home, "worker", "runs", runs[0] as string);
+
+    // Read back from a machine that only knows the server's URL: another directory, no runs.
+    const laptop = {
+      ...ws,
+      project: join(ws.home, "laptop"),
+      env: { ...ws.env, RUNCTL_SERVER_URL: jobServer.url },
+    };
+    await mkdir(laptop.project);
+    const shown = await runctlJson(["show", runs[0] as string], laptop);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.doc).toMatchObject({ run: { id: runs[0], status: "completed" }, config: { lr: 0.1 } });
+    const logs = await runctlJson(["logs", runs[0] as string], laptop);
+    expect(logs.doc).toMatchObject({ success: true, output: expect.stringContaining("trained") });
+  });
+
+  it("a run synced to an artifact store reads back with --from", async () => {
+    const store = new FileArtifactStore(join(ws.home, "store"));
+    const id = relative(join(ws.project, "runs"), dirs.foreground as string);
+    await new RunDirSync(dirs.foreground as string, new StoreRunSync(store, `runs/${id}`)).sync();
+    const shown = await runctlJson(["show", id.slice(0, 15), "--from", store.url], ws);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.doc).toMatchObject({ run: { id, status: "completed" }, metrics: { count: 3 } });
   });
 
   it("all four leave the same files, written by the agent", async () => {

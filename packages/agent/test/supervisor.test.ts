@@ -1,12 +1,13 @@
 // The supervisor with real Python processes (Debian's /usr/bin/python3, which
 // has torch once scripts/test-all.sh installed python3-torch).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { newRunId, RunSpec } from "@runctl/core";
-import { readMeta, readMetrics } from "@runctl/tracker";
+import { isPidAlive, readMeta, readMetrics } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { livingMembers, resolveLaunchCommand, Supervisor } from "../src/mod.ts";
 
@@ -23,7 +24,13 @@ afterAll(async () => {
 
 async function start(
   script: string,
-  options: { args?: string[]; nproc?: number; sub: string; resumeFrom?: string },
+  options: {
+    args?: string[];
+    nproc?: number;
+    sub: string;
+    resumeFrom?: string;
+    terminal?: { stdout: Writable; stderr: Writable };
+  },
 ) {
   const cwd = join(root, options.sub);
   const { mkdir } = await import("node:fs/promises");
@@ -47,7 +54,10 @@ async function start(
     graceMs: 3000,
     ...(options.resumeFrom ? { resume: { from: options.resumeFrom } } : {}),
   });
-  return Supervisor.start(spec, { env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  return Supervisor.start(spec, {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    ...(options.terminal ? { terminal: options.terminal } : {}),
+  });
 }
 
 describe("Supervisor", () => {
@@ -143,4 +153,58 @@ describe("Supervisor", () => {
     const again = await start("train_stdlib.py", { sub: "lock", args: ["--epochs", "1"] });
     expect((await again.done).status).toBe("completed");
   });
+
+  it("ends when the script exits, though a helper it left in a new session holds its output", async () => {
+    const sup = await start("leaves_helper.py", { sub: "helper" });
+    const outcome = await sup.done;
+    expect(outcome).toMatchObject({ status: "completed", exitCode: 0 });
+    const helper = Number(await readFile(join(outcome.runDir, "helper.pid"), "utf8"));
+    // Stopped with the run's leftovers: it carried the attempt's marker into its own session.
+    // (Dead or a zombie: a container's init may never reap it.)
+    expect(isPidAlive(helper) ? processState(helper) : "gone").toMatch(/^(gone|Z|X)$/);
+    expect(await readFile(join(outcome.runDir, "output.log"), "utf8")).toContain("main done");
+  });
+
+  it("names the signal a rank died of, with the shell's exit code 128+N", async () => {
+    const sup = await start("segfault.py", { sub: "segv" });
+    const outcome = await sup.done;
+    expect(outcome).toMatchObject({ status: "failed", exitCode: 139 });
+    const meta = await readMeta(outcome.runDir);
+    expect(meta.exit_code).toBe(139);
+    expect(meta.error).toMatch(/killed by SIGSEGV \(exit code 139\)/);
+  });
+
+  it("keeps all output in output.log, and bounded memory, when the terminal stops reading", async () => {
+    // A terminal that never takes anything: every write stays queued in the stream.
+    const stalled = () =>
+      new Writable({
+        highWaterMark: 1024,
+        write(_chunk, _enc, _done) {
+          // never calls back: the reader has stopped
+        },
+      });
+    const stdout = stalled();
+    const sup = await start("flood.py", {
+      sub: "flood",
+      args: ["64"],
+      terminal: { stdout, stderr: stalled() },
+    });
+    const outcome = await sup.done;
+    expect(outcome).toMatchObject({ status: "completed", exitCode: 0 });
+    const { size } = await import("node:fs/promises").then((fs) =>
+      fs.stat(join(outcome.runDir, "output.log")),
+    );
+    expect(size).toBe(64 * 1024 * 1024);
+    // What waits for the terminal stays near the backlog limit (4 MiB), not the 64 MiB written.
+    expect(stdout.writableLength).toBeLessThan(8 * 1024 * 1024);
+  });
 });
+
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "gone";
+  }
+}

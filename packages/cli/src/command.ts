@@ -16,7 +16,13 @@ import {
   type ProviderRegistry,
   type RunctlError,
 } from "@runctl/core";
-import { resolveRunsDir } from "@runctl/tracker";
+import {
+  DirRunSource,
+  type RunSource,
+  resolveRunsDir,
+  ServerRunSource,
+  StoreRunSource,
+} from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
 import { note, printError } from "./output.ts";
 import { loadProviders, type ProviderLoad } from "./provider-hook.ts";
@@ -133,6 +139,32 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
   protected async queue(serverUrl: string | undefined) {
     const { config } = await this.runctlConfig();
     return queueClient(serverUrl ?? config.server.url, config.server.token);
+  }
+
+  /**
+   * Where to read a run: `--from` (a job server's http(s) URL, or an artifact
+   * store URL holding synced run directories under `runs/`), else this
+   * machine's runs directory — and for a job's run (`job-<id>…`) that is not
+   * here, the configured job server.
+   */
+  protected async runSource(from: string | undefined, runId?: string): Promise<RunSource> {
+    if (from !== undefined) {
+      if (/^https?:\/\//.test(from)) {
+        const { config } = await this.runctlConfig();
+        return new ServerRunSource(queueClient(from, config.server.token));
+      }
+      return new StoreRunSource(await (await this.registry()).openArtifactStore(from));
+    }
+    const { runsDir, config } = await this.runPaths();
+    const local = new DirRunSource(runsDir);
+    if (runId === undefined || !/^job-\d+/.test(runId)) return local;
+    try {
+      await local.resolve(runId);
+      return local;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "run_not_found") throw error;
+      return new ServerRunSource(queueClient(config.server.url, config.server.token));
+    }
   }
 
   /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { type RunMeta, RunStatus, TERMINAL_STATUSES, UserError } from "@runctl/core";
 import { parseJsonLenient } from "@runctl/core/internal";
-import { listRuns, RUN_FILES } from "@runctl/tracker";
+import { listRuns, RUN_FILES, type RunSource } from "@runctl/tracker";
 
 // Shared by `runs` and `export`, which select runs the same way.
 export const runFilterFlags = {
@@ -60,6 +60,19 @@ export async function readRunConfig(dir: string, meta: RunMeta): Promise<RunConf
     if (code === "ENOENT" || code === "ENOTDIR") return { config: {} };
     return { config: {}, problem: `${file}: ${(error as Error).message}` };
   }
+  return parseRunConfig(text, file);
+}
+
+/** config.json of a run from any RunSource. */
+export async function sourceRunConfig(source: RunSource, runId: string, meta: RunMeta): Promise<RunConfig> {
+  const name = runFile("", meta.config_file, RUN_FILES.config);
+  const raw = await source.readFile(runId, name);
+  return raw === null
+    ? { config: {} }
+    : parseRunConfig(raw.toString("utf8"), `${source.location}/${runId}/${name}`);
+}
+
+function parseRunConfig(text: string, file: string): RunConfig {
   try {
     const value = parseJsonLenient(text);
     if (typeof value === "object" && value !== null && !Array.isArray(value)) {

@@ -44,6 +44,14 @@ export {
   type WriterIdentity,
 } from "./run-dir.ts";
 export {
+  DirRunSource,
+  type RunSource,
+  ServerRunSource,
+  StoreRunSource,
+  sourceMeta,
+  sourceMetrics,
+} from "./run-source.ts";
+export {
   CORRUPT_META_ERROR,
   type ListRunsOptions,
   listRuns,

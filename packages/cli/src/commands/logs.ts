@@ -1,7 +1,9 @@
 import { Args, Flags } from "@oclif/core";
-import { resolveRun } from "@runctl/tracker";
+import { UserError } from "@runctl/core";
+import { DirRunSource, type RunSource, resolveRun, sourceMeta, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { followLog } from "../follow-log.ts";
+import { fromFlag } from "../run-source-flag.ts";
 
 export default class Logs extends RunctlCommand {
   static override summary = "Print a run's output (all ranks); -f follows it until the run ends.";
@@ -12,6 +14,7 @@ export default class Logs extends RunctlCommand {
   ];
   static override args = { run: Args.string({ description: "Run id or unique prefix.", required: true }) };
   static override flags = {
+    ...fromFlag,
     follow: Flags.boolean({
       char: "f",
       description: "Keep printing new output until the run ends.",
@@ -26,8 +29,17 @@ export default class Logs extends RunctlCommand {
 
   async run(): Promise<Record<string, unknown>> {
     const { args, flags } = await this.parse(Logs);
-    const { runsDir } = await this.runPaths();
-    const run = await resolveRun(runsDir, args.run);
+    const source = await this.runSource(flags.from, args.run);
+    if (!(source instanceof DirRunSource)) {
+      if (flags.follow) {
+        throw new UserError(`-f follows runs on this machine; ${args.run} is read from ${source.location}`, {
+          code: "follow_remote",
+          hint: "Leave out -f to print what its synced output.log holds now.",
+        });
+      }
+      return this.remote(source, args.run, flags.lines);
+    }
+    const run = await resolveRun(source.runsDir, args.run);
     const json = this.jsonEnabled();
     let output = "";
     const status = await followLog({
@@ -40,5 +52,19 @@ export default class Logs extends RunctlCommand {
       },
     });
     return { run: run.id, status, ...(json ? { output } : {}) };
+  }
+
+  /** A run elsewhere: what its synced output.log holds now (following needs telemetry, not a copy). */
+  private async remote(source: RunSource, query: string, lines: number | undefined) {
+    const id = await source.resolve(query);
+    const meta = withEffectiveStatus(await sourceMeta(source, id));
+    let output = ((await source.readFile(id, "output.log")) ?? Buffer.alloc(0)).toString("utf8");
+    if (lines !== undefined)
+      output = output
+        .split(/(?<=\n)/)
+        .slice(-lines)
+        .join("");
+    if (!this.jsonEnabled()) process.stdout.write(output);
+    return { run: id, status: meta.status, ...(this.jsonEnabled() ? { output } : {}) };
   }
 }

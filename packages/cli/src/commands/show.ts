@@ -1,9 +1,10 @@
 import { Args, Flags } from "@oclif/core";
 import { type Attempt, type MetricRecord, type RunMeta, UserError } from "@runctl/core";
-import { readMeta, readMetrics, resolveRun, withEffectiveStatus } from "@runctl/tracker";
+import { sourceMeta, sourceMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { asciiChart, flatten, formatAgo, formatDuration, formatNumber, formatValue } from "../output.ts";
-import { RESERVED_METRIC_KEYS, readRunConfig, runDurationMs } from "../run-records.ts";
+import { RESERVED_METRIC_KEYS, runDurationMs, sourceRunConfig } from "../run-records.ts";
+import { fromFlag } from "../run-source-flag.ts";
 
 interface SeriesPoint {
   step: number;
@@ -23,11 +24,13 @@ export default class Show extends RunctlCommand {
     "<%= config.bin %> show 20261122-2015",
     "<%= config.bin %> show 20261122-201500-a1b2c3 --metric val_acc --lines 15",
     "<%= config.bin %> show 20261122-2015 --json | jq '.metrics.series.points[-1]'",
+    "<%= config.bin %> show job-3 --from http://queue.internal:8080",
   ];
   static override args = {
     run: Args.string({ description: "Run id or unique prefix.", required: true }),
   };
   static override flags = {
+    ...fromFlag,
     metric: Flags.string({
       char: "m",
       description: "Metric to chart (default: loss, else the first numeric one).",
@@ -42,12 +45,12 @@ export default class Show extends RunctlCommand {
 
   async run(): Promise<Record<string, unknown>> {
     const { args, flags } = await this.parse(Show);
-    const { runsDir } = await this.runPaths();
-    const { dir } = await resolveRun(runsDir, args.run);
-    const meta = withEffectiveStatus(await readMeta(dir));
-    const { config, problem } = await readRunConfig(dir, meta);
+    const source = await this.runSource(flags.from, args.run);
+    const id = await source.resolve(args.run);
+    const meta = withEffectiveStatus(await sourceMeta(source, id));
+    const { config, problem } = await sourceRunConfig(source, id, meta);
     if (problem !== undefined) this.progress(`Warning: ${problem}`);
-    const { records } = await readMetrics(dir);
+    const { records } = await sourceMetrics(source, id);
     const last = records.at(-1) ?? null;
     const numeric = numericKeys(records);
     if (flags.metric !== undefined && !numeric.includes(flags.metric)) {
