@@ -91,6 +91,7 @@ describe("names", () => {
       commands: "runctl.ctl.20261122-210037-a1b2c3.cmd",
       acks: "runctl.ctl.20261122-210037-a1b2c3.ack",
       controls: "runctl.ctl.20261122-210037-a1b2c3.controls",
+      state: "runctl.ctl.20261122-210037-a1b2c3.state",
     });
     expect(streamName("runctl")).toBe("RUNCTL_CTL");
     expect(streamName("team-a.runctl")).toBe("TEAM_A_RUNCTL_CTL");
@@ -137,6 +138,35 @@ describe("stream", () => {
     expect(info.config.duplicate_window).toBe(120 * 1e9);
     expect(info.config.allow_direct).toBe(true);
     await channel.close();
+  });
+
+  it("keeps limits larger than runctl's, and refuses a prefix whose stream name another prefix holds", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({
+      name: "BIG_CTL",
+      subjects: ["big.ctl.>"],
+      storage: "file",
+      max_age: 0,
+      max_msgs_per_subject: 1_000_000,
+      duplicate_window: 1e9 * 600,
+      allow_direct: true,
+      allow_rollup_hdrs: true,
+    });
+    const big = await NatsChannel.open(await newConnection(), newRun(), { prefix: "big" });
+    const info = await jsm.streams.info("BIG_CTL");
+    expect(info.config).toMatchObject({
+      max_age: 0,
+      max_msgs_per_subject: 1_000_000,
+      duplicate_window: 600e9,
+    });
+    await big.close();
+
+    // `team.x` and `team-x` both name TEAM_X_CTL: the second must not rewrite the first's subjects.
+    const first = await NatsChannel.open(await newConnection(), newRun(), { prefix: "team.x" });
+    const second = NatsChannel.open(await newConnection(), newRun(), { prefix: "team-x" });
+    await expect(second).rejects.toMatchObject({ code: "nats_stream_conflict" });
+    expect((await jsm.streams.info("TEAM_X_CTL")).config.subjects).toEqual(["team.x.ctl.>"]);
+    await first.close();
   });
 });
 
@@ -234,6 +264,20 @@ describe("de-duplication", () => {
     expect(entries.map((e) => e.seq)).toEqual([0, 1, 2, 3]);
     await channel.close();
     await other.close();
+  });
+});
+
+describe("de-duplication across runs", () => {
+  it("refuses an id another run used within the window instead of answering with that run's command", async () => {
+    const a = await NatsChannel.open(nc, newRun());
+    const b = await NatsChannel.open(nc, newRun());
+    await a.publish({ id: "shared-id", path: "x", args: [1] });
+    await expect(b.publish({ id: "shared-id", path: "y", args: [2] })).rejects.toMatchObject({
+      code: "duplicate_id",
+    });
+    expect((await b.read()).entries).toEqual([]);
+    await a.close();
+    await b.close();
   });
 });
 
