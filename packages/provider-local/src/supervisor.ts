@@ -16,7 +16,13 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { ControlBridge, FileQueue, NatsChannel, type NatsSettings } from "@runctl/control";
+import {
+  ControlBridge,
+  controlChannelMeta,
+  FileQueue,
+  NatsChannel,
+  type NatsSettings,
+} from "@runctl/control";
 import type { RunStatus } from "@runctl/core";
 import { acquireLock, type DirLock, RunWriter } from "@runctl/tracker";
 import { writeGitInfo, writeRequirements } from "./capture.ts";
@@ -143,6 +149,7 @@ export class Supervisor {
         writer: "supervisor",
         meta: {
           world_size: world,
+          control: controlChannelMeta(options.nats),
           checkpoint_dir: checkpointDir,
           ...(options.resumeFrom ? { resumed_from: options.resumeFrom } : {}),
           ...(options.resourceTags ? { resource_tags: options.resourceTags } : {}),
