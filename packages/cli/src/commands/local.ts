@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
+import { checkOpenServer } from "@runctl/control";
 import { UserError } from "@runctl/core";
 import { latestCheckpoint, resolveLaunchCommand, Supervisor } from "@runctl/provider-local";
 import { newRunId, runDirOf } from "@runctl/tracker";
@@ -90,6 +91,9 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
 
     if (flags.detach) return this.detach(paths.runsDir);
     const nats = await this.natsSettings(flags.nats);
+    // Anyone who can reach an open server can steer this run (docs/protocol.md, "Security").
+    const openServer = nats ? await checkOpenServer(nats) : undefined;
+    if (openServer !== undefined) this.progress(`Warning: ${openServer}`);
 
     // Handlers go in before the ranks exist: Ctrl-C while they start must stop them, not orphan them.
     let requested: NodeJS.Signals | undefined;
