@@ -443,6 +443,53 @@ describe("controls", () => {
   });
 });
 
+describe("values are carried exactly or refused", () => {
+  it("keeps a __proto__ key, accepts v as 1.0, and refuses integer keys, integers beyond 2^53 and deep nesting", async () => {
+    const run = newRun();
+    const channel = await NatsChannel.open(nc, run);
+    await channel.publish({ id: "proto", path: "x", kwargs: JSON.parse('{"__proto__": {"p": 1}}') });
+    const js = jetstream(nc);
+    const subject = runSubjects("runctl", run).commands;
+    const raw = new Packr({ useRecords: false, variableMapSize: true });
+    const float1 = Buffer.from(raw.pack({ v: 9, id: "float-v", path: "x" }));
+    // Rewrite v's value 9 (fixint 0x09) as float64 1.0: what a client with only floats writes.
+    const at = float1.indexOf(Buffer.from([0xa1, 0x76, 0x09])) + 2;
+    const floatV = Buffer.concat([
+      float1.subarray(0, at),
+      Buffer.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]),
+      float1.subarray(at + 1),
+    ]);
+    await js.publish(subject, floatV, { msgID: "float-v" });
+    await js.publish(
+      subject,
+      raw.pack(
+        new Map<unknown, unknown>([
+          ["v", 1],
+          ["id", "int-key"],
+          [1, "x"],
+        ]),
+      ),
+      { msgID: "int-key" },
+    );
+    await js.publish(subject, raw.pack({ v: 1, id: "big", path: "x", args: [2n ** 62n] }), { msgID: "big" });
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = [deep];
+    await js.publish(subject, raw.pack({ v: 1, id: "deep", path: "x", args: [deep] }), { msgID: "deep" });
+    const { entries } = await channel.read();
+    const [proto, floatEntry, intKey, big, deepEntry] = entries;
+    expect(proto?.kind === "command" && Object.hasOwn(proto.command.kwargs, "__proto__")).toBe(true);
+    expect(floatEntry).toMatchObject({ kind: "command", command: { id: "float-v" } });
+    expect(intKey).toMatchObject({
+      kind: "malformed",
+      reason: "malformed command: map keys must be strings",
+    });
+    expect(big).toMatchObject({ kind: "malformed", id: "big" });
+    expect(big?.kind === "malformed" && big.reason).toMatch(/beyond 2\^53/);
+    expect(deepEntry?.kind === "malformed" && deepEntry.reason).toMatch(/nested more than 64 levels/);
+    await channel.close();
+  });
+});
+
 describe("payloads are standard msgpack", () => {
   it("decode with an independent decoder, which rejects msgpackr's extensions", async () => {
     const channel = await NatsChannel.open(nc, newRun());
