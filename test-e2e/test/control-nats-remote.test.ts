@@ -183,6 +183,9 @@ it("honours credentials in a NATS URL and never prints or stores the password", 
     );
     for (const m of allMeta) expect(m).not.toContain("wr0ng-pw");
 
+    const doctor = await runctl(["doctor"], { ...ws, env: { ...ws.env, RUNCTL_NATS_URL: url } });
+    expect(doctor.stdout).toMatch(/authentication required/);
+    expect(`${doctor.stdout}${doctor.stderr}`).not.toContain("s3cr3t-pw");
     const shown = await runctl(["config", "show"], { ...ws, env: { ...ws.env, RUNCTL_NATS_URL: url } });
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toContain("alice:***@");
@@ -203,5 +206,7 @@ it("warns at local --nats and ctl --nats that a server without authentication le
   expect(run.stderr).toMatch(/accepts clients without credentials/);
   const ctl = await runctl(["ctl", "--nats", nats.url, "no-such-run-anywhere", "controls"], ws);
   expect(ctl.stderr).toMatch(/accepts clients without credentials/);
+  const doctor = await runctl(["doctor"], { ...ws, env: { ...ws.env, RUNCTL_NATS_URL: nats.url } });
+  expect(doctor.stdout).toMatch(/accepts clients without credentials/);
   await rm(ws.home, { recursive: true, force: true });
 });

@@ -25,6 +25,7 @@ import { readJsonl, writeFileAtomicSync } from "@runctl/core/internal";
 import { z } from "zod";
 import { AckRecord } from "./ack.ts";
 import type { FileQueue } from "./file-queue.ts";
+import { QUEUE_FILES } from "./layout.ts";
 import type { Follower, NatsChannel } from "./nats/channel.ts";
 import type { SubjectMessage } from "./nats/scan.ts";
 import { decodeCommand } from "./nats/wire.ts";
@@ -87,7 +88,12 @@ export class ControlBridge {
     );
     try {
       mkdirSync(this.#local.dir, { recursive: true });
-      this.#watcher = watch(this.#local.dir, () => this.#kickOutbound());
+      this.#watcher = watch(this.#local.dir, (_event, name) => {
+        // Only what goes out: not commands.jsonl or bridge.json, which the bridge writes itself.
+        if (name === null || name === QUEUE_FILES.acks || name.startsWith(QUEUE_FILES.controls)) {
+          this.#kickOutbound();
+        }
+      });
       this.#watcher.on("error", (error) => this.#report(error));
     } catch (error) {
       // Without events the safety net still carries acks, only later.
