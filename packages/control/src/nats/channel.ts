@@ -347,6 +347,8 @@ export class NatsChannel implements ControlChannel {
             filter_subjects: subject,
             deliver_policy: DeliverPolicy.StartSequence,
             opt_start_seq: next,
+            // A follower that vanishes (a killed `ctl`) leaves its consumer for 30 s, not nats.js's 5 min.
+            inactive_threshold: 30_000,
           });
           current = await consumer.consume();
           if (abort.signal.aborted) break;
