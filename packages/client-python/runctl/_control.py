@@ -671,7 +671,7 @@ def _prepare(raw: bytes, seq: int, end: int, seen: Set[str]) -> Dict[str, Any]:
     except ValueError as exc:
         reason = str(exc)
     except RecursionError:
-        reason = "nested too deeply"
+        reason = "nested more than %d levels deep" % MAX_JSON_DEPTH
     if reason is None and not isinstance(cmd, dict):
         reason = "not a JSON object"
     if reason is None and _json_depth(cmd) > MAX_JSON_DEPTH:

@@ -190,13 +190,20 @@ export class ControlBridge {
 
   async #outbound(): Promise<void> {
     const page = await readJsonl(this.#local.acksPath, { since: this.#state.ackOffset });
+    const sends: Promise<void>[] = [];
     for (const record of page.records) {
       const parsed = AckRecord.safeParse(record);
       if (!parsed.success) continue;
       const seq = this.#seqOf(parsed.data.id);
       // Acks of commands published straight into the file queue stay local.
-      if (seq !== undefined) await this.#remote.appendAck({ ...parsed.data, seq });
+      if (seq !== undefined) sends.push(this.#remote.appendAck({ ...parsed.data, seq }));
     }
+    // All in flight at once (N ranks' acks cost one round trip, not N); their order on the subject
+    // does not matter, readers group acks by (id, seq, rank). If one fails, the offset stays and
+    // all are sent again: the same record has the same Nats-Msg-Id, so the stream keeps one.
+    const results = await Promise.allSettled(sends);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
     if (page.offset !== this.#state.ackOffset) {
       this.#state.ackOffset = page.offset;
       this.#save();
