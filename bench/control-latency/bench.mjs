@@ -332,24 +332,36 @@ async function pythonRoundTrip(url, ranks, runId) {
     const w = waiting.get(ack.id);
     if (w === undefined) return;
     w.ranks.add(ack.rank);
+    // Wall clocks of one machine: the command's ts → the rank's ack ts → this delivery.
+    w.inbound = Math.max(w.inbound, ack.ts * 1000 - w.sentAt);
+    w.outbound = Math.max(w.outbound, Date.now() - ack.ts * 1000);
     if (w.ranks.size === ranks) w.done();
   });
   await publisher.nc.flush();
   const e = await echo(url);
   const rawLoaded = [];
   const total = [];
+  const inbound = [];
+  const outbound = [];
   for (let i = 0; i < warmup + commands; i++) {
     const raw = await e.once();
     const id = `py-${ranks}-${i}`;
-    const acked = new Promise((done) => waiting.set(id, { ranks: new Set(), done }));
+    const sentAt = Date.now();
+    const w = { ranks: new Set(), sentAt, inbound: 0, outbound: 0 };
+    const acked = new Promise((done) => {
+      w.done = done;
+      waiting.set(id, w);
+    });
     const t0 = now();
-    await publisher.publish({ id, path: "optimizer.lr.multiplier", args: [0.5] });
+    await publisher.publish({ id, ts: sentAt / 1000, path: "optimizer.lr.multiplier", args: [0.5] });
     await acked;
     const t1 = now();
     waiting.delete(id);
     if (i >= warmup) {
       rawLoaded.push(raw);
       total.push(t1 - t0);
+      inbound.push(w.inbound);
+      outbound.push(w.outbound);
     }
   }
   await e.close();
@@ -360,7 +372,7 @@ async function pythonRoundTrip(url, ranks, runId) {
   await bridgeChannel.close();
   await publisher.close();
   rmSync(dir, { recursive: true, force: true });
-  return { total, rawLoaded };
+  return { total, rawLoaded, inbound, outbound };
 }
 
 // --- run ---
@@ -410,16 +422,20 @@ try {
     );
   }
   for (const ranks of pythonRankCounts) {
-    const { total, rawLoaded } = await pythonRoundTrip(
+    const { total, rawLoaded, inbound, outbound } = await pythonRoundTrip(
       server.url,
       ranks,
       `bench-py-${process.pid}-${runN++}`,
     );
     const t = summary(total);
     const r = summary(rawLoaded);
+    const inLeg = summary(inbound);
+    const outLeg = summary(outbound);
     const run = {
       ranks,
       publish_to_all_acks: t,
+      to_last_rank_ack: inLeg,
+      ack_back: outLeg,
       raw_same_load: r,
       ratio_p50: t.p50 / results.raw.p50,
       ratio_p99: t.p99 / results.raw.p99,
@@ -431,6 +447,10 @@ try {
       `Python N=${String(ranks).padStart(2)} behind the bridge  publish → all acks p50 ${ms(t.p50)} p99 ${ms(t.p99)} | ` +
         `raw under the same load p50 ${ms(r.p50)} p99 ${ms(r.p99)} | ratio p50 ${run.ratio_p50.toFixed(1)}x ` +
         `(p99 ${run.ratio_p99.toFixed(1)}x; ${run.ratio_p50_same_load.toFixed(1)}x / ${run.ratio_p99_same_load.toFixed(1)}x vs loaded raw)`,
+    );
+    log(
+      `          legs (wall clock, 1 ms resolution): publish → last rank's ack written p50 ${ms(inLeg.p50)} p99 ${ms(inLeg.p99)} | ` +
+        `ack written → delivered p50 ${ms(outLeg.p50)} p99 ${ms(outLeg.p99)}`,
     );
   }
 } finally {
