@@ -206,6 +206,7 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
     kwargs: Record<string, unknown>,
     flags: { wait: boolean; timeout: number; ranks?: number | undefined; force: boolean },
   ): Promise<Record<string, unknown>> {
+    await this.refuseEnded(target, flags.force);
     const controls = await target.queue.readControls();
     if (controls && !flags.force && !controls.some((c) => c.path === path)) {
       throw new UserError(`The run has no control "${path}"`, {
@@ -214,7 +215,6 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
         details: { controls: controls.map((c) => c.path) },
       });
     }
-    await this.refuseEnded(target, flags.force);
     const sent = await target.queue.publish({ op: "set", path, args, kwargs });
     const command = { ...sent.command, seq: sent.seq };
     this.progress(`runctl: sent ${path} (${sent.command.id}, seq ${sent.seq}) to ${target.label}`);
@@ -256,8 +256,13 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
         },
       );
     }
-    if (got < expected) {
-      throw new UserError(`Only ${got} of ${expected} ranks acked ${path} within ${flags.timeout} s`, {
+    if (got < expected || (known === undefined && acks.length === 0)) {
+      // Without a recorded world size and without any ack, the number of ranks is unknown.
+      const message =
+        known === undefined && acks.length === 0
+          ? `No rank acked ${path} within ${flags.timeout} s`
+          : `Only ${got} of ${expected} ranks acked ${path} within ${flags.timeout} s`;
+      throw new UserError(message, {
         code: "ack_timeout",
         hint: "The script applies commands when it calls poll_and_apply(); wait longer (--timeout) or check it is polling.",
         details: { command, acks },
