@@ -5,9 +5,10 @@
  * - each NATS command is appended to `commands.jsonl` as it is stored, in
  *   stream order, as the map without `v` (an ordered consumer delivers it; a
  *   slow poll is only a safety net), so a rank sees it at its next poll;
- * - a message no rank could apply (malformed, an invalid id, over 64 KiB) is
- *   acked `rejected` by the bridge (rank -1) and takes a blank line, so file
- *   seqs stay equal to NATS seqs;
+ * - a message that cannot become a line (malformed, an invalid id, over
+ *   64 KiB) is acked `rejected` by the bridge (rank -1) and takes a blank
+ *   line, so file seqs stay equal to NATS seqs; every other map is appended
+ *   verbatim and the ranks answer it, as they would answer the same line;
  * - acks the ranks (and the supervisor, for `signal`) append to `acks.jsonl`
  *   are republished as they are written (fs.watch on the queue directory) with
  *   the command's NATS `seq`; acks of commands that did not come from NATS stay
@@ -165,9 +166,10 @@ export class ControlBridge {
     if (message.seq < cursor.offset) return;
     const seq = cursor.seq;
     const { entry, line } = decodeCommand(message.data, seq, message.msgId);
-    if (entry.kind === "command" && line !== undefined) {
+    if (line !== undefined) {
+      // A command, or a map every rank rejects on its own (args not a list …): the ranks answer.
       this.#local.appendLineSync(line);
-      this.#remember(entry.command.id, seq);
+      this.#remember(entry.kind === "command" ? entry.command.id : entry.id, seq);
     } else {
       const malformed = entry.kind === "malformed" ? entry : undefined;
       // A rank could not read it faithfully (or at all): the bridge answers for every rank.

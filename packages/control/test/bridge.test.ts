@@ -128,6 +128,7 @@ describe("the bridge", () => {
       "intkey",
     );
     await rawPublish(run, { v: 1, id: "big-int", path: "x", args: [2n ** 60n] }, "big-int");
+    await rawPublish(run, { v: 1, id: "not-a-list", path: "x", args: "nope" }, "not-a-list");
 
     const bridge = new ControlBridge({ remote: channel, local: queue }).start();
     const seen: unknown[] = [];
@@ -141,7 +142,7 @@ describe("the bridge", () => {
         await rank.pollAndApply(null, 0);
         return await natsAcks(channel);
       },
-      (a) => a.length >= 7,
+      (a) => a.length >= 8,
     );
     await bridge.stop();
     await rank.close();
@@ -162,8 +163,15 @@ describe("the bridge", () => {
     });
     expect(by("from-header")).toMatchObject({ status: "applied", seq: 3, rank: 0, world_size: 1 });
     expect(by("proto")).toMatchObject({ status: "applied", seq: 4 });
+    // A map the ranks reject themselves reaches them, so every rank answers as the docs say.
+    expect(by("not-a-list")).toMatchObject({
+      status: "rejected",
+      error: "args must be a list",
+      rank: 0,
+      seq: 7,
+    });
     const lines = fileLines(queue);
-    expect(lines).toHaveLength(7);
+    expect(lines).toHaveLength(8);
     expect(JSON.parse(lines[2] ?? "")).toEqual({ id: "no-path", args: [] });
     expect(JSON.parse(lines[4] ?? "")).toEqual({ id: "proto", path: "x", kwargs: { ["__proto__"]: 1 } });
     expect(Object.hasOwn(JSON.parse(lines[4] ?? "").kwargs, "__proto__")).toBe(true);

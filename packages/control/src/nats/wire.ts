@@ -147,7 +147,11 @@ const ReadCommand = Command.extend({ path: z.string().nullable() });
 /** A message of a run's command subject, read: its entry, and for a command the `commands.jsonl` line it stands for. */
 export interface WireCommand {
   entry: ControlEntry;
-  /** The line (without newline) the bridge appends: the map without `v`, `id` filled in from the header. */
+  /**
+   * The line (without newline) the bridge appends, for a message that passed
+   * checks 1–5 (a command, or a map the ranks reject themselves): the map
+   * without `v`, `id` filled in from the header.
+   */
   line?: string;
 }
 
@@ -199,7 +203,8 @@ export function decodeCommand(bytes: Uint8Array, seq: number, msgId?: string): W
       },
     };
   }
-  if (entry.kind !== "command") return { entry };
+  // args not a list, kwargs not a map: every rank rejects the line itself (control.md checks 2–3).
+  if (entry.kind !== "command") return { entry, line };
   const parsed = ReadCommand.safeParse(entry.command);
   if (!parsed.success) return { entry: malformed(seq, ownId, z.prettifyError(parsed.error)) };
   // The checked command itself, not zod's copy: a copy would drop a `__proto__` key.
