@@ -43,6 +43,8 @@ type BridgeState = z.infer<typeof BridgeState>;
 export const BRIDGE_STATE_FILE = "bridge.json";
 /** Remembered id → remote seq pairs, for acks that arrive late. */
 const SEQ_MEMORY = 4096;
+/** Acks republished at once, at most. */
+const ACKS_IN_FLIGHT = 64;
 /** The safety net: a full pass in both directions this often, whatever the events said. */
 const DEFAULT_SAFETY_MS = 2_000;
 
@@ -192,20 +194,25 @@ export class ControlBridge {
 
   async #outbound(): Promise<void> {
     const page = await readJsonl(this.#local.acksPath, { since: this.#state.ackOffset });
-    const sends: Promise<void>[] = [];
+    const acks: AckRecord[] = [];
     for (const record of page.records) {
       const parsed = AckRecord.safeParse(record);
       if (!parsed.success) continue;
       const seq = this.#seqOf(parsed.data.id);
       // Acks of commands published straight into the file queue stay local.
-      if (seq !== undefined) sends.push(this.#remote.appendAck({ ...parsed.data, seq }));
+      if (seq !== undefined) acks.push({ ...parsed.data, seq });
     }
-    // All in flight at once (N ranks' acks cost one round trip, not N); their order on the subject
-    // does not matter, readers group acks by (id, seq, rank). If one fails, the offset stays and
-    // all are sent again: the same record has the same Nats-Msg-Id, so the stream keeps one.
-    const results = await Promise.allSettled(sends);
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed !== undefined) throw failed.reason;
+    // In flight together (N ranks' acks cost one round trip, not N), a bounded number at a time;
+    // their order on the subject does not matter, readers group acks by (id, seq, rank). If one
+    // fails, the offset stays and all are sent again: the same record has the same Nats-Msg-Id,
+    // so the stream keeps one.
+    for (let i = 0; i < acks.length; i += ACKS_IN_FLIGHT) {
+      const results = await Promise.allSettled(
+        acks.slice(i, i + ACKS_IN_FLIGHT).map((ack) => this.#remote.appendAck(ack)),
+      );
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
+    }
     if (page.offset !== this.#state.ackOffset) {
       this.#state.ackOffset = page.offset;
       this.#save();
