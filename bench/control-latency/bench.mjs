@@ -4,10 +4,22 @@
 // this process, against a real nats-server started here. Beside it, in the same run and on the same
 // server, the raw NATS request/reply round trip (`nc.request` to a responder); the figure is the
 // ratio of the medians.
-// Usage: node bench/control-latency/bench.mjs [--ranks 2,8,32] [--commands 200] [--warmup 20]
-//          [--poll-ms 0] [--json]
+// Then the path a Python rank sees: publish → the supervisor's ControlBridge (ordered consumer in,
+// fs.watch out) → the node-local file queue → N Python RuntimeControllers (every_s=0) → acks back
+// over the bridge, for N in --python-ranks, beside the raw round trip measured in the same run.
+// Usage: node bench/control-latency/bench.mjs [--ranks 2,8,32] [--python-ranks 2,8] [--commands 200]
+//          [--warmup 20] [--poll-ms 0] [--python /usr/bin/python3] [--py-step-ms 1] [--json]
 import { spawn } from "node:child_process";
-import { accessSync, constants, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
@@ -22,13 +34,22 @@ const controlDist = join(root, "packages", "control", "dist");
 const { values } = parseArgs({
   options: {
     ranks: { type: "string", default: "2,8,32" },
+    "python-ranks": { type: "string", default: "2,8" },
+    python: { type: "string", default: "/usr/bin/python3" },
+    "py-step-ms": { type: "string", default: "1" },
     commands: { type: "string", default: "200" },
     warmup: { type: "string", default: "20" },
     "poll-ms": { type: "string", default: "0" },
     json: { type: "boolean", default: false },
   },
 });
-const rankCounts = values.ranks.split(",").map(Number);
+const rankCounts = values.ranks === "" ? [] : values.ranks.split(",").map(Number);
+const pythonRankCounts = values["python-ranks"] === "" ? [] : values["python-ranks"].split(",").map(Number);
+const pyStepMs = Number(values["py-step-ms"]);
+if (!pythonRankCounts.every((n) => Number.isInteger(n) && n > 0)) {
+  throw new Error(`--python-ranks: ${values["python-ranks"]}`);
+}
+if (!(pyStepMs >= 0)) throw new Error(`--py-step-ms: ${values["py-step-ms"]}`);
 const commands = Number(values.commands);
 const warmup = Number(values.warmup);
 if (!rankCounts.every((n) => Number.isInteger(n) && n > 0)) throw new Error(`--ranks: ${values.ranks}`);
@@ -45,7 +66,10 @@ if (!existsSync(built) || statSync(built).mtimeMs < statSync(source).mtimeMs) {
   );
   process.exit(1);
 }
-const { NatsChannel, connectNats } = await import(pathToFileURL(join(controlDist, "mod.js")).href);
+const { ControlBridge, FileQueue, NatsChannel, connectNats } = await import(
+  pathToFileURL(join(controlDist, "mod.js")).href
+);
+const pythonClient = join(root, "packages", "client-python");
 
 const log = (line) => {
   if (!values.json) process.stdout.write(`${line}\n`);
@@ -252,10 +276,118 @@ async function controlRoundTrip(url, ranks, runId) {
   return { total, publishOnly, rawLoaded };
 }
 
+// --- publish → acks from N Python ranks behind the bridge ---
+
+// One rank: a RuntimeController on the queue directory, on its own (no process group), polling
+// with every_s=0 between steps of --py-step-ms, until run.stop.
+const PY_RANK = `
+import os, sys, time
+import runctl
+queue, rank, world, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+ctl = runctl.RuntimeController(queue, rank=rank, world_size=world)
+ctl.register("optimizer.lr.multiplier", lambda ctx, v: None)
+ctl.poll_and_apply(ctx=None, every_s=0)
+open(os.path.join(queue, "ready.%d" % rank), "w").close()
+while not ctl.stop_requested:
+    ctl.poll_and_apply(ctx=None, every_s=0)
+    if step > 0:
+        time.sleep(step)
+`;
+
+// Rank processes still running when the benchmark exits (an error) are killed with it.
+const children = new Set();
+process.once("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+async function pythonRoundTrip(url, ranks, runId) {
+  const dir = mkdtempSync(join(tmpdir(), "runctl-bench-queue-"));
+  const script = join(dir, "rank.py");
+  writeFileSync(script, PY_RANK);
+  const queueDir = join(dir, "control");
+  mkdirSync(queueDir);
+  const bridgeChannel = await NatsChannel.connect({ url }, runId);
+  const bridge = new ControlBridge({ remote: bridgeChannel, local: new FileQueue(queueDir) }).start();
+  const procs = [];
+  for (let rank = 0; rank < ranks; rank++) {
+    const child = spawn(
+      values.python,
+      [script, queueDir, String(rank), String(ranks), String(pyStepMs / 1000)],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...process.env, PYTHONPATH: pythonClient },
+      },
+    );
+    procs.push(new Promise((ok) => child.once("exit", ok)));
+    children.add(child);
+    child.once("exit", () => children.delete(child));
+  }
+  for (let rank = 0; rank < ranks; rank++) {
+    while (!existsSync(join(queueDir, `ready.${rank}`))) await sleep(20);
+  }
+
+  const publisher = await NatsChannel.connect({ url }, runId);
+  const waiting = new Map();
+  const sub = publisher.subscribeAcks((ack) => {
+    const w = waiting.get(ack.id);
+    if (w === undefined) return;
+    w.ranks.add(ack.rank);
+    // Wall clocks of one machine: the command's ts → the rank's ack ts → this delivery.
+    w.inbound = Math.max(w.inbound, ack.ts * 1000 - w.sentAt);
+    w.outbound = Math.max(w.outbound, Date.now() - ack.ts * 1000);
+    if (w.ranks.size === ranks) w.done();
+  });
+  await publisher.nc.flush();
+  const e = await echo(url);
+  const rawLoaded = [];
+  const total = [];
+  const inbound = [];
+  const outbound = [];
+  for (let i = 0; i < warmup + commands; i++) {
+    const raw = await e.once();
+    const id = `py-${ranks}-${i}`;
+    const sentAt = Date.now();
+    const w = { ranks: new Set(), sentAt, inbound: 0, outbound: 0 };
+    const acked = new Promise((done) => {
+      w.done = done;
+      waiting.set(id, w);
+    });
+    const t0 = now();
+    await publisher.publish({ id, ts: sentAt / 1000, path: "optimizer.lr.multiplier", args: [0.5] });
+    await acked;
+    const t1 = now();
+    waiting.delete(id);
+    if (i >= warmup) {
+      rawLoaded.push(raw);
+      total.push(t1 - t0);
+      inbound.push(w.inbound);
+      outbound.push(w.outbound);
+    }
+  }
+  await e.close();
+  await publisher.publish({ path: "run.stop" });
+  await Promise.all(procs);
+  sub.unsubscribe();
+  await bridge.stop();
+  await bridgeChannel.close();
+  await publisher.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { total, rawLoaded, inbound, outbound };
+}
+
 // --- run ---
 
 const server = await startNatsServer();
-const results = { nats_server: server.version, commands, warmup, poll_ms: pollMs, raw: null, runs: [] };
+const results = {
+  nats_server: server.version,
+  commands,
+  warmup,
+  poll_ms: pollMs,
+  py_step_ms: pyStepMs,
+  raw: null,
+  runs: [],
+  python_runs: [],
+};
 try {
   log(
     `nats-server ${server.version} at ${server.url}; ${commands} commands after ${warmup} warm-up each; ` +
@@ -287,6 +419,38 @@ try {
       `N=${String(ranks).padStart(2)}  publish → all acks p50 ${ms(t.p50)} p99 ${ms(t.p99)} | publish alone p50 ${ms(p.p50)} | ` +
         `raw under the same load p50 ${ms(r.p50)} p99 ${ms(r.p99)} | ratio p50 ${run.ratio_p50.toFixed(1)}x ` +
         `(p99 ${run.ratio_p99.toFixed(1)}x; ${run.ratio_p50_same_load.toFixed(1)}x vs loaded raw)`,
+    );
+  }
+  for (const ranks of pythonRankCounts) {
+    const { total, rawLoaded, inbound, outbound } = await pythonRoundTrip(
+      server.url,
+      ranks,
+      `bench-py-${process.pid}-${runN++}`,
+    );
+    const t = summary(total);
+    const r = summary(rawLoaded);
+    const inLeg = summary(inbound);
+    const outLeg = summary(outbound);
+    const run = {
+      ranks,
+      publish_to_all_acks: t,
+      to_last_rank_ack: inLeg,
+      ack_back: outLeg,
+      raw_same_load: r,
+      ratio_p50: t.p50 / results.raw.p50,
+      ratio_p99: t.p99 / results.raw.p99,
+      ratio_p50_same_load: t.p50 / r.p50,
+      ratio_p99_same_load: t.p99 / r.p99,
+    };
+    results.python_runs.push(run);
+    log(
+      `Python N=${String(ranks).padStart(2)} behind the bridge  publish → all acks p50 ${ms(t.p50)} p99 ${ms(t.p99)} | ` +
+        `raw under the same load p50 ${ms(r.p50)} p99 ${ms(r.p99)} | ratio p50 ${run.ratio_p50.toFixed(1)}x ` +
+        `(p99 ${run.ratio_p99.toFixed(1)}x; ${run.ratio_p50_same_load.toFixed(1)}x / ${run.ratio_p99_same_load.toFixed(1)}x vs loaded raw)`,
+    );
+    log(
+      `          legs (wall clock, 1 ms resolution): publish → last rank's ack written p50 ${ms(inLeg.p50)} p99 ${ms(inLeg.p99)} | ` +
+        `ack written → delivered p50 ${ms(outLeg.p50)} p99 ${ms(outLeg.p99)}`,
     );
   }
 } finally {

@@ -671,9 +671,12 @@ def _prepare(raw: bytes, seq: int, end: int, seen: Set[str]) -> Dict[str, Any]:
     except ValueError as exc:
         reason = str(exc)
     except RecursionError:
-        reason = "nested too deeply"
+        reason = "nested more than %d levels deep" % MAX_JSON_DEPTH
     if reason is None and not isinstance(cmd, dict):
         reason = "not a JSON object"
+    if reason is None and _json_depth(cmd) > MAX_JSON_DEPTH:
+        # As the TypeScript consumer: both must reject the same lines.
+        reason = "nested more than %d levels deep" % MAX_JSON_DEPTH
     if reason is not None:
         entry["kind"] = "malformed"
         entry["id"] = _salvage_id(raw) or "seq-%d" % seq
@@ -694,6 +697,25 @@ def _prepare(raw: bytes, seq: int, end: int, seen: Set[str]) -> Dict[str, Any]:
     entry["id"] = cid
     entry["command"] = cmd
     return entry
+
+
+MAX_JSON_DEPTH = 64
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting of lists and dicts (a scalar is 0), counted without recursion, stopping past the limit."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _salvage_id(raw: bytes) -> Optional[str]:

@@ -166,6 +166,19 @@ class CheckOrderTest(ControlTest):
         (ack,) = ctl.poll_and_apply({}, every_s=0)
         self.assertEqual((ack["status"], ack["error"]), ("failed", "AssertionError"))
 
+    def test_lines_nested_past_64_levels_are_malformed_like_the_typescript_consumer(self) -> None:
+        ctl = self.controller()
+        ctl.register("x", self.record("x"))
+        deep = "[" * 30000 + "]" * 30000
+        self.write_raw(('{"id": "deep", "path": "x", "args": %s}\n' % deep).encode())
+        # 64 levels in all, the line's object included: still a command.
+        self.write_raw(('{"id": "ok", "path": "x", "args": %s}\n' % ("[" * 62 + "]" * 62)).encode())
+        self.write_raw(('{"id": "over", "path": "x", "args": %s}\n' % ("[" * 64 + "]" * 64)).encode())
+        acks = ctl.poll_and_apply(None, every_s=0)
+        self.assertEqual([(a["id"], a["status"]) for a in acks], [("deep", "rejected"), ("ok", "applied"), ("over", "rejected")])
+        self.assertEqual(acks[0]["error"], "malformed command: nested more than 64 levels deep")
+        self.assertEqual(acks[2]["error"], "malformed command: nested more than 64 levels deep")
+
     def test_signal_is_left_to_the_supervisor_and_blank_lines_are_skipped(self) -> None:
         ctl = self.controller()
         ctl.register("x", self.record("x"))

@@ -5,7 +5,7 @@
  * object (3). Op and path are left to the consumer (checks 4–5), so the
  * supervisor's `signal` command, which has no path, still reads as a command.
  */
-import type { ControlCommand, ControlEntry } from "@runctl/core";
+import { type ControlCommand, type ControlEntry, jsonDepth, MAX_JSON_DEPTH } from "@runctl/core";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 /** The first `"id": "<string>"` of a line that is not JSON. */
@@ -33,6 +33,14 @@ export function parseCommandLine(bytes: Uint8Array, seq: number): ControlEntry |
     return malformed(seq, idFromText(text) ?? fallbackId(seq), errorMessage(error));
   }
   if (!isPlainObject(value)) return malformed(seq, idFromText(text) ?? fallbackId(seq), "not a JSON object");
+  // Readers of the entry (JSON.stringify, zod, tables) recurse; a hostile depth must stop here.
+  if (jsonDepth(value) > MAX_JSON_DEPTH) {
+    return malformed(
+      seq,
+      idFromText(text) ?? fallbackId(seq),
+      `nested more than ${MAX_JSON_DEPTH} levels deep`,
+    );
+  }
 
   const id = typeof value.id === "string" && value.id !== "" ? value.id : fallbackId(seq);
   // A non-string op is kept as its JSON text: check 4 rejects it as `unsupported op: <json>`.

@@ -81,9 +81,18 @@ export class FileQueue implements ControlChannel {
    */
   publishSync(draft: CommandDraft): SequencedCommand {
     const command = commandFromDraft(draft);
-    const line = commandLine(command);
+    return { seq: this.appendLineSync(commandLine(command)), command };
+  }
+
+  /**
+   * Appends one line (without its newline) under the writers' mutex and
+   * returns its seq. The caller has checked it: a command line of at most
+   * 64 KiB, or `""` (a blank line takes a seq and yields nothing, which is how
+   * the bridge keeps file seqs equal to NATS seqs for messages it answers itself).
+   */
+  appendLineSync(line: string): number {
     mkdirSync(this.dir, { recursive: true });
-    const seq = withFileMutexSync(this.commandsPath, () => {
+    return withFileMutexSync(this.commandsPath, () => {
       const { lines, torn } = this.#countLines();
       const appender = new JsonlAppender(this.commandsPath);
       try {
@@ -97,7 +106,6 @@ export class FileQueue implements ControlChannel {
       }
       return torn ? lines + 1 : lines;
     });
-    return { seq, command };
   }
 
   async read(cursor: ControlCursor = START_CURSOR): Promise<ControlPage> {

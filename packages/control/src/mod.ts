@@ -18,6 +18,7 @@ export {
 export { ControlState } from "./cursor.ts";
 export { FileQueue } from "./file-queue.ts";
 export { type HistoryItem, readHistory } from "./history.ts";
+export { checkJsonText, jsonTextIssue, parseCommandArgument } from "./json-text.ts";
 export {
   APPLIED_IDS_KEPT,
   CONTROL_DIR_ENV,
@@ -26,6 +27,7 @@ export {
   QUEUE_FILES,
 } from "./layout.ts";
 export { MAX_CALLS_BETWEEN_POLLS } from "./poll-schedule.ts";
+export { controlChannelMeta } from "./run-channel.ts";
 export { type Kwargs, Validated, type ValidatedCall } from "./validated.ts";
 
 // NATS JetStream (docs/protocol.md): the ControlChannel of a run over NATS, connection settings.
@@ -35,18 +37,24 @@ export { BRIDGE_STATE_FILE, type BridgeOptions, ControlBridge } from "./bridge.t
 export {
   type AckSubscription,
   ackMsgId,
+  type Follower,
   NatsChannel,
   NatsChannelFactory,
   type NatsChannelOptions,
+  type NatsSequencedCommand,
 } from "./nats/channel.ts";
 export {
+  checkOpenServer,
   connectNats,
   DEFAULT_NATS_URL,
   natsConnectOptions,
+  natsUrlWithoutCredentials,
+  openServerWarning,
   RECONNECT_BACKOFF,
   type ReconnectBackoff,
   reconnectBackoff,
 } from "./nats/connect.ts";
+export type { SubjectMessage } from "./nats/scan.ts";
 export {
   loadNatsContext,
   type NatsContext,
@@ -71,4 +79,17 @@ export {
   STREAM_LIMITS,
   streamName,
 } from "./nats/subjects.ts";
-export { ControlsMessage, commandEntry, decodeAck, decodeControls, encodeMessage } from "./nats/wire.ts";
+export {
+  ControlsMessage,
+  commandEntry,
+  decodeAck,
+  decodeCommand,
+  decodeControls,
+  decodeRunState,
+  encodeMessage,
+  isValidCommandId,
+  MAX_ID_LENGTH,
+  RunState,
+  RunStateMessage,
+  type WireCommand,
+} from "./nats/wire.ts";

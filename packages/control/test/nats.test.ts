@@ -91,6 +91,7 @@ describe("names", () => {
       commands: "runctl.ctl.20261122-210037-a1b2c3.cmd",
       acks: "runctl.ctl.20261122-210037-a1b2c3.ack",
       controls: "runctl.ctl.20261122-210037-a1b2c3.controls",
+      state: "runctl.ctl.20261122-210037-a1b2c3.state",
     });
     expect(streamName("runctl")).toBe("RUNCTL_CTL");
     expect(streamName("team-a.runctl")).toBe("TEAM_A_RUNCTL_CTL");
@@ -137,6 +138,35 @@ describe("stream", () => {
     expect(info.config.duplicate_window).toBe(120 * 1e9);
     expect(info.config.allow_direct).toBe(true);
     await channel.close();
+  });
+
+  it("keeps limits larger than runctl's, and refuses a prefix whose stream name another prefix holds", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({
+      name: "BIG_CTL",
+      subjects: ["big.ctl.>"],
+      storage: "file",
+      max_age: 0,
+      max_msgs_per_subject: 1_000_000,
+      duplicate_window: 1e9 * 600,
+      allow_direct: true,
+      allow_rollup_hdrs: true,
+    });
+    const big = await NatsChannel.open(await newConnection(), newRun(), { prefix: "big" });
+    const info = await jsm.streams.info("BIG_CTL");
+    expect(info.config).toMatchObject({
+      max_age: 0,
+      max_msgs_per_subject: 1_000_000,
+      duplicate_window: 600e9,
+    });
+    await big.close();
+
+    // `team.x` and `team-x` both name TEAM_X_CTL: the second must not rewrite the first's subjects.
+    const first = await NatsChannel.open(await newConnection(), newRun(), { prefix: "team.x" });
+    const second = NatsChannel.open(await newConnection(), newRun(), { prefix: "team-x" });
+    await expect(second).rejects.toMatchObject({ code: "nats_stream_conflict" });
+    expect((await jsm.streams.info("TEAM_X_CTL")).config.subjects).toEqual(["team.x.ctl.>"]);
+    await first.close();
   });
 });
 
@@ -234,6 +264,20 @@ describe("de-duplication", () => {
     expect(entries.map((e) => e.seq)).toEqual([0, 1, 2, 3]);
     await channel.close();
     await other.close();
+  });
+});
+
+describe("de-duplication across runs", () => {
+  it("refuses an id another run used within the window instead of answering with that run's command", async () => {
+    const a = await NatsChannel.open(nc, newRun());
+    const b = await NatsChannel.open(nc, newRun());
+    await a.publish({ id: "shared-id", path: "x", args: [1] });
+    await expect(b.publish({ id: "shared-id", path: "y", args: [2] })).rejects.toMatchObject({
+      code: "duplicate_id",
+    });
+    expect((await b.read()).entries).toEqual([]);
+    await a.close();
+    await b.close();
   });
 });
 
@@ -396,6 +440,53 @@ describe("controls", () => {
     await expect(reader.readControls()).rejects.toMatchObject({ code: "controls_corrupt" });
     await channel.close();
     await reader.close();
+  });
+});
+
+describe("values are carried exactly or refused", () => {
+  it("keeps a __proto__ key, accepts v as 1.0, and refuses integer keys, integers beyond 2^53 and deep nesting", async () => {
+    const run = newRun();
+    const channel = await NatsChannel.open(nc, run);
+    await channel.publish({ id: "proto", path: "x", kwargs: JSON.parse('{"__proto__": {"p": 1}}') });
+    const js = jetstream(nc);
+    const subject = runSubjects("runctl", run).commands;
+    const raw = new Packr({ useRecords: false, variableMapSize: true });
+    const float1 = Buffer.from(raw.pack({ v: 9, id: "float-v", path: "x" }));
+    // Rewrite v's value 9 (fixint 0x09) as float64 1.0: what a client with only floats writes.
+    const at = float1.indexOf(Buffer.from([0xa1, 0x76, 0x09])) + 2;
+    const floatV = Buffer.concat([
+      float1.subarray(0, at),
+      Buffer.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]),
+      float1.subarray(at + 1),
+    ]);
+    await js.publish(subject, floatV, { msgID: "float-v" });
+    await js.publish(
+      subject,
+      raw.pack(
+        new Map<unknown, unknown>([
+          ["v", 1],
+          ["id", "int-key"],
+          [1, "x"],
+        ]),
+      ),
+      { msgID: "int-key" },
+    );
+    await js.publish(subject, raw.pack({ v: 1, id: "big", path: "x", args: [2n ** 62n] }), { msgID: "big" });
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = [deep];
+    await js.publish(subject, raw.pack({ v: 1, id: "deep", path: "x", args: [deep] }), { msgID: "deep" });
+    const { entries } = await channel.read();
+    const [proto, floatEntry, intKey, big, deepEntry] = entries;
+    expect(proto?.kind === "command" && Object.hasOwn(proto.command.kwargs, "__proto__")).toBe(true);
+    expect(floatEntry).toMatchObject({ kind: "command", command: { id: "float-v" } });
+    expect(intKey).toMatchObject({
+      kind: "malformed",
+      reason: "malformed command: map keys must be strings",
+    });
+    expect(big).toMatchObject({ kind: "malformed", id: "big" });
+    expect(big?.kind === "malformed" && big.reason).toMatch(/beyond 2\^53/);
+    expect(deepEntry?.kind === "malformed" && deepEntry.reason).toMatch(/nested more than 64 levels/);
+    await channel.close();
   });
 });
 

@@ -49,6 +49,22 @@ export const Attempt = z
 export type Attempt = z.infer<typeof Attempt>;
 
 /**
+ * Where a run listens for runtime commands (docs/run-directory.md, `control`):
+ * its node-local file queue only, or NATS as well (the supervisor bridges the
+ * two). `url` is the server URL(s) as configured, never with credentials in
+ * it; `prefix` the subject prefix. `runctl ctl` reads it, so it talks to the
+ * channel the run actually listens on rather than to its own configuration.
+ */
+export const RunControlChannel = z
+  .object({
+    kind: z.enum(["file", "nats"]),
+    prefix: z.string().min(1).optional(),
+    url: z.string().min(1).optional(),
+  })
+  .passthrough();
+export type RunControlChannel = z.infer<typeof RunControlChannel>;
+
+/**
  * `meta.json`. Passthrough keeps fields written by newer versions or by whirr
  * itself, so a rewrite never drops what it does not know.
  */
@@ -81,6 +97,10 @@ export const RunMeta = z
     writer: z.string().optional(),
     /** The command line, when started by runctl. */
     command: z.array(z.string()).optional(),
+    /** Ranks the run was started with (`--nproc-per-node`); acks are expected from each. */
+    world_size: z.number().int().positive().optional(),
+    /** The control channel the run listens on. */
+    control: RunControlChannel.optional(),
   })
   .passthrough();
 export type RunMeta = z.infer<typeof RunMeta>;

@@ -77,3 +77,43 @@ function defaultHint(kind: BoundaryKind): string {
       return "Check the value against `runctl <command> --help`.";
   }
 }
+
+/**
+ * Deepest nesting of arrays and objects runctl accepts at a JSON boundary
+ * (control commands, NATS payloads, HTTP bodies, `--config`): far beyond any
+ * real config or command, and shallow enough that every recursive walker
+ * (JSON.stringify, zod, msgpack, Python's json) handles it without running
+ * out of stack.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * How deeply `value` nests arrays and objects (a scalar is 0, `[]` and `{}` are
+ * 1), counted without recursion and without looking further than `max + 1`
+ * levels, so a hostile value costs no stack and little time.
+ */
+export function jsonDepth(value: unknown, max = MAX_JSON_DEPTH): number {
+  let deepest = 0;
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const v = item.value;
+    if (typeof v !== "object" || v === null) continue;
+    const depth = item.depth + 1;
+    if (depth > deepest) deepest = depth;
+    if (depth > max) return depth;
+    const children = Array.isArray(v) ? v : Object.values(v);
+    for (const child of children) stack.push({ value: child, depth });
+  }
+  return deepest;
+}
+
+/** Throws UserError `json_too_deep` when `value` nests arrays/objects more than `max` levels. */
+export function assertJsonDepth(value: unknown, max = MAX_JSON_DEPTH, what = "value"): void {
+  if (jsonDepth(value, max) > max) {
+    throw new UserError(`${what} is nested more than ${max} levels deep`, {
+      code: "json_too_deep",
+      hint: `Flatten it: runctl accepts at most ${max} levels of nested arrays and objects.`,
+      details: { max },
+    });
+  }
+}

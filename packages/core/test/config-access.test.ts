@@ -7,6 +7,7 @@ import {
   locateKey,
   parseConfigValue,
   redactConfig,
+  redactUrlCredentials,
 } from "../src/config/mod.ts";
 import { UserError } from "../src/errors.ts";
 
@@ -54,6 +55,13 @@ describe("redactConfig", () => {
     });
     expect(config.nats.token).toBe("t0k");
     expect(redactConfig(defaultConfig()).nats).not.toHaveProperty("token");
+  });
+
+  it("hides the password or token in NATS URLs, in a list of URLs too", () => {
+    const url = "nats://alice:s3cret@a:4222, tls://t0ken@b:4222,nats://c:4222";
+    const shown = redactConfig({ ...defaultConfig(), nats: { ...defaultConfig().nats, url } });
+    expect(shown.nats.url).toBe("nats://alice:***@a:4222, tls://***@b:4222,nats://c:4222");
+    expect(redactUrlCredentials("nats://h:4222")).toBe("nats://h:4222");
   });
 });
 

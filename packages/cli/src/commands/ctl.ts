@@ -1,7 +1,17 @@
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
-import { FileQueue, NatsChannel, type NatsSettings, readHistory } from "@runctl/control";
-import type { ControlChannel } from "@runctl/core";
+import {
+  checkJsonText,
+  decodeAck as decodeAckMessage,
+  FileQueue,
+  NatsChannel,
+  type NatsSettings,
+  natsUrlWithoutCredentials,
+  openServerWarning,
+  parseCommandArgument,
+  readHistory,
+} from "@runctl/control";
+import type { Ack, ControlChannel, RunMeta } from "@runctl/core";
 import { TERMINAL_STATUSES, UserError } from "@runctl/core";
 import { readMeta, resolveRun, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
@@ -19,7 +29,7 @@ runctl ctl <run> controls             the controls the script registered
 runctl ctl <run> status [--last N]    the latest acks
 runctl ctl <run> history              every command with each rank's ack
 
-With --wait, every rank's ack is printed and the exit code is 1 if any rank rejected or failed the command, or if acks are missing at --timeout. When the run has described its controls, an unknown path is refused before anything is sent. -q DIR works on a bare runtimectl queue directory instead of a run.`;
+With --wait, every rank's ack is printed and the exit code is 1 if any rank rejected or failed the command, or if acks are missing at --timeout. The ranks expected are the run's world size (meta.json, else the acks' world_size). When the run has described its controls, an unknown path is refused before anything is sent; so is a command for a run that has ended (--force sends anyway). The channel is the one the run recorded in meta.json (its file queue, or NATS with its URL and prefix); --nats overrides it, with a warning. -q DIR works on a bare runtimectl queue directory instead of a run.`;
   static override examples = [
     "<%= config.bin %> ctl 20261122-2015 optimizer.lr.multiplier 0.5 --wait",
     "<%= config.bin %> ctl 20261122-2015 checkpoint.save --wait",
@@ -35,7 +45,10 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
     timeout: Flags.integer({ description: "Seconds --wait waits for acks.", default: 30, min: 1 }),
     ranks: Flags.integer({ description: "Ranks expected to ack (default: the run's world size).", min: 1 }),
     last: Flags.integer({ description: "With status: how many acks.", default: 10, min: 1 }),
-    force: Flags.boolean({ description: "Send even when the run does not list the path.", default: false }),
+    force: Flags.boolean({
+      description: "Send even when the run does not list the path, or has ended.",
+      default: false,
+    }),
     nats: Flags.string({ description: "NATS server to send through (overrides [nats] url)." }),
     signal: Flags.string({
       description:
@@ -48,12 +61,7 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
     const positional = [...(argv as string[])];
     // With --wait, a NATS server that is down (restarting) is waited for, within --timeout.
     const connect = { waitForServerMs: flags.wait ? flags.timeout * 1000 : 0 };
-    const target = await this.openTarget(
-      flags.queue,
-      positional,
-      await this.natsSettings(flags.nats),
-      connect,
-    );
+    const target = await this.openTarget(flags.queue, positional, flags.nats, connect);
     try {
       return await this.dispatch(target, positional, flags);
     } finally {
@@ -85,10 +93,10 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
   private async openTarget(
     queueDir: string | undefined,
     positional: string[],
-    nats: NatsSettings | undefined,
+    flagUrl: string | undefined,
     connect: { waitForServerMs: number },
   ): Promise<Target> {
-    if (queueDir) return { queue: new FileQueue(queueDir), label: queueDir, worldSize: 1, live: true };
+    if (queueDir) return { queue: new FileQueue(queueDir), label: queueDir, live: true };
     const runArg = positional.shift();
     if (runArg === undefined) {
       throw new UserError("Name a run (or a queue directory with -q)", {
@@ -96,28 +104,99 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
         hint: "`runctl runs` lists run ids; any unique prefix works.",
       });
     }
+    const configured = await this.natsSettings(undefined);
     const { runsDir } = await this.runPaths();
     const local = await resolveRun(runsDir, runArg).catch((error: unknown) => {
       // Over NATS the run may live on another machine: its id is all we need.
-      if (nats) return undefined;
+      if (flagUrl !== undefined || configured !== undefined) return undefined;
       throw error;
     });
     if (!local) {
-      const queue = await NatsChannel.connect(nats as NatsSettings, runArg, connect);
-      return { queue, label: runArg, worldSize: 1, live: true };
+      const settings = { ...configured, ...(flagUrl !== undefined ? { url: flagUrl } : {}) };
+      const queue = await this.openNats(settings, runArg, connect);
+      return { queue, label: runArg, live: true };
     }
-    const run = local;
-    const meta = withEffectiveStatus(await readMeta(run.dir));
-    const worldSize = typeof meta.world_size === "number" ? meta.world_size : 1;
+    const meta = withEffectiveStatus(await readMeta(local.dir));
+    const settings = this.channelOf(meta, configured, flagUrl);
     return {
-      queue: nats
-        ? await NatsChannel.connect(nats, run.id, connect)
-        : new FileQueue(join(run.dir, "control")),
-      label: run.id,
-      worldSize,
+      queue: settings
+        ? await this.openNats(settings, local.id, connect)
+        : new FileQueue(join(local.dir, "control")),
+      label: local.id,
+      ...(typeof meta.world_size === "number" ? { worldSize: meta.world_size } : {}),
       live: !TERMINAL_STATUSES.has(meta.status),
       status: meta.status,
     };
+  }
+
+  /**
+   * NATS settings for a run on this disk, or undefined for its file queue: the
+   * channel its meta.json records (URL and prefix; credentials from this
+   * machine's configuration), else (older runs) this machine's configuration.
+   * --nats wins, with a warning when it disagrees with the record.
+   */
+  private channelOf(
+    meta: RunMeta,
+    configured: NatsSettings | undefined,
+    flagUrl: string | undefined,
+  ): NatsSettings | undefined {
+    const recorded = meta.control;
+    if (recorded === undefined) {
+      if (flagUrl !== undefined) return { ...configured, url: flagUrl };
+      return configured;
+    }
+    if (recorded.kind === "file") {
+      if (flagUrl === undefined) return undefined;
+      this.progress(
+        `Warning: run ${meta.id} listens on its file queue only (meta.json); sending through --nats ${redactedUrl(flagUrl)} anyway.`,
+      );
+      return { ...configured, url: flagUrl };
+    }
+    const settings: NatsSettings = { ...configured };
+    if (recorded.url !== undefined) settings.url = recorded.url;
+    if (recorded.prefix !== undefined) settings.prefix = recorded.prefix;
+    if (flagUrl !== undefined) {
+      if (recorded.url !== undefined && sameServers(flagUrl, recorded.url) === false) {
+        this.progress(
+          `Warning: run ${meta.id} listens on NATS at ${recorded.url} (meta.json); sending through --nats ${redactedUrl(flagUrl)} instead.`,
+        );
+      }
+      settings.url = flagUrl;
+    } else if (configured?.url !== undefined && recorded.url !== undefined) {
+      // Credentials in the configured URL still apply to the same server.
+      if (sameServers(configured.url, recorded.url) === true) settings.url = configured.url;
+    }
+    return settings;
+  }
+
+  private async openNats(
+    settings: NatsSettings,
+    runId: string,
+    connect: { waitForServerMs: number },
+  ): Promise<NatsChannel> {
+    const channel = await NatsChannel.connect(settings, runId, connect);
+    const warning = openServerWarning(channel.nc);
+    if (warning !== undefined) this.progress(`Warning: ${warning}`);
+    return channel;
+  }
+
+  /** Refuses a command nobody will apply: the run has ended (meta.json, or its bridge said so on NATS). */
+  private async refuseEnded(target: Target, force: boolean): Promise<void> {
+    let ended = target.live ? undefined : target.status;
+    if (ended === undefined && target.queue instanceof NatsChannel) {
+      const state = await target.queue.readState();
+      if (state?.state === "ended") ended = "ended";
+    }
+    if (ended === undefined) return;
+    if (force) {
+      this.progress(`Warning: run ${target.label} is ${ended}; sending anyway (--force).`);
+      return;
+    }
+    throw new UserError(`Run ${target.label} has ended (${ended}): nothing will apply this command`, {
+      code: "run_ended",
+      hint: "Start it again (`runctl retry <run>`) to steer it, or send anyway with --force.",
+      details: { run: target.label, status: ended },
+    });
   }
 
   private async send(
@@ -127,6 +206,7 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
     kwargs: Record<string, unknown>,
     flags: { wait: boolean; timeout: number; ranks?: number | undefined; force: boolean },
   ): Promise<Record<string, unknown>> {
+    await this.refuseEnded(target, flags.force);
     const controls = await target.queue.readControls();
     if (controls && !flags.force && !controls.some((c) => c.path === path)) {
       throw new UserError(`The run has no control "${path}"`, {
@@ -135,15 +215,14 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
         details: { controls: controls.map((c) => c.path) },
       });
     }
-    if (!target.live)
-      this.progress(`Warning: run ${target.label} is ${target.status}; nothing will apply this command.`);
     const sent = await target.queue.publish({ op: "set", path, args, kwargs });
     const command = { ...sent.command, seq: sent.seq };
     this.progress(`runctl: sent ${path} (${sent.command.id}, seq ${sent.seq}) to ${target.label}`);
     if (!flags.wait) return { command };
 
-    const expected = flags.ranks ?? target.worldSize;
-    const acks = await this.waitForAcks(target.queue, sent.command.id, sent.seq, expected, flags.timeout);
+    const known = flags.ranks ?? target.worldSize;
+    const acks = await this.waitForAcks(target.queue, sent, known, flags.timeout);
+    const expected = known ?? worldSizeOf(acks) ?? 1;
     this.log(
       table(
         ["RANK", "STATUS", "DETAIL"],
@@ -156,6 +235,17 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
     );
     const bad = acks.filter((a) => a.status !== "applied");
     const got = new Set(acks.map((a) => a.rank ?? 0)).size;
+    if (bad.some((a) => a.rank === -1)) {
+      // The bridge or supervisor answered for every rank: no rank will see the command.
+      throw new UserError(
+        `${path} was refused before reaching the ranks: ${bad[0]?.error ?? bad[0]?.status}`,
+        {
+          code: "command_not_applied",
+          hint: "See the ack above; docs/protocol.md lists what a command must be.",
+          details: { command, acks },
+        },
+      );
+    }
     if (bad.length > 0) {
       throw new UserError(
         `${bad.length} of ${expected} ranks did not apply ${path}: ${bad[0]?.error ?? bad[0]?.status}`,
@@ -166,8 +256,13 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
         },
       );
     }
-    if (got < expected) {
-      throw new UserError(`Only ${got} of ${expected} ranks acked ${path} within ${flags.timeout} s`, {
+    if (got < expected || (known === undefined && acks.length === 0)) {
+      // Without a recorded world size and without any ack, the number of ranks is unknown.
+      const message =
+        known === undefined && acks.length === 0
+          ? `No rank acked ${path} within ${flags.timeout} s`
+          : `Only ${got} of ${expected} ranks acked ${path} within ${flags.timeout} s`;
+      throw new UserError(message, {
         code: "ack_timeout",
         hint: "The script applies commands when it calls poll_and_apply(); wait longer (--timeout) or check it is polling.",
         details: { command, acks },
@@ -180,15 +275,16 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
   private async sendSignal(
     target: Target,
     signal: string,
-    flags: { wait: boolean; timeout: number },
+    flags: { wait: boolean; timeout: number; force: boolean },
   ): Promise<Record<string, unknown>> {
     const name = signal.startsWith("SIG") ? signal : `SIG${signal}`;
+    await this.refuseEnded(target, flags.force);
     const sent = await target.queue.publish({ op: "signal", path: "supervisor.signal", args: [name] });
     this.progress(`runctl: asked the supervisor of ${target.label} to send ${name} (seq ${sent.seq})`);
     const command = { ...sent.command, seq: sent.seq };
     if (!flags.wait) return { command };
-    const acks = await this.waitForAcks(target.queue, sent.command.id, sent.seq, 1, flags.timeout);
-    const ack = acks[0];
+    const acks = await this.waitForAcks(target.queue, sent, 0, flags.timeout);
+    const ack = acks.find((a) => a.rank === -1) ?? acks[0];
     if (!ack) {
       throw new UserError(`The supervisor did not ack ${name} within ${flags.timeout} s`, {
         code: "ack_timeout",
@@ -207,19 +303,54 @@ With --wait, every rank's ack is printed and the exit code is 1 if any rank reje
     return { command, acks };
   }
 
+  /**
+   * The acks of one command (same id, and same seq when the ack has one) until
+   * `expected` ranks have acked, an ack with rank -1 (the bridge or the
+   * supervisor answering for every rank) arrives, or the timeout. `expected`
+   * undefined: the world size the acks carry; 0: the first rank -1 ack. Over
+   * NATS the acks are followed from the command's own stream sequence on (they
+   * are stored after it), so nothing is read twice and nothing is missed.
+   */
   private async waitForAcks(
     queue: ControlChannel,
-    id: string,
-    seq: number,
-    expected: number,
+    sent: { seq: number; command: { id: string }; streamSeq?: number },
+    expected: number | undefined,
     timeoutS: number,
-  ) {
+  ): Promise<Ack[]> {
+    const acks: Ack[] = [];
+    const complete = (): boolean => {
+      if (acks.some((a) => a.rank === -1)) return true;
+      const want = expected ?? worldSizeOf(acks);
+      if (want === undefined || want === 0) return false;
+      return new Set(acks.filter((a) => (a.rank ?? 0) >= 0).map((a) => a.rank ?? 0)).size >= want;
+    };
+    const matches = (a: Ack) => a.id === sent.command.id && (a.seq === undefined || a.seq === sent.seq);
+    if (queue instanceof NatsChannel && sent.streamSeq !== undefined) {
+      let resolve: () => void = () => undefined;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      const timer = setTimeout(resolve, timeoutS * 1000);
+      const follower = queue.follow("acks", sent.streamSeq + 1, (message) => {
+        const ack = decodeAckMessage(message.data);
+        if (ack === undefined || !matches(ack)) return;
+        acks.push(ack);
+        if (complete()) resolve();
+      });
+      try {
+        await promise;
+      } finally {
+        clearTimeout(timer);
+        await follower.stop();
+      }
+      return acks;
+    }
+    // The file queue is on this disk: re-reading it is a local read.
     const deadline = Date.now() + timeoutS * 1000;
     for (;;) {
-      const acks = (await queue.readAcks({ commandId: id })).filter(
-        (a) => a.seq === undefined || a.seq === seq,
-      );
-      if (new Set(acks.map((a) => a.rank ?? 0)).size >= expected || Date.now() > deadline) return acks;
+      acks.length = 0;
+      acks.push(...(await queue.readAcks({ commandId: sent.command.id })).filter(matches));
+      if (complete() || Date.now() > deadline) return acks;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -300,20 +431,44 @@ type CtlFlags = {
 interface Target {
   queue: ControlChannel;
   label: string;
-  worldSize: number;
+  /** The run's recorded world size; undefined when unknown (then the acks tell). */
+  worldSize?: number;
   live: boolean;
   status?: string;
 }
 
-/** As runtimectl: JSON when it parses, else the string itself. */
+/** As runtimectl: JSON when it parses, else the string itself; JSON that would change on the way is refused. */
 function parseArg(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
+  return parseCommandArgument(text);
 }
 
 function parseKwargs(text: string | undefined): Record<string, unknown> {
-  return text === undefined ? {} : parseJsonObjectFlag(text, "--kwargs", "bad_kwargs", '{"p": 0.3}');
+  if (text === undefined) return {};
+  // Checked before parsing: a hostile depth must not reach JSON.parse's callers.
+  checkJsonText(text, null, "--kwargs", "bad_kwargs");
+  return parseJsonObjectFlag(text, "--kwargs", "bad_kwargs", '{"p": 0.3}');
+}
+
+/** The largest world size the acks report, or undefined when none does. */
+function worldSizeOf(acks: readonly Ack[]): number | undefined {
+  const sizes = acks.flatMap((a) => (typeof a.world_size === "number" ? [a.world_size] : []));
+  return sizes.length > 0 ? Math.max(...sizes) : undefined;
+}
+
+function redactedUrl(url: string): string {
+  try {
+    return natsUrlWithoutCredentials(url);
+  } catch {
+    return "(the given URL)";
+  }
+}
+
+/** Whether two server lists name the same servers (credentials aside); undefined when one cannot be read. */
+function sameServers(a: string, b: string): boolean | undefined {
+  try {
+    const norm = (u: string) => natsUrlWithoutCredentials(u).split(",").sort().join(",");
+    return norm(a) === norm(b);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { connect } from "node:net";
 import { promisify } from "node:util";
-import { isRunctlError, type RunctlConfig, toRunctlError } from "@runctl/core";
+import { isRunctlError, type RunctlConfig, redactUrlCredentials, toRunctlError } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { table } from "../output.ts";
 
@@ -166,7 +166,7 @@ function checkNats(url: string): Promise<Check> {
   try {
     parsed = new URL(url.includes("://") ? url : `nats://${url}`);
   } catch {
-    return Promise.resolve(fail(`${url} is not a URL`));
+    return Promise.resolve(fail(`${redactUrlCredentials(url)} is not a URL`));
   }
   const port = Number(parsed.port || 4222);
   return new Promise((resolve) => {
@@ -179,11 +179,17 @@ function checkNats(url: string): Promise<Check> {
     socket.on("data", (chunk) => {
       buffer += chunk.toString("utf8");
       if (buffer.includes("\n")) {
-        done(
-          buffer.startsWith("INFO ")
-            ? { name: "nats", status: "ok", detail: `${parsed.host} answers` }
-            : fail(`${parsed.host} did not greet like a NATS server`),
-        );
+        if (!buffer.startsWith("INFO ")) return done(fail(`${parsed.host} did not greet like a NATS server`));
+        // INFO says whether the server wants credentials; without, anyone who reaches it steers any run.
+        if (!/"auth_required"\s*:\s*true/.test(buffer)) {
+          return done({
+            name: "nats",
+            status: "warn",
+            detail: `${parsed.host} answers, and accepts clients without credentials`,
+            fix: 'Anyone who can reach this server can steer any run on it: require authentication (docs/protocol.md, "Security").',
+          });
+        }
+        done({ name: "nats", status: "ok", detail: `${parsed.host} answers (authentication required)` });
       }
     });
     socket.on("timeout", () => done(fail(`${parsed.host}: no answer within 3 s`)));

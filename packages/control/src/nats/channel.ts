@@ -10,6 +10,8 @@ import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import {
+  type ConsumerMessages,
+  DeliverPolicy,
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
@@ -39,11 +41,21 @@ import { commandFromDraft, commandLine } from "../command-draft.ts";
 import { type HistoryItem, readHistory } from "../history.ts";
 import { type ConnectNatsOptions, connectNats } from "./connect.ts";
 import { type ConnectionState, connectionState } from "./connection-state.ts";
-import { getAt, getLast, type ScanContext, scanSubject } from "./scan.ts";
+import { getAt, getLast, type ScanContext, type SubjectMessage, scanSubject } from "./scan.ts";
 import { type NatsContextOptions, type NatsSettings, resolveNatsSettings } from "./settings.ts";
 import { ensureControlStream } from "./stream.ts";
 import { DEFAULT_PREFIX, type RunSubjects, runSubjects, streamName, validatePrefix } from "./subjects.ts";
-import { commandEntry, decodeAck, decodeControls, encodeMessage, toJsonModel } from "./wire.ts";
+import {
+  commandEntry,
+  decodeAck,
+  decodeControls,
+  decodeRunState,
+  encodeMessage,
+  isValidCommandId,
+  type RunState,
+  type RunStateMessage,
+  toJsonModel,
+} from "./wire.ts";
 
 export interface NatsChannelOptions {
   /** Subject prefix (default `runctl`). */
@@ -70,8 +82,6 @@ const DEFAULTS = { publishTimeoutMs: 5_000, publishDeadlineMs: 60_000, pageSize:
 const POSITIONS_KEPT = 4096;
 /** Attempts at a consistent (count, last sequence) snapshot before counting from the start. */
 const SNAPSHOT_ATTEMPTS = 3;
-/** Longest command id: it travels in the `Nats-Msg-Id` header. */
-const MAX_ID_LENGTH = 1024;
 
 /** Streams known to be set up, per connection and prefix (one check per process, not per channel). */
 const ensured = new WeakMap<NatsConnection, Map<string, Promise<void>>>();
@@ -85,6 +95,16 @@ interface Counted {
 
 export interface AckSubscription {
   unsubscribe(): void;
+}
+
+export interface Follower {
+  /** Stops delivering; resolves once the handler in progress (if any) has returned. */
+  stop(): Promise<void>;
+}
+
+/** publish's answer on NATS: also the command's stream sequence, after which its acks are stored. */
+export interface NatsSequencedCommand extends SequencedCommand {
+  streamSeq: number;
 }
 
 export class NatsChannel implements ControlChannel {
@@ -173,7 +193,7 @@ export class NatsChannel implements ControlChannel {
    * stream's duplicate window returns the first publish's seq and command.
    * One channel's publishes are stored in the order they were called.
    */
-  async publish(draft: CommandDraft): Promise<SequencedCommand> {
+  async publish(draft: CommandDraft): Promise<NatsSequencedCommand> {
     const command = checkedCommand(draft);
     const payload = encodeMessage(command);
     return await this.#serial(async () => {
@@ -183,13 +203,24 @@ export class NatsChannel implements ControlChannel {
       let stored: Command = command;
       if (ack.duplicate) {
         const original = await getAt(this.#scan, ack.seq);
+        // The duplicate window covers the whole stream: the id may be another run's.
+        if (original !== null && original.subject !== this.subjects.commands) {
+          throw new UserError(
+            `command id ${JSON.stringify(command.id)} was used by another run's command (${original.subject}) within the duplicate window; nothing was stored`,
+            {
+              code: "duplicate_id",
+              hint: "Use a new id for every command (omit it to get a UUID).",
+              details: { subject: original.subject, streamSeq: ack.seq },
+            },
+          );
+        }
         if (original !== null) {
           const entry = commandEntry(original.data, 0, original.msgId);
           const parsed = entry.kind === "command" ? Command.safeParse(entry.command) : undefined;
           if (parsed?.success === true) stored = parsed.data;
         }
       }
-      return { seq: await this.#position(ack.seq), command: stored };
+      return { seq: await this.#position(ack.seq), command: stored, streamSeq: ack.seq };
     });
   }
 
@@ -200,7 +231,10 @@ export class NatsChannel implements ControlChannel {
    * when it does not know, when someone did publish in between (nothing is
    * stored then), or for a duplicate id; publish then counts.
    */
-  async #publishAfterKnownLast(payload: Uint8Array, command: Command): Promise<SequencedCommand | undefined> {
+  async #publishAfterKnownLast(
+    payload: Uint8Array,
+    command: Command,
+  ): Promise<NatsSequencedCommand | undefined> {
     const known = this.#counted;
     // seq 0 would mean "no command yet", which nats-server 2.9 does not check.
     if (known === undefined || known.seq === 0) return undefined;
@@ -216,7 +250,7 @@ export class NatsChannel implements ControlChannel {
     if (ack.duplicate) return undefined;
     this.#remember(ack.seq, known.seq);
     this.#counted = { offset: ack.seq + 1, seq: known.seq + 1 };
-    return { seq: known.seq, command };
+    return { seq: known.seq, command, streamSeq: ack.seq };
   }
 
   /**
@@ -275,6 +309,90 @@ export class NatsChannel implements ControlChannel {
         sub.unsubscribe();
       },
     };
+  }
+
+  /**
+   * The raw messages of the run's command subject from stream sequence
+   * `offset` on (one page), for a consumer that decodes them itself (the bridge).
+   */
+  async readMessages(offset: number): Promise<SubjectMessage[]> {
+    return await this.#whileConnected(() =>
+      scanSubject(this.#scan, this.subjects.commands, { from: offset, limit: this.#options.pageSize }),
+    );
+  }
+
+  /**
+   * Delivers the messages of the run's command or ack subject from stream
+   * sequence `from` on, as they are stored, through an ordered consumer (no
+   * durable state; it is recreated after a server restart and resumes after
+   * the last message handled). `onMessage` is awaited before the next message;
+   * when it throws, that message is delivered again after a pause, so a
+   * handler that moves its own cursor only on success sees each message once.
+   */
+  follow(
+    which: "commands" | "acks",
+    from: number,
+    onMessage: (message: SubjectMessage) => Promise<void> | void,
+    onError: (error: unknown) => void = () => undefined,
+  ): Follower {
+    const subject = which === "commands" ? this.subjects.commands : this.subjects.acks;
+    const abort = new AbortController();
+    let current: ConsumerMessages | undefined;
+    let next = Math.max(1, from);
+    const done = (async () => {
+      while (!abort.signal.aborted && !this.#closed) {
+        try {
+          const consumer = await this.#js.consumers.get(this.stream, {
+            // One subject as a string: `filter_subject`, which nats-server 2.9 understands.
+            filter_subjects: subject,
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: next,
+            // A follower that vanishes (a killed `ctl`) leaves its consumer for 30 s, not nats.js's 5 min.
+            inactive_threshold: 30_000,
+          });
+          current = await consumer.consume();
+          if (abort.signal.aborted) break;
+          for await (const m of current) {
+            await onMessage({ seq: m.seq, data: m.data, msgId: m.headers?.get("Nats-Msg-Id") || undefined });
+            next = m.seq + 1;
+          }
+        } catch (error) {
+          if (abort.signal.aborted) break;
+          onError(error);
+        } finally {
+          current?.stop();
+          current = undefined;
+        }
+        await delay(1_000, undefined, { signal: abort.signal }).catch(() => undefined);
+      }
+    })();
+    return {
+      stop: async () => {
+        abort.abort();
+        current?.stop();
+        await done;
+      },
+    };
+  }
+
+  /**
+   * Says whether the run's commands are still consumed here: the bridge
+   * writes `running` when it starts and `ended` when the run's last rank has
+   * exited (docs/protocol.md, "Run state"), so a publisher can refuse a
+   * command nobody will apply instead of waiting for acks that never come.
+   */
+  async writeState(state: RunState): Promise<void> {
+    const body = { state, ts: Date.now() / 1000, pid: process.pid, host: hostname() };
+    const h = headers();
+    h.set("Nats-Rollup", "sub");
+    await this.#publish(this.subjects.state, encodeMessage(body), { headers: h });
+  }
+
+  /** The last run state written, or null when none was (or it cannot be read). */
+  async readState(): Promise<RunStateMessage | null> {
+    const last = await this.#whileConnected(() => getLast(this.#scan, this.subjects.state, false));
+    if (last === null) return null;
+    return decodeRunState(last.data) ?? null;
   }
 
   /** Publishes the registered controls; older controls messages of the run are rolled up. */
@@ -557,7 +675,7 @@ function checkedCommand(draft: CommandDraft): Command {
     });
   }
   const command = commandFromDraft(draft);
-  if (!isHeaderSafe(command.id)) {
+  if (!isValidCommandId(command.id)) {
     throw new UserError("invalid command: id must be 1–1024 characters without control characters", {
       code: "invalid_command",
       hint: "It is sent as the Nats-Msg-Id header; omit it to get a UUID.",
@@ -566,16 +684,6 @@ function checkedCommand(draft: CommandDraft): Command {
   // The limit of a commands.jsonl line, which is what the bridge writes.
   commandLine(command);
   return toJsonModel(command);
-}
-
-/** 1–1024 characters, none of them a control character (a header value cannot hold them). */
-function isHeaderSafe(id: string): boolean {
-  if (id.length === 0 || id.length > MAX_ID_LENGTH) return false;
-  for (let i = 0; i < id.length; i++) {
-    const code = id.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return false;
-  }
-  return true;
 }
 
 /** An ack's `Nats-Msg-Id`: the same record republished is a duplicate, a new ack (new `ts`) is not. */

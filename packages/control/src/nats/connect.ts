@@ -13,7 +13,7 @@ import {
   type NatsConnection,
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
-import { ConfigError, ProviderError } from "@runctl/core";
+import { ConfigError, ProviderError, redactUrlCredentials } from "@runctl/core";
 import { type NatsContextOptions, type NatsSettings, resolveNatsSettings } from "./settings.ts";
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -65,10 +65,8 @@ export async function natsConnectOptions(
   options: NatsContextOptions & { backoff?: ReconnectBackoff } = {},
 ): Promise<NodeConnectionOptions> {
   const s = resolveNatsSettings(settings, options);
-  const servers = (s.url ?? DEFAULT_NATS_URL)
-    .split(",")
-    .map((u) => u.trim())
-    .filter((u) => u !== "");
+  // nats.js ignores credentials in a server URL; take them out and use them as NATS tools do.
+  const { servers, user, pass, token } = splitUrlCredentials(s.url ?? DEFAULT_NATS_URL);
   const backoff = options.backoff ?? reconnectBackoff();
   const opts: NodeConnectionOptions = {
     servers,
@@ -92,10 +90,16 @@ export async function natsConnectOptions(
     }
     opts.authenticator = credsAuthenticator(creds);
   }
+  // Explicit settings win over credentials in the URL.
+  const explicit = s.token !== undefined || s.user !== undefined;
   if (s.token !== undefined) opts.token = s.token;
+  else if (!explicit && token !== undefined) opts.token = token;
   if (s.user !== undefined) {
     opts.user = s.user;
     opts.pass = s.pass ?? "";
+  } else if (!explicit && user !== undefined) {
+    opts.user = user;
+    opts.pass = pass ?? "";
   }
   if (s.inboxPrefix !== undefined) opts.inboxPrefix = s.inboxPrefix;
   const wantsTls = servers.some((u) => /^tls:\/\//i.test(u));
@@ -145,7 +149,8 @@ export async function connectNats(
         await new Promise((resolve) => setTimeout(resolve, 250));
         continue;
       }
-      throw new ProviderError(`Cannot reach NATS at ${settings.url ?? "the configured server"}: ${message}`, {
+      const where = settings.url === undefined ? "the configured server" : redactUrlCredentials(settings.url);
+      throw new ProviderError(`Cannot reach NATS at ${where}: ${redactUrlCredentials(message)}`, {
         code: "nats_unreachable",
         hint: "Start the server (`nats-server -js`), or fix --nats / `nats.url` / RUNCTL_NATS_URL.",
         cause: error,
@@ -158,4 +163,88 @@ export async function connectNats(
     }
   })().catch(() => {});
   return nc;
+}
+
+/**
+ * Server URLs without their userinfo, and the credentials it held:
+ * `nats://user:pass@host` is a user and password, `nats://token@host` a token
+ * (percent-decoded, as in any URL). Several URLs must agree on them.
+ */
+export function splitUrlCredentials(urls: string): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+} {
+  const servers: string[] = [];
+  let found: { user?: string; pass?: string; token?: string } | undefined;
+  let foundKey: string | undefined;
+  for (const raw of urls.split(",")) {
+    const url = raw.trim();
+    if (url === "") continue;
+    const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i.exec(url);
+    if (match === null) {
+      servers.push(url);
+      continue;
+    }
+    const [, scheme, userinfo, rest] = match as unknown as [string, string, string, string];
+    servers.push(`${scheme}${rest}`);
+    const colon = userinfo.indexOf(":");
+    const creds =
+      colon >= 0
+        ? {
+            user: decodeURIComponent(userinfo.slice(0, colon)),
+            pass: decodeURIComponent(userinfo.slice(colon + 1)),
+          }
+        : { token: decodeURIComponent(userinfo) };
+    const key = JSON.stringify(creds);
+    if (foundKey !== undefined && foundKey !== key) {
+      throw new ConfigError("the NATS server URLs carry different credentials", {
+        code: "nats_url_credentials",
+        hint: "Put the credentials in one place: nats.user and nats.password (or nats.token), not in each URL.",
+      });
+    }
+    found = creds;
+    foundKey = key;
+  }
+  return { servers, ...found };
+}
+
+/** `url` (or a comma-separated list) with any userinfo removed: what meta.json records. */
+export function natsUrlWithoutCredentials(url: string): string {
+  return splitUrlCredentials(url).servers.join(",");
+}
+
+/**
+ * A warning when the server this connection reached lets clients in without
+ * credentials (its INFO has no `auth_required`): then anyone who can reach it
+ * can read every run's commands and steer any run (docs/protocol.md,
+ * "Security"). Undefined when the server requires authentication.
+ */
+export function openServerWarning(nc: NatsConnection): string | undefined {
+  if (nc.info?.auth_required === true) return undefined;
+  const where = nc.getServer();
+  return (
+    `the NATS server ${where} accepts clients without credentials: anyone who can reach it can steer any run on it. ` +
+    'Require authentication on it (docs/protocol.md, "Security").'
+  );
+}
+
+/**
+ * Connects once (no waiting for a server that is down) to tell whether the
+ * server requires authentication; the warning of openServerWarning, or
+ * undefined. Failures to connect are left to the caller's real connection.
+ */
+export async function checkOpenServer(settings: NatsSettings): Promise<string | undefined> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ ...(await natsConnectOptions(settings)), maxReconnectAttempts: 0, timeout: 2_000 });
+  } catch {
+    return undefined;
+  }
+  try {
+    return openServerWarning(nc);
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
 }

@@ -1,8 +1,12 @@
 /**
  * The control stream of a prefix, created or brought up to runctl's settings
  * idempotently: any number of clients may call ensureControlStream at once.
- * Fields runctl does not set (replicas, placement, max_bytes …) are an
- * operator's to choose and are left as they are.
+ * An existing stream is only ever made more capable, never less: limits larger
+ * than runctl's defaults (an operator's choice for runs that need more) are
+ * kept, and its subjects are never rewritten, so two prefixes whose names map
+ * to the same stream (`team.a`, `team-a`) cannot take each other's stream
+ * over: the second is refused. Fields runctl does not set (replicas,
+ * placement, max_bytes …) are an operator's to choose and are left as they are.
  */
 
 import {
@@ -49,6 +53,16 @@ export async function ensureControlStream(
       },
     );
   }
+  const subjects = config.subjects ?? [];
+  if (!want.subjects.every((subject) => subjects.includes(subject))) {
+    throw new ConfigError(
+      `NATS stream ${want.name} exists for other subjects (${subjects.join(", ")}), not ${want.subjects.join(", ")}`,
+      {
+        code: "nats_stream_conflict",
+        hint: `Another prefix maps to the same stream name; choose a nats.prefix that differs in more than case, "." or "-", or add ${want.subjects.join(", ")} to the stream yourself.`,
+      },
+    );
+  }
   const update = drift(config, want);
   if (update === undefined) return info;
   return await jsm.streams.update(want.name, update);
@@ -63,18 +77,28 @@ async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamIn
   }
 }
 
-/** The fields to change so `have` has runctl's settings, or undefined when it has them. */
+/**
+ * The fields to change so `have` offers at least what runctl needs, or
+ * undefined when it does: limits are raised to runctl's when smaller (0 or -1
+ * is "unlimited", never smaller), never lowered; direct get and rollups are
+ * turned on; discard becomes `old` (a full stream must drop old commands, not
+ * refuse new ones).
+ */
 function drift(have: StreamConfig, want: ControlStreamConfig): Partial<StreamConfig> | undefined {
   const update: Partial<StreamConfig> = {};
-  const subjects = have.subjects ?? [];
-  if (!want.subjects.every((s) => subjects.includes(s))) update.subjects = [...subjects, ...want.subjects];
-  if (have.max_age !== want.max_age) update.max_age = want.max_age;
-  if (have.max_msgs_per_subject !== want.max_msgs_per_subject) {
+  if (smaller(have.max_age, want.max_age)) update.max_age = want.max_age;
+  if (smaller(have.max_msgs_per_subject, want.max_msgs_per_subject)) {
     update.max_msgs_per_subject = want.max_msgs_per_subject;
   }
-  if (have.duplicate_window !== want.duplicate_window) update.duplicate_window = want.duplicate_window;
+  if ((have.duplicate_window ?? 0) < want.duplicate_window) update.duplicate_window = want.duplicate_window;
   if (have.discard !== want.discard) update.discard = want.discard;
   if (have.allow_direct !== want.allow_direct) update.allow_direct = want.allow_direct;
   if (have.allow_rollup_hdrs !== want.allow_rollup_hdrs) update.allow_rollup_hdrs = want.allow_rollup_hdrs;
   return Object.keys(update).length > 0 ? update : undefined;
+}
+
+/** Whether limit `have` is below `want`; 0 and negative values mean unlimited. */
+function smaller(have: number | undefined, want: number): boolean {
+  if (have === undefined) return true;
+  return have > 0 && have < want;
 }

@@ -25,6 +25,8 @@ export interface RunSubjects {
   acks: string;
   /** `<prefix>.ctl.<run>.controls`: the registered controls; the last message is the current value. */
   controls: string;
+  /** `<prefix>.ctl.<run>.state`: whether the run's commands are still consumed; the last message is the current value. */
+  state: string;
 }
 
 // A subject token is any run of printable characters without `.`, `*`, `>` or whitespace;
@@ -76,7 +78,12 @@ export function runToken(runId: string): string {
 
 export function runSubjects(prefix: string, runId: string): RunSubjects {
   const base = `${validatePrefix(prefix)}.ctl.${runToken(runId)}`;
-  return { commands: `${base}.cmd`, acks: `${base}.ack`, controls: `${base}.controls` };
+  return {
+    commands: `${base}.cmd`,
+    acks: `${base}.ack`,
+    controls: `${base}.controls`,
+    state: `${base}.state`,
+  };
 }
 
 /** Nanoseconds, as the JetStream API counts durations. */

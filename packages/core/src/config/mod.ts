@@ -12,7 +12,7 @@ export {
 } from "./load.ts";
 export { locateKey } from "./locate.ts";
 export { findProjectConfig, PROJECT_CONFIG_NAME, userConfigPath, userDataDir } from "./paths.ts";
-export { REDACTED, redactConfig } from "./redact.ts";
+export { REDACTED, redactConfig, redactUrlCredentials } from "./redact.ts";
 export {
   type BundleConfig,
   bundleSectionSchema,

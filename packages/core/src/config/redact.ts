@@ -27,7 +27,26 @@ export function redactConfig<T extends object>(config: T): T {
       core ? depth === 0 && secretKeys.includes(key) : SECRET_NAME.test(key),
     );
   }
+  // `nats://user:pass@host` carries a password in the URL itself.
+  const nats = out.nats;
+  if (isPlainObject(nats) && typeof nats.url === "string")
+    out.nats = { ...nats, url: redactUrlCredentials(nats.url) };
   return out as T;
+}
+
+// A URL's userinfo (`scheme://user:pass@` or `scheme://token@`), in a comma-separated list too.
+const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^@/,\s]*)@/gi;
+
+/**
+ * `url` (or a comma-separated list of URLs) with the secret part of any
+ * userinfo replaced by "***": `nats://alice:s3cret@host` → `nats://alice:***@host`,
+ * `nats://tok3n@host` → `nats://***@host`. For messages, meta.json and config show.
+ */
+export function redactUrlCredentials(url: string): string {
+  return url.replace(URL_USERINFO, (_all, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(":");
+    return colon >= 0 ? `${scheme}${userinfo.slice(0, colon)}:${REDACTED}@` : `${scheme}${REDACTED}@`;
+  });
 }
 
 /** A deep copy of `value` with secret keys (as `isSecret` decides) replaced; depth 0 is the section's own keys. */
