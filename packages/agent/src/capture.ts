@@ -4,8 +4,11 @@
  * a missing git or pip just means the file is absent.
  */
 import { execFile } from "node:child_process";
-import { copyFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { copyFile, mkdir, readFile, realpath, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { writeFileAtomicSync } from "@runctl/core/internal";
+import { z } from "zod";
 
 const MAX_DIFF_BYTES = 1024 * 1024;
 
@@ -60,8 +63,10 @@ export async function writeGitInfo(runDir: string, cwd: string): Promise<Record<
 
 // `pip freeze` costs ~1 s of importing pip; reading the installed
 // distributions' metadata gives the same name==version list in ~50 ms.
+// Its first line: the existing directories on sys.path (JSON), the cache's key.
 const LIST_DISTRIBUTIONS = `
-import importlib.metadata as md
+import importlib.metadata as md, json, os, sys
+print(json.dumps([p for p in sys.path if p and os.path.isdir(p)]))
 seen = {}
 for d in md.distributions():
     name = d.metadata["Name"]
@@ -87,8 +92,70 @@ export async function writeRequirements(
     // no uv.lock: fall through to pip
   }
   if (!python) return {};
-  const frozen = await run(python, ["-c", LIST_DISTRIBUTIONS], cwd, 30_000);
+  const frozen = await installedDistributions(python, cwd);
   if (frozen === undefined) return {};
   await writeFile(join(runDir, "requirements.txt"), frozen);
   return { requirements_file: "requirements.txt" };
+}
+
+/**
+ * The distribution list of an interpreter, from a cache when nothing was
+ * installed or removed since: an install or uninstall adds or removes a
+ * `*.dist-info` entry, which changes the mtime of the directory on sys.path
+ * that holds it. A cache hit spares every run a Python start (~50 ms and up).
+ */
+async function installedDistributions(python: string, cwd: string): Promise<string | undefined> {
+  const cacheFile = await requirementsCacheFile(python);
+  if (cacheFile) {
+    try {
+      const cached = RequirementsCache.parse(JSON.parse(await readFile(cacheFile, "utf8")));
+      const now = await Promise.all(
+        cached.paths.map((p) =>
+          stat(p.dir).then(
+            (s) => s.mtimeMs,
+            () => -1,
+          ),
+        ),
+      );
+      if (now.every((mtime, i) => mtime === cached.paths[i]?.mtimeMs)) return cached.text;
+    } catch {
+      // no cache yet, or an unreadable one: list them
+    }
+  }
+  const out = await run(python, ["-c", LIST_DISTRIBUTIONS], cwd, 30_000);
+  if (out === undefined) return undefined;
+  const cut = out.indexOf("\n");
+  const dirs = (JSON.parse(out.slice(0, cut)) as unknown[]).filter((d): d is string => typeof d === "string");
+  const text = out.slice(cut + 1);
+  if (cacheFile) {
+    try {
+      const paths = await Promise.all(dirs.map(async (dir) => ({ dir, mtimeMs: (await stat(dir)).mtimeMs })));
+      await mkdir(dirname(cacheFile), { recursive: true });
+      writeFileAtomicSync(cacheFile, JSON.stringify({ paths, text }));
+    } catch {
+      // a cache is an optimisation: the list itself was captured
+    }
+  }
+  return text;
+}
+
+const RequirementsCache = z.object({
+  paths: z.array(z.object({ dir: z.string(), mtimeMs: z.number() })),
+  text: z.string(),
+});
+
+/** One cache file per interpreter (by its real path), under $XDG_CACHE_HOME/runctl or ~/.cache/runctl. */
+async function requirementsCacheFile(python: string): Promise<string | undefined> {
+  const base =
+    process.env.XDG_CACHE_HOME || (process.env.HOME ? join(process.env.HOME, ".cache") : undefined);
+  if (!base) return undefined;
+  if (!python.startsWith("/")) return undefined;
+  let real: string;
+  try {
+    real = await realpath(python);
+  } catch {
+    return undefined;
+  }
+  const key = createHash("sha256").update(real).digest("hex").slice(0, 32);
+  return join(base, "runctl", "requirements", `${key}.json`);
 }
