@@ -1,10 +1,11 @@
 import { isDeepStrictEqual } from "node:util";
 import { Args } from "@oclif/core";
 import { type RunMeta, UserError } from "@runctl/core";
-import { readMeta, readMetrics, resolveRun, withEffectiveStatus } from "@runctl/tracker";
+import { type RunSource, sourceMeta, sourceMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { colorEnabled, flatten, formatValue, paint, table } from "../output.ts";
-import { RESERVED_METRIC_KEYS, readRunConfig } from "../run-records.ts";
+import { RESERVED_METRIC_KEYS, sourceRunConfig } from "../run-records.ts";
+import { fromFlag } from "../run-source-flag.ts";
 
 type ByRun = Record<string, unknown>;
 
@@ -68,16 +69,17 @@ The best value of each metric row is marked with *: the lowest when a part of th
   static override args = {
     runs: Args.string({ description: "Two or more run ids or unique prefixes." }),
   };
+  static override flags = { ...fromFlag };
 
   async run(): Promise<Record<string, unknown>> {
-    const { argv } = await this.parse(Compare);
+    const { argv, flags } = await this.parse(Compare);
     const queries = argv.map(String);
-    const { runsDir } = await this.runPaths();
-    const resolved: Array<{ id: string; dir: string }> = [];
+    const resolved: Array<{ id: string; source: RunSource }> = [];
     for (const query of queries) {
-      const run = await resolveRun(runsDir, query);
+      const source = await this.runSource(flags.from, query);
+      const id = await source.resolve(query);
       // The same run named twice (full id and a prefix) is one column, not a difference with itself.
-      if (!resolved.some((r) => r.id === run.id)) resolved.push(run);
+      if (!resolved.some((r) => r.id === id)) resolved.push({ id, source });
     }
     if (resolved.length < 2) {
       throw new UserError(
@@ -91,11 +93,11 @@ The best value of each metric row is marked with *: the lowest when a part of th
     }
 
     const loaded = await Promise.all(
-      resolved.map(async ({ id, dir }) => {
-        const meta = withEffectiveStatus(await readMeta(dir));
-        const { config, problem } = await readRunConfig(dir, meta);
+      resolved.map(async ({ id, source }) => {
+        const meta = withEffectiveStatus(await sourceMeta(source, id));
+        const { config, problem } = await sourceRunConfig(source, id, meta);
         if (problem !== undefined) this.progress(`Warning: ${problem}`);
-        return { id, meta, config: flatten(config), metrics: await finalMetrics(dir, meta) };
+        return { id, meta, config: flatten(config), metrics: await finalMetrics(source, id, meta) };
       }),
     );
     const ids = loaded.map((r) => r.id);
@@ -174,8 +176,8 @@ The best value of each metric row is marked with *: the lowest when a part of th
 }
 
 /** Summary keys (flattened) over the last logged value of every metric. */
-async function finalMetrics(dir: string, meta: RunMeta): Promise<Record<string, unknown>> {
-  const { records } = await readMetrics(dir);
+async function finalMetrics(source: RunSource, id: string, meta: RunMeta): Promise<Record<string, unknown>> {
+  const { records } = await sourceMetrics(source, id);
   const logged: Record<string, unknown> = Object.create(null);
   for (const record of records) {
     for (const [key, value] of Object.entries(record))
