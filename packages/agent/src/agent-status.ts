@@ -24,7 +24,13 @@ export const AgentStatus = z.discriminatedUnion("ok", [
 ]);
 export type AgentStatus = z.infer<typeof AgentStatus>;
 
-/** The agent's entry, built: tests that import the sources still start the built agent. */
+/**
+ * The agent's entry as one bundled file (scripts/bundle.mjs): launchers start
+ * this. Tests that import the sources still start the built bundle.
+ */
 export const AGENT_MAIN = fileURLToPath(
-  new URL(import.meta.url.endsWith(".ts") ? "../dist/agent-main.js" : "./agent-main.js", import.meta.url),
+  new URL(
+    import.meta.url.endsWith(".ts") ? "../dist/agent.bundle.mjs" : "./agent.bundle.mjs",
+    import.meta.url,
+  ),
 );

@@ -6,8 +6,8 @@
 import { homedir } from "node:os";
 import { dirname } from "node:path";
 import { Command } from "@oclif/core";
-import { resolveCheckpointDir } from "@runctl/agent";
-import { type NatsSettings, natsSettingsFromConfig } from "@runctl/control";
+import { resolveCheckpointDir } from "@runctl/agent/checkpoints";
+import type { NatsSettings } from "@runctl/control";
 import {
   type LoadedConfig,
   type LoadedRunctlConfig,
@@ -130,6 +130,8 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
    */
   protected async natsSettings(url: string | undefined): Promise<NatsSettings | undefined> {
     const { config } = await this.runctlConfig();
+    // The NATS client is loaded only by commands that use it.
+    const { natsSettingsFromConfig } = await import("@runctl/control");
     const settings = natsSettingsFromConfig(config.nats);
     if (url) settings.url = url;
     return settings.url || settings.context ? settings : undefined;

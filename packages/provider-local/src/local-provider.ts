@@ -9,7 +9,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { AGENT_MAIN, AGENT_STATUS_FD_VARIABLE, AgentStatus, resolveLaunchCommand } from "@runctl/agent";
+import {
+  AGENT_MAIN,
+  AGENT_STATUS_FD_VARIABLE,
+  AgentStatus,
+  resolveLaunchCommand,
+} from "@runctl/agent/launcher";
 import {
   ConfigError,
   InternalError,

@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
-import { latestCheckpoint } from "@runctl/agent";
-import { checkOpenServer, natsSettingsFromConfig } from "@runctl/control";
+import { latestCheckpoint } from "@runctl/agent/checkpoints";
 import { type LaunchSpec, UserError } from "@runctl/core";
 import type { LocalLaunchOptions } from "@runctl/provider-local";
 import { readMeta, resolveRun, runDirOf } from "@runctl/tracker";
@@ -89,8 +88,11 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
     const natsConfig = { ...paths.config.nats, ...(flags.nats ? { url: flags.nats } : {}) };
     const nats = natsConfig.url || natsConfig.context ? natsConfig : undefined;
     // Anyone who can reach an open server can steer this run (docs/protocol.md, "Security").
-    const openServer = nats ? await checkOpenServer(natsSettingsFromConfig(nats)) : undefined;
-    if (openServer !== undefined) this.progress(`Warning: ${openServer}`);
+    if (nats) {
+      const { checkOpenServer, natsSettingsFromConfig } = await import("@runctl/control");
+      const openServer = await checkOpenServer(natsSettingsFromConfig(nats));
+      if (openServer !== undefined) this.progress(`Warning: ${openServer}`);
+    }
 
     const options: LocalLaunchOptions = {
       cwd,

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Flags } from "@oclif/core";
-import { type CheckpointFile, listCheckpoints } from "@runctl/agent";
+import { type CheckpointFile, listCheckpoints } from "@runctl/agent/checkpoints";
 import { formatBytes, UserError } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { fromOclifError } from "../fatal.ts";

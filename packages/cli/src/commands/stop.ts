@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { Args, Flags } from "@oclif/core";
-import { killGroup } from "@runctl/agent";
+import { killGroup } from "@runctl/agent/launcher";
 import { TERMINAL_STATUSES, UserError } from "@runctl/core";
 import { isPidAlive, readMeta, resolveRun, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";

@@ -16,7 +16,7 @@ const local: ProviderDefinition<LocalConfig> = {
     const [{ LocalProvider }, { resolveRunsDir }, { resolveCheckpointDir }] = await Promise.all([
       import("../local-provider.ts"),
       import("@runctl/tracker"),
-      import("@runctl/agent"),
+      import("@runctl/agent/checkpoints"),
     ]);
     const cwd = context.cwd ?? process.cwd();
     const projectRoot = context.projectRoot ?? cwd;

@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import { Args, Flags } from "@oclif/core";
-import { type CleanupPlan, cleanupCheckpoints } from "@runctl/agent";
+import { type CleanupPlan, cleanupCheckpoints } from "@runctl/agent/checkpoints";
 import { formatBytes, UserError } from "@runctl/core";
 import { RunctlCommand } from "../../command.ts";
 

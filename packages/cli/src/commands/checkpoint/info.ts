@@ -1,5 +1,5 @@
 import { Args } from "@oclif/core";
-import { checkpointInfo } from "@runctl/agent";
+import { checkpointInfo } from "@runctl/agent/checkpoints";
 import { formatBytes } from "@runctl/core";
 import { RunctlCommand } from "../../command.ts";
 

@@ -1,5 +1,5 @@
 import { Args, Flags } from "@oclif/core";
-import { checkpointOrder, listCheckpoints } from "@runctl/agent";
+import { checkpointOrder, listCheckpoints } from "@runctl/agent/checkpoints";
 import { formatBytes } from "@runctl/core";
 import { RunctlCommand } from "../../command.ts";
 import { table } from "../../output.ts";
