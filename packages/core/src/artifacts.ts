@@ -44,8 +44,9 @@ export interface PresignOptions {
 /** A browser-style POST upload that may only write keys under one prefix. */
 export interface PresignedPost {
   url: string;
-  /** Form fields to send before the file; `key` must start with `keyPrefix`. */
+  /** Form fields to send before the file; set `key` to a key starting with `keyPrefix`. */
   fields: Record<string, string>;
+  /** What every form `key` must start with: a full object key prefix, the store's own root included. */
   keyPrefix: string;
   maxBytes: number;
   /** ISO 8601. */

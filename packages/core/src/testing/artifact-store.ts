@@ -22,7 +22,10 @@ import { isRunctlError } from "../errors.ts";
 import type { ContractCase, ContractResult } from "./mod.ts";
 
 export interface ArtifactStoreContractOptions {
-  /** Objects written to prove listings are complete past one page (S3 pages at 1,000). Default 1,001. */
+  /**
+   * Objects written to prove listings are complete past one page. Default 1,001 (S3 pages at
+   * 1,000); a store whose page size can be lowered may use fewer.
+   */
   listingSize?: number;
 }
 
@@ -246,9 +249,15 @@ export function artifactStoreContractCases(
             form.append("file", new Blob(["posted"]), "f");
             return (await fetch(post.url, { method: "POST", body: form })).status;
           };
-          assert.ok((await send(`${prefix}run/metrics.jsonl`)) < 300, "a key under the prefix is accepted");
+          // Form keys are object keys as the endpoint sees them: `keyPrefix` includes the store's root.
+          assert.ok(post.keyPrefix.endsWith(`${prefix}run/`), "keyPrefix ends with the prefix asked for");
+          assert.ok(
+            (await send(`${post.keyPrefix}metrics.jsonl`)) < 300,
+            "a key under the prefix is accepted",
+          );
           assert.equal((await store.head(`${prefix}run/metrics.jsonl`))?.size, 6);
-          assert.equal(await send(`${prefix}other/x`), 403, "a key outside the prefix is refused");
+          const outside = `${post.keyPrefix.slice(0, -"run/".length)}other/x`;
+          assert.equal(await send(outside), 403, "a key outside the prefix is refused");
         }
       }),
     },
