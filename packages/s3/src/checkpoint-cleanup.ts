@@ -3,6 +3,8 @@
  * and delete the rest. A checkpoint is an object directly under the prefix with a checkpoint
  * extension, or a "directory" (such as a Hugging Face `checkpoint-500/`) holding at least one
  * such file, which counts as one checkpoint; anything else (logs, configs) is never touched.
+ * Newest means the highest step number in the name when every checkpoint has one, else the
+ * latest upload.
  */
 import { basename } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -34,6 +36,11 @@ function isCheckpointFile(key: string): boolean {
 
 const naturalOrder = new Intl.Collator("en", { numeric: true });
 
+function lastNumber(name: string): number | undefined {
+  const all = name.match(/\d+/g);
+  return all ? Number(all[all.length - 1]) : undefined;
+}
+
 export async function planS3Cleanup(
   client: S3Client,
   location: S3Location,
@@ -62,10 +69,16 @@ export async function planS3Cleanup(
       modified: list.reduce((m, o) => (o.modified > m ? o.modified : m), ""),
     });
   }
-  // Newest first: by time, then by the step number in the name (objects written in one second tie).
-  checkpoints.sort((a, b) =>
-    a.modified === b.modified ? naturalOrder.compare(b.name, a.name) : a.modified < b.modified ? 1 : -1,
-  );
+  // Newest first. Upload times say little (a sync sends files in any order), so when every
+  // name carries a number (step-400.pt, checkpoint-500/) the last number decides; else time.
+  const byStep = checkpoints.every((c) => lastNumber(c.name) !== undefined);
+  const byTime = (a: S3Checkpoint, b: S3Checkpoint) =>
+    a.modified === b.modified ? naturalOrder.compare(b.name, a.name) : a.modified < b.modified ? 1 : -1;
+  checkpoints.sort((a, b) => {
+    if (!byStep) return byTime(a, b);
+    const d = (lastNumber(b.name) as number) - (lastNumber(a.name) as number);
+    return d !== 0 ? d : byTime(a, b);
+  });
   const keep = checkpoints.slice(0, keepLastN);
   const remove = checkpoints.slice(keepLastN);
   return { prefix: root, keep, delete: remove, bytes: remove.reduce((n, c) => n + c.bytes, 0) };

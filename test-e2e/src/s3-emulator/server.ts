@@ -262,8 +262,14 @@ class Emulator {
             "InternalError",
             `We encountered an internal error: ${(error as Error)?.message ?? error}`,
           );
-    if (failure.status === 500) process.stderr.write(`s3-emulator: ${(error as Error)?.stack ?? error}\n`);
-    if (res.headersSent) {
+    // A client that hangs up mid-body (a killed upload) is not the emulator's fault.
+    const clientGone =
+      req.socket?.destroyed === true ||
+      (error as NodeJS.ErrnoException)?.code === "ECONNRESET" ||
+      (error as Error)?.message === "aborted";
+    if (failure.status === 500 && !clientGone)
+      process.stderr.write(`s3-emulator: ${(error as Error)?.stack ?? error}\n`);
+    if (res.headersSent || clientGone) {
       res.destroy();
       return;
     }
