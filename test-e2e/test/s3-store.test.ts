@@ -11,19 +11,26 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
 const KEY = { accessKeyId: "AKIDSTORE", secretAccessKey: "store-secret" };
+const SCOPED = { accessKeyId: "AKIDSCOPED", secretAccessKey: "scoped-secret", prefix: "runs/r1/" };
+const EXPIRED = {
+  accessKeyId: "ASIAEXPIRED",
+  secretAccessKey: "expired-secret",
+  sessionToken: "expired-token",
+  expiresAt: "2020-01-01T00:00:00Z",
+};
 let s3: S3Emulator;
 let dataDir: string;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), "runctl-s3-store-"));
-  s3 = await startS3Emulator({ dataDir, credentials: [KEY], buckets: ["artifacts"] });
+  s3 = await startS3Emulator({ dataDir, credentials: [KEY, SCOPED, EXPIRED], buckets: ["artifacts"] });
 });
 afterAll(async () => {
   await s3?.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 
-function settings(credentials = KEY): S3Settings {
+function settings(credentials: S3Settings["credentials"] = KEY): S3Settings {
   return {
     endpoint: s3.endpoint,
     region: "us-east-1",
@@ -72,5 +79,24 @@ describe("S3ArtifactStore", () => {
     const error = await store.putStream("k", Readable.from([Buffer.from("x")])).catch((e: unknown) => e);
     expect(isRunctlError(error) && error.code).toBe("not_found");
     expect(String((error as Error).message)).toContain('Bucket "no-such-bucket" does not exist');
+  });
+
+  it("an expired session token and a prefix the key may not touch are auth errors that say which", async () => {
+    const expired = S3ArtifactStore.fromUrl("s3://artifacts/x", settings(EXPIRED));
+    const e1 = await expired.head("k").catch((e: unknown) => e);
+    expect(isRunctlError(e1) && e1.code).toBe("auth");
+    expect(String((e1 as Error).message)).toMatch(
+      /session token of the access key ASIAEXPIRED .* has expired/,
+    );
+    const scoped = S3ArtifactStore.fromUrl(
+      "s3://artifacts/runs",
+      settings({ accessKeyId: SCOPED.accessKeyId, secretAccessKey: SCOPED.secretAccessKey }),
+    );
+    await scoped.putStream("r1/ok", Readable.from([Buffer.from("x")]));
+    const e2 = await scoped
+      .putStream("r2/denied", Readable.from([Buffer.from("x")]))
+      .catch((e: unknown) => e);
+    expect(isRunctlError(e2) && e2.code).toBe("auth");
+    expect(String((e2 as Error).message)).toContain("Access denied to s3://artifacts/runs/r2/denied");
   });
 });

@@ -1,6 +1,7 @@
 /** Content hashes of local files, read once for both digests sync compares by. */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { readFile } from "node:fs/promises";
 
 export interface FileDigest {
   /** Hex; compared with an S3 ETag where that is a plain MD5 (single-part uploads). */
@@ -9,12 +10,21 @@ export interface FileDigest {
   sha256: string;
 }
 
-export async function digestFile(path: string, withMd5: boolean): Promise<FileDigest> {
+/** Below this a file is read in one call: a stream's setup costs more than the bytes. */
+const WHOLE_FILE_LIMIT = 4 * 1024 * 1024;
+
+export async function digestFile(path: string, withMd5: boolean, size?: number): Promise<FileDigest> {
   const sha = createHash("sha256");
   const md5 = withMd5 ? createHash("md5") : undefined;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-    sha.update(chunk as Buffer);
-    md5?.update(chunk as Buffer);
+  if (size !== undefined && size <= WHOLE_FILE_LIMIT) {
+    const bytes = await readFile(path);
+    sha.update(bytes);
+    md5?.update(bytes);
+  } else {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+      sha.update(chunk as Buffer);
+      md5?.update(chunk as Buffer);
+    }
   }
   const digest: FileDigest = { sha256: sha.digest("hex") };
   if (md5) digest.md5 = md5.digest("hex");

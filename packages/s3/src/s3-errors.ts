@@ -4,7 +4,7 @@
  * hint naming the fix. An S3 error code alone ("SignatureDoesNotMatch") tells a user nothing
  * about which of their three sets of keys is wrong.
  */
-import type { S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { isRunctlError, ProviderError, type RunctlError } from "@runctl/core";
 
 export interface S3ErrorContext {
@@ -48,11 +48,9 @@ export async function describeCredentialSource(
   if (has("CREDENTIALS_PROFILE"))
     return `${id} from profile "${profile}" (~/.aws/credentials or ~/.aws/config)`;
   if (has("CREDENTIALS_HTTP")) return `${id} from the container credentials endpoint`;
-  if (has("CREDENTIALS_CODE") || features.length === 0) {
-    return env.AWS_ACCESS_KEY_ID
-      ? `${id} (set explicitly)`
-      : `${id} from instance metadata or explicit settings`;
-  }
+  if (has("CREDENTIALS_CODE")) return `${id} (passed explicitly to the S3 client)`;
+  // The instance-metadata provider leaves no feature mark; it is the last link of the chain.
+  if (features.length === 0) return `${id} from instance metadata (IMDS)`;
   return `${id} from ${features.join(", ")}`;
 }
 
@@ -75,7 +73,17 @@ function hintForCredentials(source: string): string {
 /** Maps anything the SDK threw to a RunctlError; errors that already are one pass through. */
 export async function s3Error(error: unknown, client: S3Client, ctx: S3ErrorContext): Promise<RunctlError> {
   if (isRunctlError(error)) return error;
-  const e = (error ?? {}) as SdkErrorLike;
+  let e = (error ?? {}) as SdkErrorLike;
+  // HEAD answers carry no body, so the SDK can only name the status ("BadRequest", "Unknown"). A one-byte
+  // GET of the same key gets S3's real code (ExpiredToken, SignatureDoesNotMatch, AccessDenied).
+  const bodiless = e.$metadata?.httpStatusCode;
+  if (
+    (bodiless === 400 || bodiless === 403) &&
+    ctx.key !== undefined &&
+    !KNOWN_CODES.has(e.Code ?? e.name ?? "")
+  ) {
+    e = (await diagnose(client, ctx.bucket, ctx.key)) ?? e;
+  }
   const code = e.Code ?? e.name ?? "";
   const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
   const where = `s3://${ctx.bucket}/${ctx.key ?? ""}`;
@@ -172,6 +180,28 @@ export async function s3Error(error: unknown, client: S3Client, ctx: S3ErrorCont
           cause: error,
         },
       );
+  }
+}
+
+/** Codes that already say what went wrong; anything else from a bodiless answer is probed. */
+const KNOWN_CODES = new Set([
+  "SignatureDoesNotMatch",
+  "InvalidAccessKeyId",
+  "ExpiredToken",
+  "InvalidToken",
+  "AccessDenied",
+  "NoSuchBucket",
+  "PreconditionFailed",
+]);
+
+async function diagnose(client: S3Client, bucket: string, key: string): Promise<SdkErrorLike | undefined> {
+  try {
+    const probe = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: "bytes=0-0" }));
+    await probe.Body?.transformToByteArray();
+    return undefined;
+  } catch (probeError) {
+    const p = probeError as SdkErrorLike;
+    return KNOWN_CODES.has(p.Code ?? p.name ?? "") ? p : undefined;
   }
 }
 

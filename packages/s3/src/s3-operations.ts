@@ -63,7 +63,7 @@ export async function uploadPath(
     location.prefix === "" || location.prefix.endsWith("/")
       ? `${location.prefix}${basename(source)}`
       : location.prefix;
-  const { sha256 } = await digestFile(source, false);
+  const { sha256 } = await digestFile(source, false, info.size);
   settings.progress?.start(1, info.size);
   try {
     await uploadFile(client, location.bucket, key, source, info.size, {

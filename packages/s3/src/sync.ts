@@ -102,7 +102,7 @@ async function sameContent(
   local: LocalFile,
 ): Promise<{ same: boolean; digest: FileDigest }> {
   const md5 = plainMd5Etag(remote.etag);
-  const digest = await digestFile(local.absolute, md5 !== undefined);
+  const digest = await digestFile(local.absolute, md5 !== undefined, local.size);
   if (md5 !== undefined && digest.md5 === md5) return { same: true, digest };
   const head = await headObject(client, bucket, remote.key);
   const recorded = head?.metadata[SHA256_METADATA];
@@ -164,7 +164,7 @@ export async function syncUp(
     {
       transfer: async (t, onBytes) => {
         const file = t.local as LocalFile;
-        const digest = t.digest ?? (await digestFile(file.absolute, false));
+        const digest = t.digest ?? (await digestFile(file.absolute, false, file.size));
         await uploadFile(client, location.bucket, `${root}${t.path}`, file.absolute, file.size, {
           partSizeBytes: options.partSizeBytes,
           queueSize: Math.max(1, Math.min(4, options.concurrency)),
