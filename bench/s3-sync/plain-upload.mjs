@@ -26,8 +26,8 @@ function location(url) {
   return { bucket: m[1], prefix: m[2] === "" || m[2].endsWith("/") ? m[2] : `${m[2]}/` };
 }
 
+// The endpoint comes from AWS_ENDPOINT_URL_S3, which the SDK reads itself, as for runctl.
 const client = createS3Client({
-  endpoint: process.env.AWS_ENDPOINT_URL_S3,
   region: "us-east-1",
   forcePathStyle: true,
   partSizeBytes: 0,
