@@ -51,11 +51,28 @@ export function createS3Client(settings: S3Settings): S3Client {
     responseChecksumValidation: "WHEN_REQUIRED",
     region: regionProvider(settings),
     maxAttempts: 3,
+    logger: sdkLogger,
   };
   if (settings.endpoint !== undefined) config.endpoint = settings.endpoint;
   if (settings.profile !== undefined) config.profile = settings.profile;
   if (settings.credentials !== undefined) config.credentials = settings.credentials;
   return new S3Client(config);
+}
+
+/**
+ * The SDK's own chatter (e.g. "An error was encountered in a non-retryable streaming request",
+ * printed with console.warn beside the error runctl reports anyway) only under DEBUG=runctl*.
+ */
+const sdkLogger = {
+  debug: () => {},
+  info: () => {},
+  warn: (...args: unknown[]) => debugLine("warn", args),
+  error: (...args: unknown[]) => debugLine("error", args),
+};
+
+function debugLine(level: string, args: unknown[]): void {
+  if (/runctl/.test(process.env.DEBUG ?? ""))
+    process.stderr.write(`aws-sdk ${level}: ${args.map(String).join(" ")}\n`);
 }
 
 /** The configured region, else the SDK's chain (AWS_REGION, the profile), else us-east-1. */
