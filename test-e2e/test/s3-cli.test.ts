@@ -3,7 +3,7 @@
 // in the middle of a multipart upload, wrong keys, and the housekeeping commands.
 import { createHash, randomFillSync } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -160,12 +160,40 @@ describe("runctl s3 sync", () => {
 });
 
 describe("a killed upload", () => {
-  it("kill -9 during a multipart upload: the object never shows half-written, and the same command completes it", async () => {
+  const env = () => ({ ...ws.env, RUNCTL_S3_PART_SIZE_MB: "5" });
+  const uploadArgs = (file: string, key: string) => [
+    "s3",
+    "upload",
+    file,
+    `s3://${BUCKET}/${key}`,
+    "--concurrency",
+    "2",
+  ];
+
+  /** Starts the upload and kills it with SIGKILL once the emulator holds two of its parts. */
+  async function killMidUpload(file: string, key: string): Promise<void> {
+    const first = startRunctl(uploadArgs(file, key), { ...ws, env: env() });
+    let exited: { code: number | null; stderr: string } | undefined;
+    void first.result.then((r) => {
+      exited = r;
+    });
+    for (;;) {
+      if (exited)
+        throw new Error(`the upload ended before it could be killed (exit ${exited.code}): ${exited.stderr}`);
+      const upload = s3.store.listUploads(BUCKET, key)[0];
+      if (upload && s3.store.upload(BUCKET, key, upload.uploadId).parts.size >= 2) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    first.child.kill("SIGKILL");
+    expect((await first.result).signal).toBe("SIGKILL");
+    expect(s3.store.head(BUCKET, key), "nothing visible after the kill").toBeUndefined();
+    expect(s3.store.listUploads(BUCKET, key)).toHaveLength(1);
+  }
+
+  it("kill -9 during a multipart upload: the object never shows half-written; the same command finishes the upload", async () => {
     const file = join(ws.home, "killed.bin");
-    await writePatterned(file, 64 * MIB);
+    await writePatterned(file, 40 * MIB);
     const key = "killed/killed.bin";
-    const args = ["s3", "upload", file, `s3://${BUCKET}/${key}`, "--concurrency", "2"];
-    const env = { ...ws.env, RUNCTL_S3_PART_SIZE_MB: "5" };
     const glimpses: Array<number | undefined> = [];
     let watching = true;
     // Watches the key from the store's side the whole time, as another reader would.
@@ -175,33 +203,38 @@ describe("a killed upload", () => {
         await new Promise((r) => setTimeout(r, 2));
       }
     })();
-    const first = startRunctl(args, { ...ws, env });
-    let killedAt = -1;
-    while (killedAt === -1) {
-      const upload = s3.store.listUploads(BUCKET, key)[0];
-      const parts = upload ? s3.store.upload(BUCKET, key, upload.uploadId).parts.size : 0;
-      if (parts >= 2) {
-        first.child.kill("SIGKILL");
-        killedAt = parts;
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const killed = await first.result;
-    expect(killed.signal).toBe("SIGKILL");
-    expect(s3.store.head(BUCKET, key), "nothing visible after the kill").toBeUndefined();
-    expect(s3.store.listUploads(BUCKET, key)).toHaveLength(1);
-
-    const second = await runctlJson(args, { ...ws, env });
+    await killMidUpload(file, key);
+    const second = await runctlJson(uploadArgs(file, key), { ...ws, env: env() });
     expect(second.code, second.stderr).toBe(0);
     watching = false;
     await watcher;
-    expect(s3.store.listUploads(BUCKET, key), "the stale upload was aborted").toHaveLength(0);
+    expect((ok(second).upload as { resumed: string[] }).resumed, "the parts already sent were kept").toEqual([
+      "killed.bin",
+    ]);
+    expect(s3.store.listUploads(BUCKET, key), "no upload left behind").toHaveLength(0);
     const seen = glimpses.filter((g) => g !== undefined);
     expect(seen.length, "the watcher saw the finished object").toBeGreaterThan(0);
-    expect(new Set(seen), "every glimpse was the whole object").toEqual(new Set([64 * MIB]));
+    expect(new Set(seen), "every glimpse was the whole object").toEqual(new Set([40 * MIB]));
     const out = join(ws.home, "killed-back.bin");
     const got = await runctl(["s3", "download", `s3://${BUCKET}/${key}`, out], ws);
     expect(got.code, got.stderr).toBe(0);
+    expect(await sha256(out)).toBe(await sha256(file));
+  });
+
+  it("a file rewritten after the kill is sent afresh, even with its old mtime put back", async () => {
+    const file = join(ws.home, "rewritten.bin");
+    await writePatterned(file, 40 * MIB);
+    const key = "killed/rewritten.bin";
+    await killMidUpload(file, key);
+    await writePatterned(file, 40 * MIB);
+    // An mtime from before the upload began: only the parts' MD5s can tell the bytes changed.
+    await utimes(file, new Date("2020-01-01T00:00:00Z"), new Date("2020-01-01T00:00:00Z"));
+    const second = await runctlJson(uploadArgs(file, key), { ...ws, env: env() });
+    expect(second.code, second.stderr).toBe(0);
+    expect((ok(second).upload as { resumed: string[] }).resumed).toEqual([]);
+    expect(s3.store.listUploads(BUCKET, key), "the stale upload was aborted").toHaveLength(0);
+    const out = join(ws.home, "rewritten-back.bin");
+    expect((await runctl(["s3", "download", `s3://${BUCKET}/${key}`, out], ws)).code).toBe(0);
     expect(await sha256(out)).toBe(await sha256(file));
   });
 });

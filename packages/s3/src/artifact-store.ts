@@ -100,7 +100,7 @@ export class S3ArtifactStore implements ArtifactStore {
   async putFile(key: string, sourcePath: string, options: PutOptions = {}): Promise<StoredObject> {
     const objectKey = this.keyOf(key);
     const size = (await stat(sourcePath)).size;
-    const etag = await this.conditional(key, "upload", () =>
+    const { etag } = await this.conditional(key, "upload", () =>
       uploadFile(this.client, this.bucket, objectKey, sourcePath, size, this.uploadSettings(options)),
     );
     return this.stored(key, size, etag);

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -23,6 +23,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { ProviderError } from "@runctl/core";
 import { z } from "zod";
 import { DOWNLOAD_TMP_MARK } from "./local-tree.ts";
+import { resumeUpload } from "./multipart-resume.ts";
 import { isS3Code } from "./s3-errors.ts";
 
 /** `x-amz-meta-runctl-sha256`: the object's SHA-256 (hex), written by runctl on every upload. */
@@ -153,11 +154,18 @@ function counting(onBytes: ((n: number) => void) | undefined): Transform {
   });
 }
 
+export interface UploadOutcome {
+  etag: string | undefined;
+  /** Parts of a killed run's multipart upload that were kept rather than sent again. */
+  resumedParts: number;
+}
+
 /**
- * Uploads a body of known size. Up to one part it is a single PutObject streamed from disk
- * (atomic on S3); above, a lib-storage multipart upload, which S3 makes visible only at
- * CompleteMultipartUpload, so a killed upload never shows half an object. Uploads of the same
- * key left behind by a killed run are aborted first, so their parts stop costing storage.
+ * Uploads a file. Up to one part it is a single PutObject streamed from disk (atomic on S3);
+ * above, a multipart upload, which S3 makes visible only at CompleteMultipartUpload, so a killed
+ * upload never shows half an object. A multipart upload of the same key left by a killed run is
+ * finished when it can be proven to hold this file's bytes (multipart-resume.ts); otherwise
+ * such uploads are aborted, so their parts stop costing storage, and lib-storage starts afresh.
  */
 export async function uploadFile(
   client: S3Client,
@@ -166,7 +174,7 @@ export async function uploadFile(
   path: string,
   size: number,
   settings: UploadSettings,
-): Promise<string | undefined> {
+): Promise<UploadOutcome> {
   if (size <= settings.partSizeBytes) {
     const body = createReadStream(path).pipe(counting(settings.onBytes));
     const result = await client.send(
@@ -179,10 +187,33 @@ export async function uploadFile(
         IfNoneMatch: settings.ifNoneMatch,
       }),
     );
-    return result.ETag;
+    return { etag: result.ETag, resumedParts: 0 };
+  }
+  // A create-only write must not complete someone else's upload: it always starts afresh.
+  if (settings.ifNoneMatch === undefined) {
+    const request = {
+      bucket,
+      key,
+      path,
+      size,
+      modifiedMs: (await stat(path)).mtimeMs,
+      partSizeBytes: settings.partSizeBytes,
+      queueSize: settings.queueSize,
+      ...(settings.onBytes ? { onBytes: settings.onBytes } : {}),
+    };
+    const resumed = await resumeUpload(client, request);
+    if (resumed) {
+      const expected = settings.metadata?.[SHA256_METADATA];
+      const head = expected === undefined ? undefined : await headObject(client, bucket, key);
+      if (expected === undefined || head?.metadata[SHA256_METADATA] === expected) {
+        await abortStaleUploads(client, bucket, key);
+        return { etag: resumed.etag, resumedParts: resumed.reusedParts };
+      }
+    }
   }
   await abortStaleUploads(client, bucket, key);
-  return uploadStream(client, bucket, key, createReadStream(path), settings, size);
+  const etag = await uploadStream(client, bucket, key, createReadStream(path), settings, size);
+  return { etag, resumedParts: 0 };
 }
 
 export async function uploadStream(

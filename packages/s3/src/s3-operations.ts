@@ -65,18 +65,24 @@ export async function uploadPath(
       : location.prefix;
   const { sha256 } = await digestFile(source, false, info.size);
   settings.progress?.start(1, info.size);
+  let resumed = false;
   try {
-    await uploadFile(client, location.bucket, key, source, info.size, {
-      partSizeBytes: settings.partSizeBytes,
-      queueSize: Math.max(1, Math.min(4, settings.concurrency)),
-      metadata: { [SHA256_METADATA]: sha256 },
-      onBytes: (n) => settings.progress?.bytes(n),
-    });
+    resumed =
+      (
+        await uploadFile(client, location.bucket, key, source, info.size, {
+          partSizeBytes: settings.partSizeBytes,
+          queueSize: Math.max(1, Math.min(4, settings.concurrency)),
+          metadata: { [SHA256_METADATA]: sha256 },
+          onBytes: (n) => settings.progress?.bytes(n),
+        })
+      ).resumedParts > 0;
     settings.progress?.fileDone();
   } finally {
     settings.progress?.finish();
   }
-  return single("up", source, formatS3Url(location, key), basename(source), info.size);
+  const summary = single("up", source, formatS3Url(location, key), basename(source), info.size);
+  if (resumed) summary.resumed.push(basename(source));
+  return summary;
 }
 
 /** A key to a file (into a directory when `dest` is one), or a prefix (`…/`) to a directory. */
@@ -124,6 +130,7 @@ function single(direction: "up" | "down", from: string, to: string, path: string
     bytes: { sent: size, skipped: 0, deleted: 0 },
     sent: [path],
     deleted: [],
+    resumed: [],
   };
 }
 

@@ -48,6 +48,8 @@ export interface SyncSummary {
   sent: string[];
   /** Relative paths deleted from the destination (or that would be). */
   deleted: string[];
+  /** Relative paths whose upload finished a multipart upload a killed run had begun. */
+  resumed: string[];
 }
 
 interface Transfer {
@@ -67,6 +69,7 @@ function emptySummary(direction: "up" | "down", from: string, to: string, dryRun
     bytes: { sent: 0, skipped: 0, deleted: 0 },
     sent: [],
     deleted: [],
+    resumed: [],
   };
 }
 
@@ -165,12 +168,20 @@ export async function syncUp(
       transfer: async (t, onBytes) => {
         const file = t.local as LocalFile;
         const digest = t.digest ?? (await digestFile(file.absolute, false, file.size));
-        await uploadFile(client, location.bucket, `${root}${t.path}`, file.absolute, file.size, {
-          partSizeBytes: options.partSizeBytes,
-          queueSize: Math.max(1, Math.min(4, options.concurrency)),
-          metadata: { [SHA256_METADATA]: digest.sha256 },
-          onBytes,
-        });
+        const outcome = await uploadFile(
+          client,
+          location.bucket,
+          `${root}${t.path}`,
+          file.absolute,
+          file.size,
+          {
+            partSizeBytes: options.partSizeBytes,
+            queueSize: Math.max(1, Math.min(4, options.concurrency)),
+            metadata: { [SHA256_METADATA]: digest.sha256 },
+            onBytes,
+          },
+        );
+        if (outcome.resumedParts > 0) summary.resumed.push(t.path);
       },
       remove: (paths) =>
         deleteKeys(

@@ -7,7 +7,7 @@ export default class S3Sync extends S3Command {
   static override summary =
     "Make an S3 prefix match a local directory, or the other way round, moving only what differs.";
   static override description =
-    "The direction follows the arguments: a local directory first uploads, an s3:// URL first downloads. Files are the same when their sizes match and their contents hash the same (the ETag where it is a plain MD5, else the SHA-256 runctl records as x-amz-meta-runctl-sha256). Files above [s3] part_size_mb go up as multipart uploads, which S3 shows only once complete; a killed sync is finished by running it again (stale uploads of the same keys are aborted first).";
+    "The direction follows the arguments: a local directory first uploads, an s3:// URL first downloads. Files are the same when their sizes match and their contents hash the same (the ETag where it is a plain MD5, else the SHA-256 runctl records as x-amz-meta-runctl-sha256). Files above [s3] part_size_mb go up as multipart uploads, which S3 shows only once complete; a killed sync is finished by running it again, which keeps the parts it had sent when they still match the file.";
   static override examples = [
     "<%= config.bin %> s3 sync runs/ s3://my-bucket/runs",
     "<%= config.bin %> s3 sync s3://my-bucket/runs ./runs --delete --dry-run",
@@ -65,6 +65,8 @@ export default class S3Sync extends S3Command {
         this.log(`would ${summary.direction === "up" ? "upload" : "download"} ${path}`);
       for (const path of summary.deleted) this.log(`would delete ${path}`);
     }
+    if (summary.resumed.length > 0)
+      this.log(`Finished ${summary.resumed.length} interrupted upload(s), keeping the parts sent before`);
     const verb = summary.dryRun ? "Would send" : "Sent";
     this.log(
       `${verb} ${summary.files.sent} file(s), ${formatBytes(summary.bytes.sent)}; ${summary.files.skipped} unchanged; ${

@@ -27,6 +27,8 @@ export default class S3Upload extends S3Command {
         progress: this.progressSink(flags.progress, "upload"),
       }),
     );
+    if (summary.resumed.length > 0)
+      this.log(`Finished ${summary.resumed.length} interrupted upload(s), keeping the parts sent before`);
     this.log(`Uploaded ${summary.files.sent} file(s), ${formatBytes(summary.bytes.sent)} to ${summary.to}`);
     return { upload: summary };
   }
