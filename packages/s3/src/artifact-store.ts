@@ -11,6 +11,7 @@ import { pipeline } from "node:stream/promises";
 import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import {
   type ArtifactStore,
+  type ArtifactStoreFactory,
   artifactExistsError,
   assertSafeKey,
   type PresignedPost,
@@ -197,4 +198,13 @@ export class S3ArtifactStore implements ArtifactStore {
       details: { key, store: this.url },
     });
   }
+}
+
+/**
+ * For `ProviderRegistry.registerArtifactStore("s3:", …)`: opens `s3://` URLs with one client
+ * built from `settings` (see `s3SettingsFromConfig`).
+ */
+export function s3ArtifactStoreFactory(settings: S3Settings): ArtifactStoreFactory {
+  const client = createS3Client(settings);
+  return async (url) => new S3ArtifactStore(client, parseS3Url(url.href), settings);
 }

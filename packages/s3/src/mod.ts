@@ -2,7 +2,7 @@
  * `@runctl/s3`: S3 (and R2, MinIO, B2) for runctl. The `s3://` ArtifactStore, the sync engine
  * behind `runctl s3 sync`, and what the other `runctl s3` commands do.
  */
-export { S3ArtifactStore } from "./artifact-store.ts";
+export { S3ArtifactStore, s3ArtifactStoreFactory } from "./artifact-store.ts";
 export {
   applyS3Cleanup,
   CHECKPOINT_EXTENSIONS,

@@ -1,5 +1,14 @@
+import { ProviderRegistry } from "@runctl/core";
 import { describe, expect, it } from "vitest";
-import { directoryPrefix, keyUnder, parseS3Url, pathFilter, s3SettingsFromConfig } from "../src/mod.ts";
+import {
+  directoryPrefix,
+  keyUnder,
+  parseS3Url,
+  pathFilter,
+  S3ArtifactStore,
+  s3ArtifactStoreFactory,
+  s3SettingsFromConfig,
+} from "../src/mod.ts";
 
 describe("s3:// URLs", () => {
   it("splits bucket and prefix", () => {
@@ -53,5 +62,18 @@ describe("settings from [s3]", () => {
     const s = s3SettingsFromConfig(config, { AWS_ENDPOINT_URL_S3: "http://other", AWS_PROFILE: "q" });
     expect(s.endpoint).toBeUndefined();
     expect(s.profile).toBeUndefined();
+  });
+});
+
+describe("the s3:// store factory", () => {
+  it("opens s3:// URLs through a provider registry", async () => {
+    const registry = new ProviderRegistry();
+    registry.registerArtifactStore(
+      "s3:",
+      s3ArtifactStoreFactory({ forcePathStyle: true, partSizeBytes: 5 << 20, concurrency: 2 }),
+    );
+    const store = await registry.openArtifactStore("s3://my-bucket/runs");
+    expect(store).toBeInstanceOf(S3ArtifactStore);
+    expect(store.url).toBe("s3://my-bucket/runs/");
   });
 });
