@@ -152,10 +152,24 @@ describe("runctl s3 sync", () => {
     await writeFile(join(src, "ckpt", "b.pt"), "b");
     await writeFile(join(src, "notes.txt"), "n");
     const r = await runctlJson(
-      ["s3", "sync", src, `s3://${BUCKET}/globs`, "--include", "**/*.pt", "--exclude", "ckpt/**"],
+      [
+        "s3",
+        "sync",
+        src,
+        `s3://${BUCKET}/globs`,
+        "--include",
+        "**/*.pt",
+        "--exclude",
+        "ckpt/**",
+        "--progress",
+      ],
       ws,
     );
     expect(syncDoc(r.doc).sent).toEqual(["a.pt"]);
+    // --progress draws the bar on stderr even without a terminal; stdout stays one JSON document.
+    expect(r.stderr).toMatch(/sync \[#+\] 1\/1 files .*\/s {2}ETA/);
+    const quiet = await runctl(["s3", "sync", src, `s3://${BUCKET}/globs`, "--include", "**/*.pt"], ws);
+    expect(quiet.stderr, "no bar when stderr is not a terminal").not.toContain("ETA");
   });
 });
 
