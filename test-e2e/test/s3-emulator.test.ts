@@ -6,6 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -328,6 +329,25 @@ describe("authentication", () => {
     expect(await rawPut(url, bad.headers, bad.body)).toMatch(/^403 .*SignatureDoesNotMatch/s);
   });
 
+  it("verifies the signed-trailer variant: chunk signatures, the trailer's signature and its CRC32", async () => {
+    const url = new URL(`${s3.endpoint}/${BUCKET}/trailed`);
+    const chunks = [Buffer.alloc(70_000, 4), Buffer.from("tail")];
+    const good = streamingPut(url, chunks, KEY, false, {});
+    expect(await rawPut(url, good.headers, good.body)).toMatch(/^200 /);
+    expect(
+      (await client().send(new HeadObjectCommand({ Bucket: BUCKET, Key: "trailed" }))).ContentLength,
+    ).toBe(70_004);
+    const badCrc = streamingPut(new URL(`${s3.endpoint}/${BUCKET}/trailed-bad`), chunks, KEY, false, {
+      badCrc: true,
+    });
+    expect(
+      await rawPut(new URL(`${s3.endpoint}/${BUCKET}/trailed-bad`), badCrc.headers, badCrc.body),
+    ).toMatch(/^400 .*BadDigest/s);
+    expect(await code(client().send(new HeadObjectCommand({ Bucket: BUCKET, Key: "trailed-bad" })))).toBe(
+      "NotFound",
+    );
+  });
+
   it("presigned GET and PUT work until they expire", async () => {
     const c = client();
     const putUrl = await getSignedUrl(c, new PutObjectCommand({ Bucket: BUCKET, Key: "presigned.txt" }), {
@@ -454,20 +474,36 @@ function sigv4Put(url: URL, body: Buffer, creds: typeof KEY) {
   return sign(url, { "content-length": String(body.length) }, sha(body), creds);
 }
 
-function streamingPut(url: URL, chunks: Buffer[], creds: typeof KEY, tamper: boolean) {
-  const decoded = chunks.reduce((n, c) => n + c.length, 0);
+/**
+ * A signed aws-chunked PUT. With `trailer`, the signed-trailer variant: a CRC32 trailer and
+ * its `x-amz-trailer-signature` follow the last chunk (`badCrc` sends a wrong checksum).
+ */
+function streamingPut(
+  url: URL,
+  chunks: Buffer[],
+  creds: typeof KEY,
+  tamper: boolean,
+  trailer?: { badCrc?: boolean },
+) {
+  const decoded = Buffer.concat(chunks);
   const frames = [...chunks, Buffer.alloc(0)];
   const headerLen = (c: Buffer) =>
     `${c.length.toString(16)};chunk-signature=${"0".repeat(64)}\r\n`.length + c.length + 2;
-  const total = frames.reduce((n, c) => n + headerLen(c), 0);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(trailer?.badCrc ? (crc32(decoded) + 1) >>> 0 : crc32(decoded));
+  const trailerLine = `x-amz-checksum-crc32:${crc.toString("base64")}`;
+  const trailerBytes = trailer ? `${trailerLine}\r\nx-amz-trailer-signature:${"0".repeat(64)}\r\n`.length : 0;
+  // With a trailer the last chunk's CRLF is replaced by the trailer lines and their closing CRLF.
+  const total = frames.reduce((n, c) => n + headerLen(c), 0) + trailerBytes;
   const signed = sign(
     url,
     {
       "content-encoding": "aws-chunked",
       "content-length": String(total),
-      "x-amz-decoded-content-length": String(decoded),
+      "x-amz-decoded-content-length": String(decoded.length),
+      ...(trailer ? { "x-amz-trailer": "x-amz-checksum-crc32" } : {}),
     },
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    trailer ? "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER" : "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
     creds,
   );
   let previous = signed.signature;
@@ -483,11 +519,19 @@ function streamingPut(url: URL, chunks: Buffer[], creds: typeof KEY, tamper: boo
     ].join("\n");
     previous = hmac(signed.key, toSign).toString("hex");
     const data = tamper && chunk.length > 0 ? Buffer.from(chunk).fill(9, 0, 1) : chunk;
-    out.push(
-      Buffer.from(`${chunk.length.toString(16)};chunk-signature=${previous}\r\n`),
-      data,
-      Buffer.from("\r\n"),
-    );
+    out.push(Buffer.from(`${chunk.length.toString(16)};chunk-signature=${previous}\r\n`), data);
+    if (chunk.length > 0 || !trailer) out.push(Buffer.from("\r\n"));
+  }
+  if (trailer) {
+    const toSign = [
+      "AWS4-HMAC-SHA256-TRAILER",
+      signed.amzDate,
+      signed.scope,
+      previous,
+      sha(`${trailerLine}\n`),
+    ].join("\n");
+    const trailerSignature = hmac(signed.key, toSign).toString("hex");
+    out.push(Buffer.from(`${trailerLine}\r\nx-amz-trailer-signature:${trailerSignature}\r\n\r\n`));
   }
   return { headers: signed.headers, body: Buffer.concat(out) };
 }
