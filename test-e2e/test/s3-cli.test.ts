@@ -170,6 +170,12 @@ describe("runctl s3 sync", () => {
     expect(r.stderr).toMatch(/sync \[#+\] 1\/1 files .*\/s {2}ETA/);
     const quiet = await runctl(["s3", "sync", src, `s3://${BUCKET}/globs`, "--include", "**/*.pt"], ws);
     expect(quiet.stderr, "no bar when stderr is not a terminal").not.toContain("ETA");
+    const typo = await runctlJson(
+      ["s3", "sync", join(ws.home, "no-such-dir"), `s3://${BUCKET}/globs`, "--delete"],
+      ws,
+    );
+    expect(typo.code, "a missing source is an error, not an empty tree to mirror").toBe(1);
+    expect(s3.store.head(BUCKET, "globs/a.pt")).toBeDefined();
   });
 });
 

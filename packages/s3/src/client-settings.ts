@@ -71,6 +71,7 @@ const sdkLogger = {
 };
 
 function debugLine(level: string, args: unknown[]): void {
+  // biome-ignore lint/suspicious/noUndeclaredEnvVars: read when a user runs runctl, never by a turbo task
   if (/runctl/.test(process.env.DEBUG ?? ""))
     process.stderr.write(`aws-sdk ${level}: ${args.map(String).join(" ")}\n`);
 }

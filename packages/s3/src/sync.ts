@@ -5,7 +5,7 @@
  * no KMS), otherwise the SHA-256 runctl records as `x-amz-meta-runctl-sha256` is read with a
  * HEAD. A no-change re-sync therefore costs one listing plus local hashing, not a HEAD per file.
  */
-import { rm } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { UserError } from "@runctl/core";
@@ -135,6 +135,14 @@ export async function syncUp(
   location: S3Location,
   options: SyncOptions,
 ): Promise<SyncSummary> {
+  // A mistyped source would otherwise look like an empty tree, and --delete would empty the prefix.
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) {
+    throw new UserError(`No such directory: ${dir}`, {
+      code: "not_found",
+      hint: "Check the local path; `runctl s3 upload` sends a single file.",
+      details: { path: dir },
+    });
+  }
   const filter = pathFilter(options.include ?? [], options.exclude ?? []);
   const root = directoryPrefix(location.prefix);
   const to = formatS3Url({ bucket: location.bucket, prefix: root });
