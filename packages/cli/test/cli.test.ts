@@ -31,10 +31,44 @@ function parseJson(stdout: string) {
 const SAMPLE_RUN = "20260101-000000-aaaaaa";
 const OTHER_RUN = "20250101-000000-bbbbbb";
 
+interface S3Emulator {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The S3 emulator from test-e2e, for the `runctl s3` samples. Loaded by a computed path so
+ * that this package's type check does not pull test-e2e's sources into its program.
+ */
+async function startS3Emulator(dataDir: string): Promise<S3Emulator> {
+  const path = new URL("../../../test-e2e/src/s3-emulator.ts", import.meta.url).href;
+  const mod = (await import(path)) as {
+    startS3Emulator(options: {
+      dataDir: string;
+      credentials: object[];
+      buckets: string[];
+    }): Promise<S3Emulator>;
+  };
+  return mod.startS3Emulator({
+    dataDir,
+    credentials: [{ accessKeyId: "AKIDSAMPLES", secretAccessKey: "samples-secret" }],
+    buckets: ["samples"],
+  });
+}
+
 let box: Sandbox;
 let queue: QueueServer;
+let s3: S3Emulator;
 beforeAll(async () => {
   box = await sandbox();
+  s3 = await startS3Emulator(join(box.home, "s3"));
+  Object.assign(box.env, {
+    AWS_ACCESS_KEY_ID: "AKIDSAMPLES",
+    AWS_SECRET_ACCESS_KEY: "samples-secret",
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
   // A job server for the queue commands' samples: job 1 queued, job 2 cancelled (so it can be retried).
   queue = await startQueueServer({ dataDir: join(box.home, "queue") });
   box.env.RUNCTL_SERVER_URL = queue.url;
@@ -66,6 +100,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await queue?.close();
+  await s3?.stop();
 });
 const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}, stopWhen?: RegExp) =>
   runctl(args, { cwd, env: { ...box.env, ...env }, ...(stopWhen ? { stopWhen } : {}) });
@@ -121,6 +156,13 @@ describe("runctl", () => {
     watch: ["watch", "--once"],
     server: ["server", "--port", "0", "--data-dir", "server-sample"],
     worker: ["worker", "--data-dir", "worker-sample", "--exit-when-idle", "--poll", "0.1"],
+    "s3:upload": ["s3", "upload", "train.py", "s3://samples/code/"],
+    "s3:download": ["s3", "download", "s3://samples/code/train.py", "s3-download/"],
+    "s3:sync": ["s3", "sync", "checkpoints", "s3://samples/ckpt"],
+    "s3:ls": ["s3", "ls", "s3://samples/", "--recursive"],
+    "s3:cleanup": ["s3", "cleanup", "s3://samples/ckpt/", "--keep-last-n", "1", "--dry-run"],
+    "s3:presign": ["s3", "presign", "s3://samples/ckpt/ckpt_000100.pt", "--expires", "60"],
+    "s3:rm": ["s3", "rm", "s3://samples/code/train.py"],
   };
   // Long-running commands: stopped with SIGTERM once they say they are up; then they print their envelope.
   const stopWhen: Record<string, RegExp> = { server: /listening on/ };

@@ -4,7 +4,7 @@
  * store lives here, `s3://` and others come from provider plugins.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { copyFile, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, link, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -18,21 +18,74 @@ export const StoredObject = z
     size: z.number().int().nonnegative(),
     /** ISO 8601. */
     modified: z.string(),
+    /** The store's version tag where it has one (S3's ETag); compare for equality only. */
+    etag: z.string().optional(),
   })
   .strict();
 export type StoredObject = z.infer<typeof StoredObject>;
+
+export interface PutOptions {
+  /**
+   * `"*"` makes the write create-only: when `key` already holds an object the write fails
+   * with code `artifact_exists` and the object is left as it was. The check and the write
+   * are one atomic step (S3's `If-None-Match: *`, a hard link on file stores), so two
+   * writers racing for one key cannot both win.
+   */
+  ifNoneMatch?: "*";
+  /** Small string metadata kept with the object where the store can (S3 user metadata). */
+  metadata?: Record<string, string>;
+}
+
+export interface PresignOptions {
+  /** How long the URL works, in seconds. */
+  expiresInSeconds: number;
+}
+
+/** A browser-style POST upload that may only write keys under one prefix. */
+export interface PresignedPost {
+  url: string;
+  /** Form fields to send before the file; set `key` to a key starting with `keyPrefix`. */
+  fields: Record<string, string>;
+  /** What every form `key` must start with: a full object key prefix, the store's own root included. */
+  keyPrefix: string;
+  maxBytes: number;
+  /** ISO 8601. */
+  expiresAt: string;
+}
 
 export interface ArtifactStore {
   /** Store root as a URL, e.g. `file:///data/runctl` or `s3://bucket/prefix`. */
   readonly url: string;
   /** Copies a local file in under `key`; readers never see a partial object. */
-  putFile(key: string, sourcePath: string): Promise<StoredObject>;
-  putStream(key: string, body: Readable): Promise<StoredObject>;
+  putFile(key: string, sourcePath: string, options?: PutOptions): Promise<StoredObject>;
+  /** Stores a stream under `key`; readers never see a partial object. */
+  putStream(key: string, body: Readable, options?: PutOptions): Promise<StoredObject>;
   getFile(key: string, destPath: string): Promise<void>;
   getStream(key: string): Promise<Readable>;
   head(key: string): Promise<StoredObject | null>;
+  /** Every object whose key starts with `prefix` (a string prefix, not a directory), sorted by key. */
   list(prefix?: string): Promise<StoredObject[]>;
+  /** Removes `key`; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /** Optional capability: a URL that GETs `key` without credentials until it expires. */
+  presignGet?(key: string, options: PresignOptions): Promise<string>;
+  /** Optional capability: a URL that PUTs `key` without credentials until it expires. */
+  presignPut?(key: string, options: PresignOptions): Promise<string>;
+  /**
+   * Optional capability: a POST policy that lets its holder write any key under `keyPrefix`
+   * (and nothing else), up to `maxBytes` each, until it expires: how a remote machine writes
+   * its run directory without a long-lived credential.
+   */
+  presignPost?(keyPrefix: string, options: PresignOptions & { maxBytes: number }): Promise<PresignedPost>;
+}
+
+/** The one error for a create-only write that found the key taken, whatever the store. */
+export function artifactExistsError(key: string, store: string): UserError {
+  return new UserError(`Artifact "${key}" already exists in ${store}`, {
+    code: "artifact_exists",
+    hint: 'The write was create-only (ifNoneMatch: "*"); pick another key, or delete the existing object first.',
+    details: { key, store },
+  });
 }
 
 export type ArtifactStoreFactory = (url: URL) => Promise<ArtifactStore>;
@@ -83,27 +136,43 @@ export class FileArtifactStore implements ArtifactStore {
     return full;
   }
 
-  async putFile(key: string, sourcePath: string): Promise<StoredObject> {
-    const dest = this.pathOf(key);
-    await mkdir(dirname(dest), { recursive: true });
-    const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      await copyFile(sourcePath, tmp);
-      await rename(tmp, dest);
-    } catch (error) {
-      await rm(tmp, { force: true });
-      throw error;
-    }
-    return this.describe(key, dest);
+  async putFile(key: string, sourcePath: string, options: PutOptions = {}): Promise<StoredObject> {
+    return this.write(key, options, (tmp) => copyFile(sourcePath, tmp));
   }
 
-  async putStream(key: string, body: Readable): Promise<StoredObject> {
+  async putStream(key: string, body: Readable, options: PutOptions = {}): Promise<StoredObject> {
+    return this.write(key, options, (tmp) => pipeline(body, createWriteStream(tmp)));
+  }
+
+  /**
+   * Writes to a temporary name, then commits: rename replaces atomically; a hard link
+   * fails with EEXIST when the key is taken, which makes create-only atomic too.
+   * Metadata is not kept: a file store has nowhere to put it.
+   */
+  private async write(
+    key: string,
+    options: PutOptions,
+    fill: (tmp: string) => Promise<void>,
+  ): Promise<StoredObject> {
     const dest = this.pathOf(key);
     await mkdir(dirname(dest), { recursive: true });
     const tmp = `${dest}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
-      await pipeline(body, createWriteStream(tmp));
-      await rename(tmp, dest);
+      if (options.ifNoneMatch === "*" && (await this.head(key)) !== null) {
+        throw artifactExistsError(key, this.url);
+      }
+      await fill(tmp);
+      if (options.ifNoneMatch === "*") {
+        try {
+          await link(tmp, dest);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === "EEXIST") throw artifactExistsError(key, this.url);
+          throw error;
+        }
+        await rm(tmp, { force: true });
+      } else {
+        await rename(tmp, dest);
+      }
     } catch (error) {
       await rm(tmp, { force: true });
       throw error;
@@ -154,7 +223,8 @@ export class FileArtifactStore implements ArtifactStore {
       }
     };
     await walk(this.root);
-    return out.sort((a, b) => a.key.localeCompare(b.key));
+    // Code-unit order, as S3 lists (UTF-8 byte order), so every store agrees.
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async delete(key: string): Promise<void> {

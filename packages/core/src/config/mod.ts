@@ -31,7 +31,9 @@ export {
   projectSectionSchema,
   type RunctlConfig,
   runctlConfigSchema,
+  type S3Config,
   type ServerConfig,
+  s3SectionSchema,
   serverSectionSchema,
 } from "./schema.ts";
 export { starterConfig } from "./starter.ts";

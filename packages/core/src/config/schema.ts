@@ -56,6 +56,21 @@ export const serverSectionSchema = z.strictObject({
   lease_seconds: z.number().int().min(1).max(3600).default(60),
 });
 
+export const s3SectionSchema = z.strictObject({
+  /** Region of the bucket; unset means the AWS default chain (AWS_REGION, the profile), else us-east-1. */
+  region: z.string().min(1).optional(),
+  /** S3-compatible endpoint (R2, MinIO, B2, an emulator); AWS_ENDPOINT_URL_S3 wins over it. */
+  endpoint: z.url().optional(),
+  /** Path-style URLs (`endpoint/bucket/key`), which most S3-compatible stores need. */
+  force_path_style: z.boolean().default(false),
+  /** Named AWS profile for credentials and region; AWS_PROFILE wins over it. */
+  profile: z.string().min(1).optional(),
+  /** Multipart part size; S3 needs at least 5 MiB for every part but the last. */
+  part_size_mb: z.number().int().min(5).max(5120).default(16),
+  /** Files (and parts) transferred at once. */
+  concurrency: z.number().int().min(1).max(64).default(8),
+});
+
 export const outputSectionSchema = z.strictObject({
   color: z.boolean().default(true),
 });
@@ -68,6 +83,7 @@ const coreShape = {
   bundle: bundleSectionSchema.prefault({}),
   nats: natsSectionSchema.prefault({}),
   server: serverSectionSchema.prefault({}),
+  s3: s3SectionSchema.prefault({}),
   output: outputSectionSchema.prefault({}),
 };
 
@@ -83,6 +99,7 @@ export type LocalConfig = RunctlConfig["local"];
 export type BundleConfig = RunctlConfig["bundle"];
 export type NatsConfig = RunctlConfig["nats"];
 export type ServerConfig = RunctlConfig["server"];
+export type S3Config = RunctlConfig["s3"];
 export type OutputConfig = RunctlConfig["output"];
 
 /**

@@ -65,6 +65,20 @@ export function starterConfig(): string {
 # Lease a worker takes on a job; heartbeats renew it. Default: 60.
 # lease_seconds = 60
 
+[s3]
+# Region of the bucket. Default: unset (AWS_REGION or the profile's region, else us-east-1).
+# region = "eu-west-1"
+# S3-compatible endpoint (R2, MinIO, B2); AWS_ENDPOINT_URL_S3 overrides it. Default: unset (AWS).
+# endpoint = "http://127.0.0.1:9000"
+# Path-style URLs (endpoint/bucket/key), which most S3-compatible stores need. Default: false.
+# force_path_style = false
+# AWS profile for credentials and region; AWS_PROFILE overrides it. Default: unset (the default chain).
+# profile = "training"
+# Multipart part size in MiB (5 or more). Default: 16.
+# part_size_mb = 16
+# Files and parts transferred at once by runctl s3. Default: 8.
+# concurrency = 8
+
 [output]
 # Colour in terminal output (NO_COLOR and non-terminals turn it off too). Default: true.
 # color = true

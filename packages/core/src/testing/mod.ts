@@ -1,5 +1,6 @@
 /**
- * `@runctl/core/testing`: the provider contract suite. Any provider package,
+ * `@runctl/core/testing`: the provider contract suite (and, beside it, the ArtifactStore
+ * contract suite: `artifactStoreContractCases`). Any provider package,
  * first- or third-party, runs it against itself. It is runner-agnostic: it hands
  * back named async cases, so vitest, node:test or a plain script can drive it.
  *
@@ -25,6 +26,12 @@ import {
 } from "../provider.ts";
 import { validatingProvider } from "../registry.ts";
 import { TAG_CREATED, TAG_CREATED_BY, TAG_CREATED_BY_VALUE, TAG_PROTECTED } from "../tags.ts";
+
+export {
+  type ArtifactStoreContractOptions,
+  artifactStoreContractCases,
+  runArtifactStoreContract,
+} from "./artifact-store.ts";
 
 export interface ContractOptions {
   /** A small, cheap spec the provider can launch several times. */
