@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { connect } from "node:net";
 import { promisify } from "node:util";
+import { connectNats, type NatsSettings } from "@runctl/control";
 import { isRunctlError, type RunctlConfig, toRunctlError } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { table } from "../output.ts";
@@ -28,7 +28,7 @@ const MIN_PYTHON: [number, number] = [3, 9];
 export default class Doctor extends RunctlCommand<DoctorResult> {
   static override summary = "Check this machine and the configuration, and say how to fix what is missing.";
   static override description =
-    "Checks Node, the Python interpreter runs will use, uv, the configuration files, every registered provider's configuration and, when configured, that the NATS server answers. Exits 1 when a check fails; warnings do not fail.";
+    "Checks Node, the Python interpreter runs will use, uv, the configuration files, every registered provider's configuration and, when configured, that the NATS server answers and has JetStream. Exits 1 when a check fails; warnings do not fail.";
   static override examples = ["<%= config.bin %> doctor", "<%= config.bin %> doctor --json"];
 
   async run(): Promise<DoctorResult> {
@@ -84,7 +84,8 @@ export default class Doctor extends RunctlCommand<DoctorResult> {
       }
     }
 
-    if (config?.nats.url) checks.push(await checkNats(config.nats.url));
+    const nats = config ? await this.natsSettings(undefined) : undefined;
+    if (nats) checks.push(await checkNats(nats));
 
     const healthy = checks.every((c) => c.status !== "fail");
     this.log(
@@ -154,39 +155,46 @@ async function checkUv(): Promise<Check> {
   }
 }
 
-/** A NATS server greets every TCP client with an `INFO {…}` line; that is enough to know it answers. */
-function checkNats(url: string): Promise<Check> {
-  const fail = (detail: string): Check => ({
-    name: "nats",
-    status: "fail",
-    detail,
-    fix: "Start the server (`nats-server -js`) or fix `nats.url` / RUNCTL_NATS_URL.",
-  });
-  let parsed: URL;
+/**
+ * NATS must answer and have JetStream for this account: runctl's control
+ * channel is a JetStream stream. A server started without `-js` greets and
+ * accepts connections like any other, so the check asks JetStream itself
+ * (`$JS.API.INFO`, the account-info request every JetStream client uses).
+ */
+async function checkNats(settings: NatsSettings): Promise<Check> {
+  const where = settings.url ?? (settings.context ? `context ${settings.context}` : "the configured server");
+  const fail = (detail: string, fix: string): Check => ({ name: "nats", status: "fail", detail, fix });
+  let nc: Awaited<ReturnType<typeof connectNats>>;
   try {
-    parsed = new URL(url.includes("://") ? url : `nats://${url}`);
-  } catch {
-    return Promise.resolve(fail(`${url} is not a URL`));
+    nc = await connectNats(settings);
+  } catch (error) {
+    const err = toRunctlError(error);
+    return fail(err.message, "Start the server (`nats-server -js`) or fix `nats.url` / RUNCTL_NATS_URL.");
   }
-  const port = Number(parsed.port || 4222);
-  return new Promise((resolve) => {
-    const socket = connect({ host: parsed.hostname, port, timeout: 3000 });
-    let buffer = "";
-    const done = (check: Check) => {
-      socket.destroy();
-      resolve(check);
+  try {
+    const reply = await nc.request("$JS.API.INFO", "", { timeout: 3000 });
+    const info = JSON.parse(new TextDecoder().decode(reply.data)) as {
+      error?: { description?: string };
+      streams?: number;
     };
-    socket.on("data", (chunk) => {
-      buffer += chunk.toString("utf8");
-      if (buffer.includes("\n")) {
-        done(
-          buffer.startsWith("INFO ")
-            ? { name: "nats", status: "ok", detail: `${parsed.host} answers` }
-            : fail(`${parsed.host} did not greet like a NATS server`),
-        );
-      }
-    });
-    socket.on("timeout", () => done(fail(`${parsed.host}: no answer within 3 s`)));
-    socket.on("error", (error) => done(fail(`${parsed.host}: ${error.message}`)));
-  });
+    if (info.error) {
+      return fail(
+        `${where}: JetStream answered with an error: ${info.error.description ?? "unknown"}`,
+        "Enable JetStream for this account in the server's configuration (`jetstream {}` and the account's limits).",
+      );
+    }
+    return {
+      name: "nats",
+      status: "ok",
+      detail: `${where} answers, JetStream enabled (${info.streams ?? 0} streams)`,
+    };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return fail(
+      `${where} answers, but JetStream does not (${/no responders|503/i.test(message) ? "not enabled" : message})`,
+      "Start the server with JetStream: `nats-server -js` (or `jetstream {}` in its configuration).",
+    );
+  } finally {
+    await nc.close().catch(() => {});
+  }
 }
