@@ -122,7 +122,7 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
   }
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
-    const err: RunctlError = fromOclifError(error, this.id);
+    const err: RunctlError = fromOclifError(error, this.id, this.argv);
     printError(err, this.jsonEnabled());
     process.exitCode = err.exitCode;
     return undefined;
