@@ -22,7 +22,10 @@ interface DoctorResult {
   checks: Check[];
 }
 
+/** Below this runctl does not start (require of ES modules). */
 const MIN_NODE: [number, number] = [20, 19];
+/** Supported: Node 22.12+ and 24 (the maintained LTS lines), as package.json's engines say. */
+const SUPPORTED_NODE: [number, number] = [22, 12];
 const MIN_PYTHON: [number, number] = [3, 9];
 
 export default class Doctor extends RunctlCommand<DoctorResult> {
@@ -107,14 +110,23 @@ function atLeast(version: number[], min: [number, number]): boolean {
 
 function checkNode(): Check {
   const version = process.versions.node.split(".").map(Number);
-  return atLeast(version, MIN_NODE)
-    ? { name: "node", status: "ok", detail: `v${process.versions.node}` }
-    : {
-        name: "node",
-        status: "fail",
-        detail: `v${process.versions.node} is older than ${MIN_NODE.join(".")}`,
-        fix: `Install Node ${MIN_NODE.join(".")} or newer (e.g. from nodejs.org or your package manager).`,
-      };
+  if (!atLeast(version, MIN_NODE)) {
+    return {
+      name: "node",
+      status: "fail",
+      detail: `v${process.versions.node} is older than ${MIN_NODE.join(".")}`,
+      fix: `Install Node ${SUPPORTED_NODE.join(".")} or newer (Node 22 or 24 LTS, from nodejs.org or your package manager).`,
+    };
+  }
+  if (!atLeast(version, SUPPORTED_NODE)) {
+    return {
+      name: "node",
+      status: "warn",
+      detail: `v${process.versions.node} works but is not supported (Node 20 reached end of life in April 2026)`,
+      fix: `Upgrade to Node ${SUPPORTED_NODE.join(".")} or newer (Node 22 or 24 LTS).`,
+    };
+  }
+  return { name: "node", status: "ok", detail: `v${process.versions.node}` };
 }
 
 async function checkPython(interpreter: string): Promise<Check> {
