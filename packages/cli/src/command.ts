@@ -1,27 +1,20 @@
 /**
- * The base of every runctl command (and the one third-party plugins are invited
- * to extend): `--json` on every command, runctl's envelope on stdout, errors
- * mapped to exit codes 1 (user), 2 (provider) and 3 (configuration).
+ * The base of runctl's own commands: @runctl/command's RunctlCommand (the one
+ * plugins extend: `--json`, the envelope, exit codes, providers,
+ * configuration) plus what only the CLI's commands need: run and checkpoint
+ * directories, NATS settings, the job server's client, and the `--` hint for
+ * commands that pass arguments on to a script.
  */
-import { homedir } from "node:os";
 import { dirname } from "node:path";
-import { Command } from "@oclif/core";
+import { RunctlCommand as BaseCommand, type JsonResult } from "@runctl/command";
 import { type NatsSettings, natsSettingsFromConfig } from "@runctl/control";
-import {
-  type LoadedConfig,
-  type LoadedRunctlConfig,
-  loadConfig,
-  type ProviderRegistry,
-  type RunctlError,
-} from "@runctl/core";
+import type { LoadedRunctlConfig, RunctlError } from "@runctl/core";
 import { resolveCheckpointDir } from "@runctl/provider-local";
 import { resolveRunsDir } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
-import { note, printError } from "./output.ts";
-import { loadProviders, type ProviderLoad } from "./provider-hook.ts";
 import { queueClient } from "./queue.ts";
 
-export type JsonResult = Record<string, unknown>;
+export type { JsonResult };
 
 export interface RunPaths {
   projectRoot: string;
@@ -30,42 +23,7 @@ export interface RunPaths {
   config: LoadedRunctlConfig;
 }
 
-export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends Command {
-  static override enableJsonFlag = true;
-
-  #providers: Promise<ProviderLoad> | undefined;
-
-  abstract override run(): Promise<T>;
-
-  /** Registered providers, from every installed plugin's `runctl:providers` hook. Loaded once, on demand. */
-  protected providers(): Promise<ProviderLoad> {
-    this.#providers ??= loadProviders(this.config).then((load) => {
-      for (const failure of load.failures) {
-        this.progress(
-          `Warning: plugin ${failure.plugin} failed to register its providers: ${failure.message}`,
-        );
-      }
-      return load;
-    });
-    return this.#providers;
-  }
-
-  protected async registry(): Promise<ProviderRegistry> {
-    return (await this.providers()).registry;
-  }
-
-  /** The merged configuration, with every registered provider's section validated. */
-  protected async runctlConfig(flags: Record<string, unknown> = {}): Promise<LoadedConfig> {
-    const registry = await this.registry();
-    return loadConfig({
-      cwd: process.cwd(),
-      env: process.env,
-      homedir: homedir(),
-      flags,
-      sections: registry.configSections(),
-    });
-  }
-
+export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends BaseCommand<T> {
   /**
    * Where runs and checkpoints live: `local.runs_dir` and `local.checkpoint_dir`
    * are relative to the project root (the directory of `.runctl.toml`), else
@@ -112,19 +70,7 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
     return queueClient(serverUrl ?? config.server.url, config.server.token);
   }
 
-  /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */
-  protected progress(message: string): void {
-    note(message);
-  }
-
-  protected override toSuccessJson(result: unknown): unknown {
-    return { success: true, ...(result as JsonResult) };
-  }
-
-  protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
-    const err: RunctlError = fromOclifError(error, this.id, this.argv);
-    printError(err, this.jsonEnabled());
-    process.exitCode = err.exitCode;
-    return undefined;
+  protected override toRunctlError(error: unknown): RunctlError {
+    return fromOclifError(error, this.id, this.argv);
   }
 }

@@ -3,8 +3,8 @@
  * a broken plugin manifest). Commands report their own errors through
  * RunctlCommand.catch; both end in the same envelope and exit codes.
  */
-import { isRunctlError, type RunctlError, toRunctlError, UserError } from "@runctl/core";
-import { printError } from "./output.ts";
+import { fromOclifError as baseFromOclifError, printError } from "@runctl/command";
+import type { RunctlError } from "@runctl/core";
 
 interface OclifLikeError {
   message?: string;
@@ -36,20 +36,10 @@ export function scriptFlagHint(
   return `If ${flag} is meant for the script, put it after \`--\`: \`runctl ${commandId.replaceAll(":", " ")} ${fixed.join(" ")}\`. Otherwise see \`runctl ${commandId.replaceAll(":", " ")} --help\`.`;
 }
 
+/** oclif's errors as runctl's, with the `--` hint for commands that pass arguments on to a script. */
 export function fromOclifError(error: unknown, commandId?: string, argv?: readonly string[]): RunctlError {
-  if (isRunctlError(error)) return error;
-  const e = error as OclifLikeError | undefined;
-  if (e && typeof e === "object" && e.oclif && typeof e.message === "string") {
-    const notFound = /command (.+) not found/i.exec(e.message);
-    return new UserError(e.message.replace(/\s+See more help with.*$/s, ""), {
-      code: notFound ? "unknown_command" : "bad_usage",
-      hint: notFound
-        ? "Run `runctl --help` to list commands."
-        : (scriptFlagHint(commandId, argv, e.message) ??
-          `See the usage with \`runctl ${commandId ? `${commandId.replaceAll(":", " ")} ` : ""}--help\`.`),
-    });
-  }
-  return toRunctlError(error);
+  const message = (error as OclifLikeError | undefined)?.message ?? "";
+  return baseFromOclifError(error, commandId, scriptFlagHint(commandId, argv, message));
 }
 
 export async function reportFatal(error: unknown, argv: string[]): Promise<void> {

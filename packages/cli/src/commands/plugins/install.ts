@@ -41,12 +41,14 @@ The registry is npm's own setting (npm config get registry, .npmrc, npm_config_r
       ...(flags.silent ? ["--silent"] : []),
       ...(flags.verbose ? ["--verbose"] : []),
     ];
-    await runForeign(
+    // npm's own output (warnings, progress) is for people: stderr, so `--json` stdout stays one document.
+    const { output } = await runForeign(
       await loadForeign(this.config, "@oclif/plugin-plugins", "plugins:install"),
       passOn,
       this.config,
-      false,
+      this.jsonEnabled(),
     );
+    if (output) process.stderr.write(output);
     const installed = pluginRows(this.config, { core: false }).filter(
       (p) => before.get(p.name) !== p.version,
     );

@@ -16,12 +16,14 @@ export default class PluginsUninstall extends RunctlCommand<{ uninstalled: strin
   async run(): Promise<{ uninstalled: string[] }> {
     const { argv } = await this.parse(PluginsUninstall);
     const before = pluginRows(this.config, { core: false }).map((p) => p.name);
-    await runForeign(
+    // npm's own output (warnings, progress) is for people: stderr, so `--json` stdout stays one document.
+    const { output } = await runForeign(
       await loadForeign(this.config, "@oclif/plugin-plugins", "plugins:uninstall"),
       argv as string[],
       this.config,
-      false,
+      this.jsonEnabled(),
     );
+    if (output) process.stderr.write(output);
     const after = new Set(pluginRows(this.config, { core: false }).map((p) => p.name));
     return { uninstalled: before.filter((name) => !after.has(name)) };
   }
