@@ -7,12 +7,13 @@
  */
 import { dirname } from "node:path";
 import { RunctlCommand as BaseCommand, type JsonResult } from "@runctl/command";
-import { type NatsSettings, natsSettingsFromConfig } from "@runctl/control";
+import type { NatsSettings } from "@runctl/control";
 import type { LoadedRunctlConfig, RunctlError } from "@runctl/core";
-import { resolveCheckpointDir } from "@runctl/provider-local";
-import { resolveRunsDir } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
-import { queueClient } from "./queue.ts";
+
+// @runctl/control (NATS), @runctl/tracker and @runctl/provider-local are imported where they are
+// used, not here: every command extends this class, and loading NATS's client for
+// `runctl providers` or `runctl config get` would cost more than the command itself.
 
 export type { JsonResult };
 
@@ -33,6 +34,10 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
    */
   protected async runPaths(checkpointDir?: string): Promise<RunPaths> {
     const loaded = await this.runctlConfig();
+    const [{ resolveCheckpointDir }, { resolveRunsDir }] = await Promise.all([
+      import("@runctl/provider-local"),
+      import("@runctl/tracker"),
+    ]);
     const cwd = process.cwd();
     const projectRoot = loaded.projectFile ? dirname(loaded.projectFile) : cwd;
     return {
@@ -59,6 +64,7 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
    */
   protected async natsSettings(url: string | undefined): Promise<NatsSettings | undefined> {
     const { config } = await this.runctlConfig();
+    const { natsSettingsFromConfig } = await import("@runctl/control");
     const settings = natsSettingsFromConfig(config.nats);
     if (url) settings.url = url;
     return settings.url || settings.context ? settings : undefined;
@@ -67,6 +73,7 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
   /** The job server's client: `--server` over `[server] url` (RUNCTL_SERVER_URL); the token from `[server] token`. */
   protected async queue(serverUrl: string | undefined) {
     const { config } = await this.runctlConfig();
+    const { queueClient } = await import("./queue.ts");
     return queueClient(serverUrl ?? config.server.url, config.server.token);
   }
 
