@@ -95,3 +95,21 @@ describe("RunctlCommand", () => {
     expect(JSON.parse(r.stdout)).toEqual({ success: true, names: [] });
   });
 });
+
+describe("fromOclifError", () => {
+  it("reports a module that does not load as a broken plugin (exit 3), not as bad usage", async () => {
+    const { fromOclifError } = await import("../src/mod.ts");
+    const loadError = Object.assign(
+      new Error(
+        "[MODULE_NOT_FOUND] import() failed to load /x/commands/demo/list.js: Cannot find package 'runctl'",
+      ),
+      { name: "ModuleLoadError", code: "MODULE_NOT_FOUND", oclif: { exit: 1 } },
+    );
+    const err = fromOclifError(loadError, "demo:list");
+    expect(err.toEnvelope()).toMatchObject({
+      success: false,
+      error: { code: "plugin_load_failed", message: expect.stringContaining("Cannot find package 'runctl'") },
+    });
+    expect(err.exitCode).toBe(3);
+  });
+});
