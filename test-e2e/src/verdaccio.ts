@@ -38,6 +38,8 @@ export interface Registry {
   url: string;
   /** Temporary npmrc holding the registry and an auth token for it. */
   npmrcPath: string;
+  /** The auth token of the registered test user (also in the npmrc). */
+  token: string;
   userconfigEnv: RegistryNpmEnv;
   /** verdaccio's stdout and stderr, one request per line. */
   logPath: string;
@@ -78,6 +80,8 @@ async function startIn(root: string, options: StartRegistryOptions): Promise<Reg
     storage: storageDir,
     auth: { htpasswd: { file: join(root, "htpasswd") } },
     uplinks: {},
+    // Mirrored dependencies include large tarballs (npm itself, bundled into @oclif/plugin-plugins).
+    max_body_size: "200mb",
     packages: {
       "**": { access: "$all", publish: "$authenticated", unpublish: "$authenticated" },
     },
@@ -88,10 +92,11 @@ async function startIn(root: string, options: StartRegistryOptions): Promise<Reg
 
   const server = await spawnVerdaccio(root, configPath, logPath);
   const url = `http://127.0.0.1:${server.port}/`;
+  let token: string;
   try {
     // npm 11 refuses to publish without credentials, and a real user exercises the same
     // token path a private registry would, so register one and keep its token.
-    const token = await registerUser(url);
+    token = await registerUser(url);
     const authKey = `//127.0.0.1:${server.port}/:_authToken`;
     await writeFile(
       npmrcPath,
@@ -131,6 +136,7 @@ async function startIn(root: string, options: StartRegistryOptions): Promise<Reg
   return {
     url,
     npmrcPath,
+    token,
     userconfigEnv,
     logPath,
     env,

@@ -91,10 +91,25 @@ describe("a third-party provider plugin from npm", () => {
     );
   });
 
-  it("installs by its short name provider-<name>", async () => {
-    const r = await runctl(["plugins", "install", "provider-fixture"]);
+  it("shows what a third-party package is and refuses it without --yes when it cannot ask", async () => {
+    const r = await json(["plugins", "install", "provider-fixture"]);
+    expect(r.code).toBe(1);
+    expect(r.doc).toMatchObject({ success: false, error: { code: "confirmation_required" } });
+    expect(r.stderr).toContain("runctl-provider-fixture@1.0.0 is not a first-party (@runctl/) package");
+    expect(r.stderr).toMatch(/published by: /);
+    expect(r.stderr).toContain("commands under `runctl fixture`; providers (the runctl:providers hook)");
+    const listed = await json(["plugins"]);
+    expect(listed.doc).toMatchObject({ success: true, plugins: [] });
+  });
+
+  it("installs by its short name provider-<name> with --yes", async () => {
+    const r = await json(["plugins", "install", "provider-fixture", "--yes"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("provider-fixture resolves to runctl-provider-fixture");
+    expect(r.doc).toMatchObject({
+      success: true,
+      installed: [{ name: "runctl-provider-fixture", version: "1.0.0", type: "user" }],
+    });
   });
 
   it("is listed by `runctl providers --json` with its capabilities", async () => {
@@ -159,8 +174,9 @@ describe("a third-party provider plugin from npm", () => {
   });
 
   it("is removed by `runctl plugins uninstall`", async () => {
-    const r = await runctl(["plugins", "uninstall", "runctl-provider-fixture"]);
+    const r = await json(["plugins", "uninstall", "runctl-provider-fixture"]);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.doc).toMatchObject({ success: true, uninstalled: ["runctl-provider-fixture"] });
     const after = await json(["providers"]);
     expect(ProvidersOut.parse(after.doc).providers.map((p) => p.name)).not.toContain("fixture");
     const gone = await json(["fixture", "list"]);

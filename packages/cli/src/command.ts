@@ -1,34 +1,22 @@
 /**
- * The base of every runctl command (and the one third-party plugins are invited
- * to extend): `--json` on every command, runctl's envelope on stdout, errors
- * mapped to exit codes 1 (user), 2 (provider) and 3 (configuration).
+ * The base of runctl's own commands: @runctl/command's RunctlCommand (the one
+ * plugins extend: `--json`, the envelope, exit codes, providers,
+ * configuration) plus what only the CLI's commands need: run and checkpoint
+ * directories, NATS settings, the job server's client, and the `--` hint for
+ * commands that pass arguments on to a script.
  */
-import { homedir } from "node:os";
 import { dirname } from "node:path";
-import { Command } from "@oclif/core";
-import { resolveCheckpointDir } from "@runctl/agent/checkpoints";
+import { RunctlCommand as BaseCommand, type JsonResult } from "@runctl/command";
 import type { NatsSettings } from "@runctl/control";
-import {
-  type LoadedConfig,
-  type LoadedRunctlConfig,
-  loadConfig,
-  type Provider,
-  type ProviderRegistry,
-  type RunctlError,
-} from "@runctl/core";
-import {
-  DirRunSource,
-  type RunSource,
-  resolveRunsDir,
-  ServerRunSource,
-  StoreRunSource,
-} from "@runctl/tracker";
+import type { LoadedRunctlConfig, RunctlError } from "@runctl/core";
+import type { RunSource } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
-import { note, printError } from "./output.ts";
-import { loadProviders, type ProviderLoad } from "./provider-hook.ts";
-import { queueClient } from "./queue.ts";
 
-export type JsonResult = Record<string, unknown>;
+// @runctl/control (NATS), @runctl/tracker and @runctl/provider-local are imported where they are
+// used, not here: every command extends this class, and loading NATS's client for
+// `runctl providers` or `runctl config get` would cost more than the command itself.
+
+export type { JsonResult };
 
 export interface RunPaths {
   projectRoot: string;
@@ -37,64 +25,7 @@ export interface RunPaths {
   config: LoadedRunctlConfig;
 }
 
-export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends Command {
-  static override enableJsonFlag = true;
-
-  #providers: Promise<ProviderLoad> | undefined;
-  #config: Promise<LoadedConfig> | undefined;
-
-  abstract override run(): Promise<T>;
-
-  /** Registered providers, from every installed plugin's `runctl:providers` hook. Loaded once, on demand. */
-  protected providers(): Promise<ProviderLoad> {
-    this.#providers ??= loadProviders(this.config).then((load) => {
-      for (const failure of load.failures) {
-        this.progress(
-          `Warning: plugin ${failure.plugin} failed to register its providers: ${failure.message}`,
-        );
-      }
-      return load;
-    });
-    return this.#providers;
-  }
-
-  protected async registry(): Promise<ProviderRegistry> {
-    return (await this.providers()).registry;
-  }
-
-  /**
-   * A registered provider, built from its configuration section: every launch
-   * (`runctl local` included) goes through one of these.
-   */
-  protected async provider(name: string): Promise<Provider> {
-    const [registry, loaded] = await Promise.all([this.registry(), this.runctlConfig()]);
-    const cwd = process.cwd();
-    return registry.create(name, (loaded.config as Record<string, unknown>)[name], {
-      env: process.env,
-      dataDir: this.config.dataDir,
-      cwd,
-      projectRoot: loaded.projectFile ? dirname(loaded.projectFile) : cwd,
-    });
-  }
-
-  /**
-   * The merged configuration, with every registered provider's section
-   * validated. Loaded once per command when no flags are layered on top.
-   */
-  protected runctlConfig(flags: Record<string, unknown> = {}): Promise<LoadedConfig> {
-    const load = async () =>
-      loadConfig({
-        cwd: process.cwd(),
-        env: process.env,
-        homedir: homedir(),
-        flags,
-        sections: (await this.registry()).configSections(),
-      });
-    if (Object.keys(flags).length > 0) return load();
-    this.#config ??= load();
-    return this.#config;
-  }
-
+export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends BaseCommand<T> {
   /**
    * Where runs and checkpoints live: `local.runs_dir` and `local.checkpoint_dir`
    * are relative to the project root (the directory of `.runctl.toml`), else
@@ -104,6 +35,10 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
    */
   protected async runPaths(checkpointDir?: string): Promise<RunPaths> {
     const loaded = await this.runctlConfig();
+    const [{ resolveCheckpointDir }, { resolveRunsDir }] = await Promise.all([
+      import("@runctl/agent/checkpoints"),
+      import("@runctl/tracker"),
+    ]);
     const cwd = process.cwd();
     const projectRoot = loaded.projectFile ? dirname(loaded.projectFile) : cwd;
     return {
@@ -140,6 +75,7 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
   /** The job server's client: `--server` over `[server] url` (RUNCTL_SERVER_URL); the token from `[server] token`. */
   protected async queue(serverUrl: string | undefined) {
     const { config } = await this.runctlConfig();
+    const { queueClient } = await import("./queue.ts");
     return queueClient(serverUrl ?? config.server.url, config.server.token);
   }
 
@@ -151,13 +87,14 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
    */
   protected async runSource(from: string | undefined, runId?: string): Promise<RunSource> {
     if (from !== undefined) {
-      if (/^https?:\/\//.test(from)) {
-        const { config } = await this.runctlConfig();
-        return new ServerRunSource(queueClient(from, config.server.token));
-      }
+      const { ServerRunSource, StoreRunSource } = await import("@runctl/tracker");
+      if (/^https?:\/\//.test(from)) return new ServerRunSource(await this.queue(from));
       return new StoreRunSource(await (await this.registry()).openArtifactStore(from));
     }
-    const { runsDir, config } = await this.runPaths();
+    const [{ runsDir }, { DirRunSource, ServerRunSource }] = await Promise.all([
+      this.runPaths(),
+      import("@runctl/tracker"),
+    ]);
     const local = new DirRunSource(runsDir);
     if (runId === undefined || !/^job-\d+/.test(runId)) return local;
     try {
@@ -165,23 +102,11 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
       return local;
     } catch (error) {
       if ((error as { code?: unknown }).code !== "run_not_found") throw error;
-      return new ServerRunSource(queueClient(config.server.url, config.server.token));
+      return new ServerRunSource(await this.queue(undefined));
     }
   }
 
-  /** Progress and people-facing notes: always stderr, so `--json` stdout stays parseable. */
-  protected progress(message: string): void {
-    note(message);
-  }
-
-  protected override toSuccessJson(result: unknown): unknown {
-    return { success: true, ...(result as JsonResult) };
-  }
-
-  protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
-    const err: RunctlError = fromOclifError(error, this.id);
-    printError(err, this.jsonEnabled());
-    process.exitCode = err.exitCode;
-    return undefined;
+  protected override toRunctlError(error: unknown): RunctlError {
+    return fromOclifError(error, this.id, this.argv);
   }
 }

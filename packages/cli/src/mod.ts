@@ -1,7 +1,8 @@
 /**
- * The `runctl` package's public entry, for plugin authors: extend RunctlCommand
- * so a plugin's commands get `--json`, the envelope and the exit codes for free.
+ * The `runctl` package's public entry. Plugin authors: extend `RunctlCommand`
+ * from `@runctl/command` (re-exported here for existing code) and depend on
+ * that package and `@runctl/core`, not on `runctl`: a plugin installed with
+ * `runctl plugins install` must not bring a second copy of the CLI.
  */
-export { type JsonResult, RunctlCommand } from "./command.ts";
+export { type JsonResult, RunctlCommand, table } from "@runctl/command";
 export { providerPackageCandidates } from "./hooks/plugin-name.ts";
-export { table } from "./output.ts";

@@ -163,6 +163,18 @@ describe("runctl", () => {
     "s3:cleanup": ["s3", "cleanup", "s3://samples/ckpt/", "--keep-last-n", "1", "--dry-run"],
     "s3:presign": ["s3", "presign", "s3://samples/ckpt/ckpt_000100.pt", "--expires", "60"],
     "s3:rm": ["s3", "rm", "s3://samples/code/train.py"],
+    plugins: ["plugins", "--core"],
+    "plugins:inspect": ["plugins", "inspect", "@oclif/plugin-plugins"],
+    "plugins:update": ["plugins", "update"],
+    "plugins:reset": ["plugins", "reset"],
+    autocomplete: ["autocomplete", "bash"],
+  };
+  // Commands whose sample fails on purpose (they would install or link something): the failure
+  // must still be one envelope, with exit code 1.
+  const failing: Record<string, string[]> = {
+    "plugins:install": ["plugins", "install"],
+    "plugins:uninstall": ["plugins", "uninstall", "runctl-provider-not-installed"],
+    "plugins:link": ["plugins", "link", "no-such-dir"],
   };
   // Long-running commands: stopped with SIGTERM once they say they are up; then they print their envelope.
   const stopWhen: Record<string, RegExp> = { server: /listening on/ };
@@ -173,7 +185,78 @@ describe("runctl", () => {
     ) as {
       commands: Record<string, unknown>;
     };
-    expect(Object.keys(manifest.commands).sort()).toEqual(Object.keys(samples).sort());
+    expect(Object.keys(manifest.commands).sort()).toEqual(Object.keys({ ...samples, ...failing }).sort());
+  });
+
+  it("lists every command, from every plugin, in `runctl --help --json`, and each has a sample", async () => {
+    const r = await cli(["--help", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = z
+      .object({
+        success: z.literal(true),
+        commands: z.array(z.object({ id: z.string(), plugin: z.string() })),
+      })
+      .parse(JSON.parse(r.stdout));
+    expect(doc.commands.map((c) => c.id).sort()).toEqual(Object.keys({ ...samples, ...failing }).sort());
+  });
+
+  for (const [id, args] of Object.entries(failing)) {
+    it(`${id} --json fails with one envelope on stdout`, async () => {
+      const r = await cli([...args, "--json"]);
+      expect(parseJson(r.stdout), r.stderr).toMatchObject({ success: false });
+      expect(r.code).toBe(1);
+    });
+  }
+
+  it("--version --json is an envelope; --version and --help never load oclif's full start", async () => {
+    const r = await cli(["--version", "--json"]);
+    expect(parseJson(r.stdout)).toMatchObject({ success: true, name: "runctl", version: "0.1.0" });
+  });
+
+  it("prints the same root help on the fast path as oclif does", async () => {
+    const fast = await cli(["--help"]);
+    const oclif = await cli(["--help"], box.project, { RUNCTL_NO_FAST_PATH: "1" });
+    expect(fast.code).toBe(0);
+    expect(fast.stdout).toContain("COMMANDS");
+    expect(fast.stdout).toBe(oclif.stdout);
+    expect((await cli([])).stdout).toBe(oclif.stdout);
+  });
+
+  it("suggests the nearest command for a typo, in both output modes", async () => {
+    const human = await cli(["lcoal", "train.py"]);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toContain("Unknown command: runctl lcoal");
+    expect(human.stderr).toContain("Did you mean `runctl local`?");
+    const json = await cli(["config", "shwo", "--json"]);
+    expect(parseJson(json.stdout)).toMatchObject({
+      success: false,
+      error: { code: "unknown_command", hint: expect.stringContaining("runctl config show") },
+    });
+  });
+
+  it("jobs shows active jobs and, below them, recently finished ones", async () => {
+    const r = await cli(["jobs", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = z
+      .object({
+        jobs: z.array(z.object({ status: z.string() })),
+        recent: z.array(z.object({ status: z.string() })),
+      })
+      .parse(JSON.parse(r.stdout));
+    expect(doc.jobs.every((j) => ["queued", "running"].includes(j.status))).toBe(true);
+    expect(doc.recent.map((j) => j.status)).toContain("cancelled");
+  });
+
+  it("hints at `--` when a script's flag comes before it", async () => {
+    const r = await cli(["local", "train.py", "--epochs", "3", "--json"]);
+    expect(r.code).toBe(1);
+    expect(parseJson(r.stdout)).toMatchObject({
+      success: false,
+      error: {
+        code: "bad_usage",
+        hint: expect.stringContaining("runctl local train.py --json -- --epochs 3"),
+      },
+    });
   });
 
   for (const [id, args] of Object.entries(samples)) {

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { connect } from "node:net";
 import { promisify } from "node:util";
+import type { NatsSettings } from "@runctl/control";
 import { isRunctlError, type RunctlConfig, redactUrlCredentials, toRunctlError } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { table } from "../output.ts";
@@ -22,13 +22,16 @@ interface DoctorResult {
   checks: Check[];
 }
 
+/** Below this runctl does not start (require of ES modules). */
 const MIN_NODE: [number, number] = [20, 19];
+/** Supported: Node 22.12+ and 24 (the maintained LTS lines), as package.json's engines say. */
+const SUPPORTED_NODE: [number, number] = [22, 12];
 const MIN_PYTHON: [number, number] = [3, 9];
 
 export default class Doctor extends RunctlCommand<DoctorResult> {
   static override summary = "Check this machine and the configuration, and say how to fix what is missing.";
   static override description =
-    "Checks Node, the Python interpreter runs will use, uv, the configuration files, every registered provider's configuration and, when configured, that the NATS server answers. Exits 1 when a check fails; warnings do not fail.";
+    "Checks Node, the Python interpreter runs will use, uv, the configuration files, every registered provider's configuration and, when configured, that the NATS server answers and has JetStream. Exits 1 when a check fails; warnings do not fail.";
   static override examples = ["<%= config.bin %> doctor", "<%= config.bin %> doctor --json"];
 
   async run(): Promise<DoctorResult> {
@@ -84,7 +87,8 @@ export default class Doctor extends RunctlCommand<DoctorResult> {
       }
     }
 
-    if (config?.nats.url) checks.push(await checkNats(config.nats.url));
+    const nats = config ? await this.natsSettings(undefined) : undefined;
+    if (nats) checks.push(await checkNats(nats));
 
     const healthy = checks.every((c) => c.status !== "fail");
     this.log(
@@ -106,14 +110,23 @@ function atLeast(version: number[], min: [number, number]): boolean {
 
 function checkNode(): Check {
   const version = process.versions.node.split(".").map(Number);
-  return atLeast(version, MIN_NODE)
-    ? { name: "node", status: "ok", detail: `v${process.versions.node}` }
-    : {
-        name: "node",
-        status: "fail",
-        detail: `v${process.versions.node} is older than ${MIN_NODE.join(".")}`,
-        fix: `Install Node ${MIN_NODE.join(".")} or newer (e.g. from nodejs.org or your package manager).`,
-      };
+  if (!atLeast(version, MIN_NODE)) {
+    return {
+      name: "node",
+      status: "fail",
+      detail: `v${process.versions.node} is older than ${MIN_NODE.join(".")}`,
+      fix: `Install Node ${SUPPORTED_NODE.join(".")} or newer (Node 22 or 24 LTS, from nodejs.org or your package manager).`,
+    };
+  }
+  if (!atLeast(version, SUPPORTED_NODE)) {
+    return {
+      name: "node",
+      status: "warn",
+      detail: `v${process.versions.node} works but is not supported (Node 20 reached end of life in April 2026)`,
+      fix: `Upgrade to Node ${SUPPORTED_NODE.join(".")} or newer (Node 22 or 24 LTS).`,
+    };
+  }
+  return { name: "node", status: "ok", detail: `v${process.versions.node}` };
 }
 
 async function checkPython(interpreter: string): Promise<Check> {
@@ -154,45 +167,61 @@ async function checkUv(): Promise<Check> {
   }
 }
 
-/** A NATS server greets every TCP client with an `INFO {…}` line; that is enough to know it answers. */
-function checkNats(url: string): Promise<Check> {
-  const fail = (detail: string): Check => ({
-    name: "nats",
-    status: "fail",
-    detail,
-    fix: "Start the server (`nats-server -js`) or fix `nats.url` / RUNCTL_NATS_URL.",
-  });
-  let parsed: URL;
+/**
+ * NATS must answer and have JetStream for this account: runctl's control
+ * channel is a JetStream stream. A server started without `-js` greets and
+ * accepts connections like any other, so the check asks JetStream itself
+ * (`$JS.API.INFO`, the account-info request every JetStream client uses).
+ */
+async function checkNats(settings: NatsSettings): Promise<Check> {
+  const { connectNats, openServerWarning } = await import("@runctl/control");
+  const where = settings.url
+    ? redactUrlCredentials(settings.url)
+    : settings.context
+      ? `context ${settings.context}`
+      : "the configured server";
+  const fail = (detail: string, fix: string): Check => ({ name: "nats", status: "fail", detail, fix });
+  let nc: Awaited<ReturnType<typeof connectNats>>;
   try {
-    parsed = new URL(url.includes("://") ? url : `nats://${url}`);
-  } catch {
-    return Promise.resolve(fail(`${redactUrlCredentials(url)} is not a URL`));
+    nc = await connectNats(settings);
+  } catch (error) {
+    const err = toRunctlError(error);
+    return fail(err.message, "Start the server (`nats-server -js`) or fix `nats.url` / RUNCTL_NATS_URL.");
   }
-  const port = Number(parsed.port || 4222);
-  return new Promise((resolve) => {
-    const socket = connect({ host: parsed.hostname, port, timeout: 3000 });
-    let buffer = "";
-    const done = (check: Check) => {
-      socket.destroy();
-      resolve(check);
+  try {
+    const reply = await nc.request("$JS.API.INFO", "", { timeout: 3000 });
+    const info = JSON.parse(new TextDecoder().decode(reply.data)) as {
+      error?: { description?: string };
+      streams?: number;
     };
-    socket.on("data", (chunk) => {
-      buffer += chunk.toString("utf8");
-      if (buffer.includes("\n")) {
-        if (!buffer.startsWith("INFO ")) return done(fail(`${parsed.host} did not greet like a NATS server`));
-        // INFO says whether the server wants credentials; without, anyone who reaches it steers any run.
-        if (!/"auth_required"\s*:\s*true/.test(buffer)) {
-          return done({
-            name: "nats",
-            status: "warn",
-            detail: `${parsed.host} answers, and accepts clients without credentials`,
-            fix: 'Anyone who can reach this server can steer any run on it: require authentication (docs/protocol.md, "Security").',
-          });
-        }
-        done({ name: "nats", status: "ok", detail: `${parsed.host} answers (authentication required)` });
-      }
-    });
-    socket.on("timeout", () => done(fail(`${parsed.host}: no answer within 3 s`)));
-    socket.on("error", (error) => done(fail(`${parsed.host}: ${error.message}`)));
-  });
+    if (info.error) {
+      return fail(
+        `${where}: JetStream answered with an error: ${info.error.description ?? "unknown"}`,
+        "Enable JetStream for this account in the server's configuration (`jetstream {}` and the account's limits).",
+      );
+    }
+    // Without authentication, anyone who reaches the server steers any run on it.
+    const open = openServerWarning(nc);
+    if (open !== undefined) {
+      return {
+        name: "nats",
+        status: "warn",
+        detail: `${where} answers, JetStream enabled, and accepts clients without credentials`,
+        fix: 'Anyone who can reach this server can steer any run on it: require authentication (docs/protocol.md, "Security").',
+      };
+    }
+    return {
+      name: "nats",
+      status: "ok",
+      detail: `${where} answers (authentication required), JetStream enabled (${info.streams ?? 0} streams)`,
+    };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return fail(
+      `${where} answers, but JetStream does not (${/no responders|503/i.test(message) ? "not enabled" : message})`,
+      "Start the server with JetStream: `nats-server -js` (or `jetstream {}` in its configuration).",
+    );
+  } finally {
+    await nc.close().catch(() => {});
+  }
 }

@@ -1,0 +1,19 @@
+/**
+ * @runctl/command: the base command of runctl and of its plugins.
+ *
+ * ```ts
+ * import { RunctlCommand } from "@runctl/command";
+ *
+ * export default class List extends RunctlCommand {
+ *   static override summary = "List my cloud's machines.";
+ *   async run() {
+ *     await this.parse(List);
+ *     return { resources: await (await this.provider("mycloud")).list() };
+ *   }
+ * }
+ * ```
+ */
+export { type JsonResult, RunctlCommand } from "./command.ts";
+export { fromOclifError } from "./errors.ts";
+export { note, printError, table } from "./output.ts";
+export { loadProviders, type ProviderLoad } from "./providers.ts";
