@@ -1,6 +1,7 @@
 import { Args, Flags } from "@oclif/core";
 import { type Attempt, type MetricRecord, type RunMeta, UserError } from "@runctl/core";
-import { readMeta, readMetrics, resolveRun, withEffectiveStatus } from "@runctl/tracker";
+import { describeJsonlSkips } from "@runctl/core/internal";
+import { RUN_FILES, readMeta, readMetrics, resolveRun, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { asciiChart, flatten, formatAgo, formatDuration, formatNumber, formatValue } from "../output.ts";
 import { RESERVED_METRIC_KEYS, readRunConfig, runDurationMs } from "../run-records.ts";
@@ -47,7 +48,10 @@ export default class Show extends RunctlCommand {
     const meta = withEffectiveStatus(await readMeta(dir));
     const { config, problem } = await readRunConfig(dir, meta);
     if (problem !== undefined) this.progress(`Warning: ${problem}`);
-    const { records } = await readMetrics(dir);
+    const metrics = await readMetrics(dir);
+    const skippedNote = describeJsonlSkips(RUN_FILES.metrics, metrics);
+    if (skippedNote !== undefined) this.progress(`Warning: ${skippedNote}`);
+    const { records } = metrics;
     const last = records.at(-1) ?? null;
     const numeric = numericKeys(records);
     if (flags.metric !== undefined && !numeric.includes(flags.metric)) {
