@@ -3,6 +3,7 @@ import { Args, Flags } from "@oclif/core";
 import { buildBundle, formatBytes } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { table } from "../output.ts";
+import { terminalSafe } from "../terminal-text.ts";
 
 export default class Bundle extends RunctlCommand {
   static override summary = "Show what would be shipped from a directory: key, files, size, largest files.";
@@ -49,10 +50,11 @@ export default class Bundle extends RunctlCommand {
     this.log(
       `size     ${formatBytes(info.totalBytes)} (${formatBytes(info.archiveBytes)} packed${info.cached ? ", cached" : ""})`,
     );
-    this.log(`archive  ${info.archivePath}`);
+    this.log(`archive  ${terminalSafe(info.archivePath)}`);
     if (info.largest.length > 0) {
       this.log("largest");
-      for (const f of info.largest.slice(0, 5)) this.log(`  ${formatBytes(f.size).padStart(10)}  ${f.path}`);
+      for (const f of info.largest.slice(0, 5))
+        this.log(`  ${formatBytes(f.size).padStart(10)}  ${terminalSafe(f.path)}`);
     }
     const { files, ...summary } = info;
     return { bundle: flags.list ? info : summary };
