@@ -17,6 +17,7 @@ import {
   type QueueClient,
   readMeta,
 } from "@runctl/tracker";
+import { jobEnvFrom } from "./job-env.ts";
 import { resolveLaunchCommand } from "./launch-command.ts";
 import { isLeaseLost, isTransient } from "./queue-errors.ts";
 import { RunDirUpload } from "./run-upload.ts";
@@ -167,7 +168,7 @@ export class JobRun {
       );
     }
     const env: Record<string, string | undefined> = {
-      ...this.#o.env,
+      ...jobEnvFrom(this.#o.env),
       RUNCTL_JOB_ID: String(job.id),
       RUNCTL_JOB_ATTEMPT: String(job.attempt),
     };
