@@ -17,7 +17,7 @@ import {
 } from "../src/config/mod.ts";
 import { ConfigError, UserError } from "../src/errors.ts";
 import { readJsonl, readJsonlSync } from "../src/files/jsonl.ts";
-import { MAX_JSONL_LINE_BYTES } from "../src/internal_mod.ts";
+import { MAX_JSONL_LINE_BYTES, parseJsonLenient } from "../src/internal_mod.ts";
 import { assertJsonDepth, JSON_TOO_DEEP, jsonTextDepth, MAX_JSON_DEPTH } from "../src/json-depth.ts";
 
 let base: string;
@@ -71,6 +71,15 @@ describe("assertJsonDepth", () => {
     expect(caught(() => assertJsonDepth(nestedText(65), MAX_JSON_DEPTH, "x"))).toMatchObject({
       code: JSON_TOO_DEEP,
     });
+  });
+});
+
+describe("lenient JSON of run files", () => {
+  it("refuses text nested past the limit before parsing (meta.json, config.json)", () => {
+    expect(caught(() => parseJsonLenient(`{"summary":${nestedText(5000)}}`))).toMatchObject({
+      code: JSON_TOO_DEEP,
+    });
+    expect(parseJsonLenient('{"loss":NaN}')).toEqual({ loss: Number.NaN });
   });
 });
 
