@@ -63,6 +63,30 @@ describe("terminal escapes", () => {
     expect(r.stdout).not.toContain(ESC);
     expect(r.stdout).toContain("evil\\x1b[2J.py");
   });
+
+  it("ctl history, status and controls show control paths escaped", async () => {
+    const queue = join(box.home, "queue-dir");
+    await mkdir(queue);
+    const path = `lr${ESC}[2Jx`;
+    await writeFile(
+      join(queue, "commands.jsonl"),
+      `${JSON.stringify({ id: "c1", ts: 1, op: "set", path, args: [1], kwargs: {} })}\n`,
+    );
+    await writeFile(
+      join(queue, "acks.jsonl"),
+      `${JSON.stringify({ id: "c1", ts: 1, path, op: "set", status: "applied", rank: 0, seq: 0 })}\n`,
+    );
+    await writeFile(
+      join(queue, "controls.json"),
+      JSON.stringify({ controls: [{ path, description: `d${ESC}[31m` }] }),
+    );
+    for (const word of ["history", "status", "controls"]) {
+      const r = await cli(["ctl", "-q", queue, word]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).not.toContain(ESC);
+      expect(r.stdout).toContain("lr\\x1b[2Jx");
+    }
+  });
 });
 
 describe("flag values", () => {
