@@ -170,8 +170,17 @@ describe("finding 4: deeply nested JSON", () => {
       [String(id)],
     );
     expect(fromPython).toMatchObject({ code: "json_too_deep" });
-    await sqlite("DELETE FROM jobs WHERE id = ?", [id]);
     expect(server.log()).not.toMatch(/RangeError|Maximum call stack|\n\s+at /);
+
+    // Started again (an upgrade), the server repairs it: the config is dropped and the queued job fails, saying why.
+    await server.stop();
+    await server.start();
+    expect(server.log()).toContain(
+      `job ${id}: its stored config was nested more than 64 levels deep and was dropped`,
+    );
+    const after = await runctlJson(["job", String(id), "--server", server.url], ws);
+    expect(after.doc).toMatchObject({ success: true, job: { status: "failed", config: null } });
+    expect(JSON.stringify(after.doc)).toContain("nested more than 64 levels deep");
   });
 });
 

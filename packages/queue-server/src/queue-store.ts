@@ -11,7 +11,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseAt, UserError } from "@runctl/core";
+import { jsonTextDepth, MAX_JSON_DEPTH, parseAt, UserError } from "@runctl/core";
 import {
   type AttemptEnd,
   JobClaim,
@@ -756,6 +756,44 @@ export class QueueStore {
    * that kept running through an outage can heartbeat before anything is
    * requeued. Returns how many leases were looked at.
    */
+  /**
+   * Repairs jobs stored before the JSON depth limit (finding 4 of the
+   * hardening issue): a config nested past MAX_JSON_DEPTH cannot be read by
+   * any client (each refuses it with json_too_deep), so it would make every
+   * listing fail and, when claimed, burn the job's attempts on workers that
+   * cannot parse it. Such a config is dropped; a queued job with one fails at
+   * once, saying why. Returns the jobs repaired.
+   */
+  repairTooDeepConfigs(now: Date = this.#now()): Array<{ id: number; status: string }> {
+    return this.#write(() => {
+      const deep: Array<{ id: number; status: string }> = [];
+      // One row at a time: legacy configs may be large.
+      const rows = this.#db
+        .prepare("SELECT id, status, config FROM jobs WHERE config IS NOT NULL")
+        .iterate() as Iterable<{
+        id: number;
+        status: string;
+        config: string;
+      }>;
+      for (const row of rows) {
+        if (jsonTextDepth(row.config, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+          deep.push({ id: row.id, status: row.status });
+      }
+      const message = `config nested more than ${MAX_JSON_DEPTH} levels deep (the limit for JSON in runctl); it was dropped`;
+      for (const job of deep) {
+        if (job.status === "queued") {
+          this.#stmt(
+            "UPDATE jobs SET config = NULL, status = 'failed', finished_at = ?, error_message = ? WHERE id = ?",
+          ).run(iso(now), message, job.id);
+          job.status = "failed";
+        } else {
+          this.#stmt("UPDATE jobs SET config = NULL WHERE id = ?").run(job.id);
+        }
+      }
+      return deep;
+    });
+  }
+
   extendLeasesAtStartup(now: Date = this.#now(), seconds = 0): number {
     return this.#write(() => {
       const rows = this.#stmt(

@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { MAX_JSON_DEPTH } from "@runctl/core";
 import { ErrorResponse, JobListResponse, MAX_JOB_CONFIG_BYTES, QueueClient } from "@runctl/tracker";
+import Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LIST_PAGE_BYTES } from "../src/mod.ts";
 import { tempDir } from "./helpers.ts";
@@ -79,6 +80,32 @@ describe("JSON depth", () => {
     const listed = await s.api("GET", "/api/v1/jobs?status=all");
     expect(listed.status).toBe(200);
     expect(JobListResponse.parse(listed.json).jobs).toHaveLength(2);
+  });
+
+  it("repairs a config stored too deep by an older server when it starts: dropped, and a queued job fails saying why", async () => {
+    const dataDir = join(root.path, "legacy");
+    const first = await startTestServer(dataDir);
+    const queued = (await first.api("POST", "/api/v1/jobs", { json: spec({ name: "q" }) })).json
+      .job_id as number;
+    const done = (await first.api("POST", "/api/v1/jobs", { json: spec({ name: "d" }) })).json
+      .job_id as number;
+    await first.server.close();
+    const db = new Database(join(dataDir, "queue.db"));
+    db.prepare("UPDATE jobs SET config = ? WHERE id IN (?, ?)").run(nestedText(3000), queued, done);
+    db.prepare("UPDATE jobs SET status = 'completed' WHERE id = ?").run(done);
+    db.close();
+    const s = await startTestServer(dataDir);
+    servers.push(s);
+    const jobs = JobListResponse.parse((await s.api("GET", "/api/v1/jobs?status=all")).json).jobs;
+    expect(jobs.map((j) => [j.id, j.status, j.config ?? null])).toEqual([
+      [done, "completed", null],
+      [queued, "failed", null],
+    ]);
+    expect(jobs[1]?.error_message).toContain(`nested more than ${MAX_JSON_DEPTH} levels deep`);
+    expect(s.logs.filter((l) => l.includes("was dropped"))).toHaveLength(2);
+    expect((await s.api("POST", "/api/v1/jobs/claim", { json: { worker_id: "w1" } })).json).toEqual({
+      job: null,
+    });
   });
 });
 
