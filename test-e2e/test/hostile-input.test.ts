@@ -278,7 +278,7 @@ describe("finding 6: listing many large jobs", () => {
     ]);
     expect(listed.code).toBe(0);
     expect(listed.stdout.split("\n").filter((l) => / big-\d+ /.test(l))).toHaveLength(count);
-    // Python follows the pages too (a page holds about 8 of these jobs).
+    // Python follows the pages too (a page holds about 4 of these jobs).
     const fromPython = await python(
       "import json, runctl\nprint(json.dumps([j['name'] for j in runctl.Client().list_jobs(status='all', limit=20)]))",
     );
@@ -287,7 +287,7 @@ describe("finding 6: listing many large jobs", () => {
       Array.from({ length: 20 }, (_, i) => `big-${count - 20 + i}`).sort(),
     );
     // Before: one response of all of them, about 3 MB of server memory per job (600 jobs: 1.9 GB, then a
-    // 500 past V8's string limit); now pages of 8 MiB.
+    // 500 past V8's string limit); now pages of 4 MiB.
     expect(peakRss(server.child.pid as number)).toBeLessThan(400 * MiB);
     expect(server.log()).not.toMatch(/RangeError|Invalid string length/);
   });

@@ -123,9 +123,10 @@ export interface JobPage {
  * Bytes of stored job JSON one list response may carry. Jobs from before the
  * config cap (or a limit of 1000 × 256 KiB) would otherwise make one response
  * of hundreds of MB: seconds of a blocked event loop, gigabytes of memory,
- * and past V8's string limit a 500.
+ * and past V8's string limit a 500. 4 MiB keeps one page's work (read,
+ * parse, serialise) to a few hundred milliseconds at most.
  */
-export const LIST_PAGE_BYTES = 8 * 1024 * 1024;
+export const LIST_PAGE_BYTES = 4 * 1024 * 1024;
 /** Rows read from SQLite at a time while filling a page. */
 const LIST_BATCH_ROWS = 16;
 

@@ -176,7 +176,7 @@ export const JobListResponse = z.object({
   jobs: z.array(JobResponse),
   /**
    * runctl addition: set when the page stopped before `limit` because its jobs
-   * passed the server's byte budget per response (8 MiB); ask again with
+   * passed the server's byte budget per response (4 MiB); ask again with
    * `offset=next_offset` for the rest. Null or absent: nothing more.
    */
   next_offset: z.number().int().min(0).nullish(),
