@@ -121,8 +121,8 @@ describe("flag values", () => {
   });
 });
 
-describe("show", () => {
-  it("reports metrics lines it skipped (too long, too deep) and shows the others", async () => {
+describe("show and compare", () => {
+  it("report metrics lines they skipped (too long, too deep) and show the others", async () => {
     const runs = join(box.project, "runs");
     const id = "20261203-000000-abcdef";
     const dir = join(runs, id);
@@ -146,5 +146,22 @@ describe("show", () => {
     expect(r.stderr).toContain("metrics.jsonl: skipped 2 line(s)");
     expect(r.stderr).toContain("longer than 1048576 bytes");
     expect(r.stderr).toContain("nested more than 64 levels");
+
+    const other = "20261203-000001-abcdef";
+    await mkdir(join(runs, other));
+    await writeFile(
+      join(runs, other, "meta.json"),
+      JSON.stringify({
+        id: other,
+        name: "o",
+        tags: [],
+        started_at: "2026-12-03T00:00:01.000Z",
+        status: "completed",
+      }),
+    );
+    await writeFile(join(runs, other, "metrics.jsonl"), `${line(0)}\n`);
+    const compared = await runctl(["compare", id, other], { cwd: box.project, env: box.env });
+    expect(compared.code).toBe(0);
+    expect(compared.stderr).toContain(`run ${id}: metrics.jsonl: skipped 2 line(s)`);
   });
 });

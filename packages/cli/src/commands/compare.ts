@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from "node:util";
 import { Args } from "@oclif/core";
 import { type RunMeta, UserError } from "@runctl/core";
-import { readMeta, readMetrics, resolveRun, withEffectiveStatus } from "@runctl/tracker";
+import { describeJsonlSkips } from "@runctl/core/internal";
+import { RUN_FILES, readMeta, readMetrics, resolveRun, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { colorEnabled, flatten, formatValue, paint, table } from "../output.ts";
 import { RESERVED_METRIC_KEYS, readRunConfig } from "../run-records.ts";
@@ -95,7 +96,9 @@ The best value of each metric row is marked with *: the lowest when a part of th
         const meta = withEffectiveStatus(await readMeta(dir));
         const { config, problem } = await readRunConfig(dir, meta);
         if (problem !== undefined) this.progress(`Warning: ${problem}`);
-        return { id, meta, config: flatten(config), metrics: await finalMetrics(dir, meta) };
+        const { metrics, skipped } = await finalMetrics(dir, meta);
+        if (skipped !== undefined) this.progress(`Warning: run ${id}: ${skipped}`);
+        return { id, meta, config: flatten(config), metrics };
       }),
     );
     const ids = loaded.map((r) => r.id);
@@ -174,12 +177,19 @@ The best value of each metric row is marked with *: the lowest when a part of th
 }
 
 /** Summary keys (flattened) over the last logged value of every metric. */
-async function finalMetrics(dir: string, meta: RunMeta): Promise<Record<string, unknown>> {
-  const { records } = await readMetrics(dir);
+async function finalMetrics(
+  dir: string,
+  meta: RunMeta,
+): Promise<{ metrics: Record<string, unknown>; skipped: string | undefined }> {
+  const page = await readMetrics(dir);
+  const { records } = page;
   const logged: Record<string, unknown> = Object.create(null);
   for (const record of records) {
     for (const [key, value] of Object.entries(record))
       if (!RESERVED_METRIC_KEYS.has(key)) logged[key] = value;
   }
-  return { ...flatten(logged), ...flatten(meta.summary ?? {}) };
+  return {
+    metrics: { ...flatten(logged), ...flatten(meta.summary ?? {}) },
+    skipped: describeJsonlSkips(RUN_FILES.metrics, page),
+  };
 }
