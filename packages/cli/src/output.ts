@@ -3,6 +3,8 @@
  * JSON document and nothing else; people-facing text, progress and warnings go
  * to stderr so pipes stay clean.
  */
+import { terminalSafe } from "@runctl/command";
+
 export { note, printError, table } from "@runctl/command";
 
 /**
@@ -40,7 +42,7 @@ export function formatValue(value: unknown, maxChars = 40): string {
   else if (typeof value === "number") text = formatNumber(value);
   else if (typeof value === "string") text = value;
   else text = JSON.stringify(value) ?? String(value);
-  text = text.replace(/[\r\n\t]+/g, " ");
+  text = terminalSafe(text.replace(/[\r\n\t]+/g, " "));
   return text.length > maxChars ? `${text.slice(0, maxChars - 3)}...` : text;
 }
 

@@ -14,6 +14,7 @@ import http.client
 import ipaddress
 import json
 import os
+import re
 import socket
 import time
 import urllib.error
@@ -36,6 +37,52 @@ GATEWAY_STATUSES = (502, 503, 504)
 
 FINISHED_JOB_STATUSES = ("completed", "failed", "cancelled")
 ERROR_TEXT_CHARS = 2000
+
+# runctl's limit for nested JSON (MAX_JSON_DEPTH in @runctl/core). Python's
+# json module recurses per level and raises RecursionError around 1,000, so a
+# deep answer is refused before json.loads and a deep config before sending.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_text_depth(text: str) -> int:
+    """The deepest nesting of objects and arrays in JSON ``text``, without parsing it.
+
+    String literals are removed first (by regular expressions, at C speed), so
+    only the brackets are looked at one by one.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for c in brackets:
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    return deepest
+
+
+def _value_depth(value: Any) -> int:
+    """The deepest nesting of dicts, lists and tuples in ``value``, walked without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        item, above = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        depth = above + 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        stack.extend((child, depth) for child in children if isinstance(child, (dict, list, tuple)))
+    return deepest
 
 
 class ServerUnreachable(ConnectionError):
@@ -160,6 +207,10 @@ def _config_arg(config: Any) -> Optional[Dict[str, Any]]:
         config = vars(config)
     if not isinstance(config, dict):
         raise ValueError("config must be a dict, an argparse.Namespace or None (got %s)" % type(config).__name__)
+    if _value_depth(config) > MAX_JSON_DEPTH:
+        raise ValueError(
+            "config is nested more than %d levels deep (the limit for JSON in runctl): flatten it" % MAX_JSON_DEPTH
+        )
     try:
         json.dumps(config, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -194,7 +245,7 @@ def _error_from(status: int, body: bytes, method: str, url: str) -> ServerError:
     text = body.decode("utf-8", "replace").strip()
     detail, code, hint = "", None, None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text) if json_text_depth(text) <= MAX_JSON_DEPTH else None
     except ValueError:
         doc = None
     if isinstance(doc, dict) and "detail" in doc:
@@ -325,8 +376,19 @@ class Client:
         resend: bool = False,
     ) -> Any:
         answer = self._call(method, path, query=query, body=body, resend=resend)
+        text = answer.body.decode("utf-8", "replace")
+        if json_text_depth(text) > MAX_JSON_DEPTH:
+            raise ServerError(
+                answer.status,
+                "the answer is nested more than %d levels deep (the limit for JSON in runctl)" % MAX_JSON_DEPTH,
+                code="json_too_deep",
+                hint="a job stored before the server enforced the limit holds such a value; "
+                "cancel or ignore that job (its config cannot be read back)",
+                method=method,
+                url=self._url(path, query),
+            )
         try:
-            return json.loads(answer.body.decode("utf-8"))
+            return json.loads(text)
         except ValueError:
             raise ServerError(
                 answer.status,
@@ -461,13 +523,23 @@ class Client:
         return self.wait_for_job(created["job_id"], poll_interval=poll_interval, timeout=timeout)
 
     def list_jobs(self, status: Optional[str] = None, limit: int = 50, offset: int = 0) -> List[Dict[str, Any]]:
-        """Jobs, newest first. ``status``: a job status, ``"active"`` (the server's default) or ``"all"``."""
-        query = {
-            "status": _text_arg("status", status),
-            "limit": _int_arg("limit", limit, minimum=1),
-            "offset": _int_arg("offset", offset, minimum=0) or None,
-        }
-        return self._get("/jobs", query)["jobs"]
+        """Jobs, newest first. ``status``: a job status, ``"active"`` (the server's default) or ``"all"``.
+
+        The server answers in pages bounded by bytes (``next_offset``, a runctl
+        addition); they are followed until ``limit`` jobs.
+        """
+        status = _text_arg("status", status)
+        limit = _int_arg("limit", limit, minimum=1)
+        offset = _int_arg("offset", offset, minimum=0)
+        jobs = []  # type: List[Dict[str, Any]]
+        while True:
+            query = {"status": status, "limit": limit - len(jobs), "offset": offset or None}
+            page = self._get("/jobs", query)
+            jobs.extend(page["jobs"])
+            next_offset = page.get("next_offset")
+            if not isinstance(next_offset, int) or not page["jobs"] or len(jobs) >= limit:
+                return jobs
+            offset = next_offset
 
     def get_active_jobs(self) -> List[Dict[str, Any]]:
         """Queued and running jobs."""

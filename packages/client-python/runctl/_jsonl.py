@@ -180,6 +180,9 @@ class AppendWriter:
         return self.fd < 0
 
 
+MAX_LINE_BYTES = 1 << 20
+
+
 def iter_jsonl(path: str) -> Iterator[Dict[str, Any]]:
     """Records of a JSONL file: skips bad lines and an unterminated last line; missing file → nothing."""
     try:
@@ -190,11 +193,13 @@ def iter_jsonl(path: str) -> Iterator[Dict[str, Any]]:
     lines = data.split(b"\n")
     # The element after the last newline is either b"" or an incomplete line.
     for raw in lines[:-1]:
-        if not raw.strip():
+        # Over-long lines are skipped like in the TypeScript readers (MAX_JSONL_LINE_BYTES).
+        if not raw.strip() or len(raw) > MAX_LINE_BYTES:
             continue
         try:
             record = json.loads(raw)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        # RecursionError: a line nested thousands of levels deep; skipped like garbage.
+        except (ValueError, RecursionError):  # also JSONDecodeError and UnicodeDecodeError
             continue
         if isinstance(record, dict):
             yield record
@@ -226,7 +231,7 @@ def last_index(path: str, key: str = "_idx", tail_bytes: int = 1 << 20) -> Optio
     for raw in lines[:-1]:
         try:
             record = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict):
             value = record.get(key)

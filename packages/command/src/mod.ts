@@ -17,3 +17,4 @@ export { type JsonResult, RunctlCommand } from "./command.ts";
 export { fromOclifError } from "./errors.ts";
 export { note, printError, table } from "./output.ts";
 export { loadProviders, type ProviderLoad } from "./providers.ts";
+export { terminalSafe, terminalSafeLines } from "./terminal-text.ts";

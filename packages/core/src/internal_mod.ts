@@ -8,9 +8,13 @@ export { writeFileAtomicSync, writeJsonAtomicSync } from "./files/atomic-write.t
 export { isErrno } from "./files/errno.ts";
 export { FILE_MUTEX_STALE_MS, withFileMutexSync } from "./files/file-mutex.ts";
 export {
+  describeJsonlSkips,
   JsonlAppender,
   type JsonlPage,
+  type JsonlSkip,
+  type JsonlSkipReason,
   type JsonRecord,
+  MAX_JSONL_LINE_BYTES,
   parseJsonlLines,
   readJsonl,
   readJsonlSync,

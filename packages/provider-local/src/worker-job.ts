@@ -19,6 +19,7 @@ import {
   readMeta,
   runDirOf,
 } from "@runctl/tracker";
+import { jobEnvFrom } from "./job-env.ts";
 import { isLeaseLost, isTransient } from "./queue-errors.ts";
 import { QueueSyncTarget } from "./queue-sync-target.ts";
 import type { WorkerEvent } from "./worker-events.ts";
@@ -172,7 +173,7 @@ export class JobRun {
       );
     }
     const env: Record<string, string | undefined> = {
-      ...this.#o.env,
+      ...jobEnvFrom(this.#o.env),
       RUNCTL_JOB_ID: String(job.id),
       RUNCTL_JOB_ATTEMPT: String(job.attempt),
     };

@@ -5,7 +5,7 @@
  * crosses the limit (nothing past the limit is ever buffered).
  */
 import type { IncomingMessage } from "node:http";
-import { describeIssues, issuesOf } from "@runctl/core";
+import { describeIssues, issuesOf, JSON_TOO_DEEP, jsonTextDepth, MAX_JSON_DEPTH } from "@runctl/core";
 import type { z } from "zod";
 import { HttpError } from "./http-response.ts";
 
@@ -129,7 +129,10 @@ function isJsonMediaType(header: string): boolean {
   return type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"));
 }
 
-/** The body parsed as JSON: 415 for another media type, 413 over `limit`, 400 `bad_json` when unparsable. */
+/**
+ * The body parsed as JSON: 415 for another media type, 413 over `limit`, 422
+ * `json_too_deep` past MAX_JSON_DEPTH, 400 `bad_json` when unparsable.
+ */
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
   const type = req.headers["content-type"];
   if (type !== undefined && !isJsonMediaType(type)) {
@@ -148,6 +151,18 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     throw new HttpError(400, "bad_json", "The request body is empty; this endpoint takes a JSON object", {
       hint: "Send a JSON object with `Content-Type: application/json`.",
     });
+  }
+  // Before parsing: JSON.parse, zod's recursive schemas and every client that
+  // later reads the stored value may overflow their stacks on deep nesting.
+  if (jsonTextDepth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new HttpError(
+      422,
+      JSON_TOO_DEEP,
+      `The request body is nested more than ${MAX_JSON_DEPTH} levels deep (the limit for JSON in runctl)`,
+      {
+        hint: `Flatten the body (configs included) to at most ${MAX_JSON_DEPTH} levels of nested objects and arrays.`,
+      },
+    );
   }
   try {
     return JSON.parse(text);

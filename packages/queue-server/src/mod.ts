@@ -18,6 +18,8 @@ export {
   type CancelOutcome,
   type CreatedJob,
   type HeartbeatOutcome,
+  type JobPage,
+  LIST_PAGE_BYTES,
   type ListJobsFilter,
   type ListRunsFilter,
   type LostAttempt,

@@ -255,7 +255,7 @@ export const ROUTES: readonly Route[] = [
   {
     method: "GET",
     pattern: /^\/api\/v1\/jobs$/,
-    handle: (ctx): JobListResponse => ({ jobs: ctx.server.store.listJobs(parseQuery(JobsQuery, ctx.query)) }),
+    handle: (ctx): JobListResponse => ctx.server.store.listJobs(parseQuery(JobsQuery, ctx.query)),
   },
   {
     method: "POST",
@@ -386,7 +386,12 @@ export const ROUTES: readonly Route[] = [
       const { runDir } = knownRun(ctx);
       const { since } = parseQuery(MetricsQuery, ctx.query);
       const page = await readMetrics(runDir, since);
-      return { metrics: page.records, count: page.records.length, cursor: page.cursor };
+      return {
+        metrics: page.records,
+        count: page.records.length,
+        cursor: page.cursor,
+        skipped: page.skipped,
+      };
     },
   },
   {

@@ -10,7 +10,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { join } from "node:path";
-import { isRunctlError, UserError } from "@runctl/core";
+import { isRunctlError, JSON_TOO_DEEP, MAX_JSON_DEPTH, UserError } from "@runctl/core";
 import { BodyAbortedError, DISCARD_LIMIT_BYTES, declaredLength, discardRest } from "./http-body.ts";
 import { HttpError, sendError, sendJson } from "./http-response.ts";
 import { matchRoute, RESPONDED, type ServerContext } from "./queue-routes.ts";
@@ -104,6 +104,11 @@ export async function startQueueServer(options: QueueServerOptions): Promise<Que
   mkdirSync(ctx.runsDir, { recursive: true });
   // Workers that kept running while the server was down get one lease period to heartbeat again.
   store.extendLeasesAtStartup();
+  for (const job of store.repairTooDeepConfigs()) {
+    log(
+      `job ${job.id}: its stored config was nested more than ${MAX_JSON_DEPTH} levels deep and was dropped (job is ${job.status})`,
+    );
+  }
 
   const authorized = token === undefined ? undefined : tokenChecker(token);
   const server = createServer((req, res) => {
@@ -191,6 +196,13 @@ async function handleRequest(
   }
 }
 
+/** The store's UserErrors that are the caller's fault, by HTTP status. */
+const STORE_REFUSALS: Readonly<Record<string, number>> = {
+  invalid_body: 422,
+  [JSON_TOO_DEEP]: 422,
+  idempotency_conflict: 409,
+};
+
 function answerError(
   req: IncomingMessage,
   res: ServerResponse,
@@ -204,10 +216,10 @@ function answerError(
   let httpError: HttpError;
   if (error instanceof HttpError) {
     httpError = error;
-  } else if (isRunctlError(error) && error.code === "invalid_body") {
+  } else if (isRunctlError(error) && STORE_REFUSALS[error.code] !== undefined) {
     httpError = new HttpError(
-      422,
-      "invalid_body",
+      STORE_REFUSALS[error.code] as number,
+      error.code,
       error.message,
       error.hint === undefined ? {} : { hint: error.hint },
     );

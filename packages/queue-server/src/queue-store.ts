@@ -11,7 +11,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseAt } from "@runctl/core";
+import { jsonTextDepth, MAX_JSON_DEPTH, parseAt, UserError } from "@runctl/core";
 import {
   type AttemptEnd,
   JobClaim,
@@ -106,7 +106,29 @@ export interface ListJobsFilter {
   status?: JobStatusFilter;
   limit?: number;
   offset?: number;
+  /**
+   * Stop adding jobs once their stored JSON (config, command, tags) passes this
+   * many bytes; default LIST_PAGE_BYTES. At least one job is always returned.
+   */
+  maxBytes?: number;
 }
+
+/** One page of jobs; `next_offset` is where the next page starts, null at the end. */
+export interface JobPage {
+  jobs: JobResponse[];
+  next_offset: number | null;
+}
+
+/**
+ * Bytes of stored job JSON one list response may carry. Jobs from before the
+ * config cap (or a limit of 1000 × 256 KiB) would otherwise make one response
+ * of hundreds of MB: seconds of a blocked event loop, gigabytes of memory,
+ * and past V8's string limit a 500. 4 MiB keeps one page's work (read,
+ * parse, serialise) to a few hundred milliseconds at most.
+ */
+export const LIST_PAGE_BYTES = 4 * 1024 * 1024;
+/** Rows read from SQLite at a time while filling a page. */
+const LIST_BATCH_ROWS = 16;
 
 export interface ListRunsFilter {
   status?: JobRunStatus;
@@ -225,6 +247,28 @@ function parseJson<T>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
 }
 
+/**
+ * The fields of a create that differ from the job stored under the same
+ * idempotency key. A resend after a lost answer is byte-for-byte the same
+ * request; anything else reusing the key is a caller's mistake that must not
+ * be answered with another job as if it were theirs.
+ */
+function differingFields(row: JobRow, spec: z.output<typeof JobCreate>): string[] {
+  const pairs: Array<[string, unknown, unknown]> = [
+    ["command_argv", row.command_argv, JSON.stringify(spec.command_argv)],
+    ["workdir", row.workdir, spec.workdir],
+    ["name", row.name, spec.name ?? null],
+    ["config", row.config, jsonOrNull(spec.config)],
+    ["tags", row.tags, jsonOrNull(spec.tags)],
+    ["priority", row.priority, spec.priority],
+    ["gpus", row.gpus, spec.gpus],
+    ["timeout_seconds", row.timeout_seconds, spec.timeout_seconds ?? null],
+    ["max_retries", row.max_retries, spec.max_retries],
+    ["retry_backoff_seconds", row.retry_backoff_seconds, spec.retry_backoff_seconds],
+  ];
+  return pairs.filter(([, stored, sent]) => stored !== sent).map(([field]) => field);
+}
+
 function notFound(jobId: number): QueueRefusal {
   return {
     ok: false,
@@ -299,7 +343,20 @@ export class QueueStore {
         const existing = this.#stmt(`SELECT ${JOB_COLUMNS} FROM jobs WHERE idempotency_key = ?`).get(
           spec.idempotency_key,
         ) as JobRow | undefined;
-        if (existing) return { job: toJobResponse(existing), created: false };
+        if (existing) {
+          const differs = differingFields(existing, spec);
+          if (differs.length > 0) {
+            throw new UserError(
+              `Idempotency key "${spec.idempotency_key}" was already used for job ${existing.id}, with a different ${differs.join(", ")}`,
+              {
+                code: "idempotency_conflict",
+                hint: "Use a new idempotency key for a different job; resend the same body only to retry the same submission.",
+                details: { job_id: existing.id, fields: differs },
+              },
+            );
+          }
+          return { job: toJobResponse(existing), created: false };
+        }
       }
       const id = this.#insertJob(spec, null);
       return { job: toJobResponse(this.#jobRow(id) as JobRow), created: true };
@@ -338,13 +395,31 @@ export class QueueStore {
     return row ? toJobResponse(row) : undefined;
   }
 
-  /** Newest first. */
-  listJobs(filter: ListJobsFilter = {}): JobResponse[] {
+  /** Newest first; up to `limit` jobs, fewer when their size passes `maxBytes` (then `next_offset` is set). */
+  listJobs(filter: ListJobsFilter = {}): JobPage {
     const where = STATUS_FILTERS[filter.status ?? "active"];
-    const rows = this.#stmt(
+    const limit = filter.limit ?? 50;
+    const maxBytes = filter.maxBytes ?? LIST_PAGE_BYTES;
+    const offset = filter.offset ?? 0;
+    const select = this.#stmt(
       `SELECT ${JOB_COLUMNS} FROM jobs WHERE ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,
-    ).all(filter.limit ?? 50, filter.offset ?? 0) as JobRow[];
-    return rows.map(toJobResponse);
+    );
+    const jobs: JobResponse[] = [];
+    let bytes = 0;
+    // Batches, so a page of large jobs never has all `limit` rows in memory at once.
+    while (jobs.length < limit) {
+      const batch = Math.min(LIST_BATCH_ROWS, limit - jobs.length);
+      const rows = select.all(batch, offset + jobs.length) as JobRow[];
+      for (const row of rows) {
+        const size = storedJobBytes(row);
+        if (jobs.length > 0 && bytes + size > maxBytes) return { jobs, next_offset: offset + jobs.length };
+        bytes += size;
+        jobs.push(toJobResponse(row));
+      }
+      if (rows.length < batch) return { jobs, next_offset: null };
+    }
+    const more = select.get(1, offset + jobs.length) !== undefined;
+    return { jobs, next_offset: more ? offset + jobs.length : null };
   }
 
   /**
@@ -682,6 +757,44 @@ export class QueueStore {
    * that kept running through an outage can heartbeat before anything is
    * requeued. Returns how many leases were looked at.
    */
+  /**
+   * Repairs jobs stored before the JSON depth limit (finding 4 of the
+   * hardening issue): a config nested past MAX_JSON_DEPTH cannot be read by
+   * any client (each refuses it with json_too_deep), so it would make every
+   * listing fail and, when claimed, burn the job's attempts on workers that
+   * cannot parse it. Such a config is dropped; a queued job with one fails at
+   * once, saying why. Returns the jobs repaired.
+   */
+  repairTooDeepConfigs(now: Date = this.#now()): Array<{ id: number; status: string }> {
+    return this.#write(() => {
+      const deep: Array<{ id: number; status: string }> = [];
+      // One row at a time: legacy configs may be large.
+      const rows = this.#db
+        .prepare("SELECT id, status, config FROM jobs WHERE config IS NOT NULL")
+        .iterate() as Iterable<{
+        id: number;
+        status: string;
+        config: string;
+      }>;
+      for (const row of rows) {
+        if (jsonTextDepth(row.config, MAX_JSON_DEPTH) > MAX_JSON_DEPTH)
+          deep.push({ id: row.id, status: row.status });
+      }
+      const message = `config nested more than ${MAX_JSON_DEPTH} levels deep (the limit for JSON in runctl); it was dropped`;
+      for (const job of deep) {
+        if (job.status === "queued") {
+          this.#stmt(
+            "UPDATE jobs SET config = NULL, status = 'failed', finished_at = ?, error_message = ? WHERE id = ?",
+          ).run(iso(now), message, job.id);
+          job.status = "failed";
+        } else {
+          this.#stmt("UPDATE jobs SET config = NULL WHERE id = ?").run(job.id);
+        }
+      }
+      return deep;
+    });
+  }
+
   extendLeasesAtStartup(now: Date = this.#now(), seconds = 0): number {
     return this.#write(() => {
       const rows = this.#stmt(
@@ -893,6 +1006,11 @@ function toJobResponse(row: JobRow): JobResponse {
     retry_of: row.retry_of,
     runs: row.runs_json ? (JSON.parse(row.runs_json) as string[]) : [],
   };
+}
+
+/** What a job row adds to a response, roughly: its stored JSON columns. */
+function storedJobBytes(row: JobRow): number {
+  return (row.config?.length ?? 0) + row.command_argv.length + (row.tags?.length ?? 0) + 512;
 }
 
 function toQueueRun(row: RunRow & Pick<JobRow, "name" | "config" | "tags">, now: Date): QueueRun {

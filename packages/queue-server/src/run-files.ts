@@ -57,12 +57,26 @@ export function relativePathFromUrl(raw: string): string[] {
   if (path.startsWith("/")) throw badPath(path, "absolute");
   if (path.includes("\\")) throw badPath(path, "backslash");
   if (hasControlCharacter(path)) throw badPath(path, "control character");
+  // File systems refuse longer names (ENAMETOOLONG): the caller's mistake, said as a 400, not a 500.
+  if (Buffer.byteLength(path) > MAX_PATH_BYTES)
+    throw badPath(shortened(path), `longer than ${MAX_PATH_BYTES} bytes`);
   const segments = path.split("/");
   for (const segment of segments) {
+    if (Buffer.byteLength(segment) > MAX_NAME_BYTES) {
+      throw badPath(shortened(path), `a name longer than ${MAX_NAME_BYTES} bytes`);
+    }
     if (segment === "" || segment === "." || segment === "..") throw badPath(path, `segment "${segment}"`);
     if (segment.startsWith(UPLOAD_TEMP_PREFIX)) throw badPath(path, "reserved name");
   }
   return segments;
+}
+
+/** NAME_MAX and PATH_MAX of Linux file systems (ext4, xfs, tmpfs), for one name and a relative path. */
+const MAX_NAME_BYTES = 255;
+const MAX_PATH_BYTES = 4096;
+
+function shortened(path: string): string {
+  return path.length > 100 ? `${path.slice(0, 100)}…` : path;
 }
 
 /** True when `real` is `root` or inside it (both real paths). */

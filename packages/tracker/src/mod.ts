@@ -34,7 +34,7 @@ export {
   type UploadOptions,
   type WaitOptions,
 } from "./queue-client.ts";
-export { readMeta, readMetrics, readSystem } from "./read.ts";
+export { type MetricsRead, readMeta, readMetrics, readSystem } from "./read.ts";
 export {
   type CreateRunOptions,
   type FinishDetail,

@@ -5,6 +5,7 @@
  * clients may ignore. The server parses requests with these schemas and the
  * clients parse responses with them, so neither side can drift.
  */
+import { jsonValueDepth, MAX_JSON_DEPTH } from "@runctl/core";
 import { z } from "zod";
 
 /** Where a job is; `lost` never appears: an expired lease requeues or fails the job. */
@@ -34,7 +35,45 @@ const JsonValue: z.ZodType<unknown> = z.lazy(() =>
     z.record(z.string(), JsonValue),
   ]),
 );
-const JsonObject = z.record(z.string(), JsonValue);
+/**
+ * A JSON object no deeper than MAX_JSON_DEPTH. Depth is checked first, by a
+ * walk without recursion: JsonValue's schema recurses per level and would
+ * overflow the stack on a few thousand.
+ */
+const JsonObject = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (jsonValueDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+      ctx.addIssue({
+        code: "custom",
+        message: `nested more than ${MAX_JSON_DEPTH} levels deep (the limit for JSON in runctl)`,
+        abort: true,
+      });
+    }
+  })
+  .pipe(z.record(z.string(), JsonValue));
+
+/**
+ * A job's config, as JSON, is at most this big. It travels in every list,
+ * claim and run response; bigger data belongs in a file the job reads.
+ */
+export const MAX_JOB_CONFIG_BYTES = 256 * 1024;
+
+const JobConfig = JsonObject.superRefine((value, ctx) => {
+  const bytes = Buffer.byteLength(JSON.stringify(value));
+  if (bytes > MAX_JOB_CONFIG_BYTES) {
+    ctx.addIssue({
+      code: "custom",
+      message: `is ${bytes} bytes as JSON, over the limit of ${MAX_JOB_CONFIG_BYTES} bytes (256 KiB); pass large data as a file the job reads`,
+    });
+  }
+});
+
+/** GPU indices, each at most once: a repeated index would count one GPU twice. */
+const GpuIndices = z
+  .array(z.number().int().min(0))
+  .max(64)
+  .refine((ids) => new Set(ids).size === ids.length, "repeats a GPU index; list each GPU once");
 
 const WorkerId = z
   .string()
@@ -52,7 +91,7 @@ export const JobCreate = z.strictObject({
   command_argv: z.array(z.string().max(65_536)).min(1).max(4096),
   workdir: z.string().min(1).max(4096),
   name: z.string().min(1).max(200).nullish(),
-  config: JsonObject.nullish(),
+  config: JobConfig.nullish(),
   tags: z.array(z.string().min(1).max(200)).max(100).nullish(),
   /** Higher runs first; FIFO among equals. */
   priority: z.number().int().min(-1000).max(1000).default(0),
@@ -125,7 +164,7 @@ export const JobClaim = z.strictObject({
   /** whirr's single-GPU claim; runctl workers send `free_gpus` instead. */
   gpu_id: z.number().int().min(0).nullish(),
   /** GPU indices free on the worker: a job needing n GPUs is claimable when n ≤ this many. */
-  free_gpus: z.array(z.number().int().min(0)).max(64).nullish(),
+  free_gpus: GpuIndices.nullish(),
   lease_seconds: LeaseSeconds.default(DEFAULT_LEASE_SECONDS),
 });
 export type JobClaim = z.input<typeof JobClaim>;
@@ -133,7 +172,15 @@ export type JobClaim = z.input<typeof JobClaim>;
 export const JobClaimResponse = z.object({ job: JobResponse.nullable() });
 export type JobClaimResponse = z.infer<typeof JobClaimResponse>;
 
-export const JobListResponse = z.object({ jobs: z.array(JobResponse) });
+export const JobListResponse = z.object({
+  jobs: z.array(JobResponse),
+  /**
+   * runctl addition: set when the page stopped before `limit` because its jobs
+   * passed the server's byte budget per response (4 MiB); ask again with
+   * `offset=next_offset` for the rest. Null or absent: nothing more.
+   */
+  next_offset: z.number().int().min(0).nullish(),
+});
 export type JobListResponse = z.infer<typeof JobListResponse>;
 
 /**
@@ -203,7 +250,7 @@ export type JobRetryResponse = z.infer<typeof JobRetryResponse>;
 export const WorkerRegistration = z.strictObject({
   worker_id: WorkerId,
   hostname: z.string().min(1).max(255),
-  gpu_ids: z.array(z.number().int().min(0)).max(64).default([]),
+  gpu_ids: GpuIndices.default([]),
   /** Jobs the worker runs at once. */
   max_jobs: z.number().int().min(1).max(256).default(1),
   pid: z.number().int().min(0).nullish(),
@@ -265,6 +312,8 @@ export const RunMetricsResponse = z.object({
   count: z.number().int(),
   /** Pass back as `?since=` to get only newer records (`_idx >= since`). */
   cursor: z.number().int().default(0),
+  /** Lines of metrics.jsonl that could not be returned (over 1 MiB, nested too deep, not JSON); runctl addition. */
+  skipped: z.number().int().min(0).default(0),
 });
 export type RunMetricsResponse = z.infer<typeof RunMetricsResponse>;
 

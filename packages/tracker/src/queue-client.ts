@@ -10,7 +10,14 @@
  * ever the former.
  */
 import { randomUUID } from "node:crypto";
-import { ProviderError, parseAt, UserError } from "@runctl/core";
+import {
+  assertJsonDepth,
+  MAX_JSON_DEPTH,
+  ProviderError,
+  parseAt,
+  parseJsonWithDepthLimit,
+  UserError,
+} from "@runctl/core";
 import type { z } from "zod";
 import {
   type ArtifactRecord,
@@ -269,14 +276,26 @@ export class QueueClient {
   }
 
   /** Newest first; default status `active` (queued and running). */
+  /**
+   * Up to `limit` jobs (default 50), newest first. The server may answer in
+   * pages bounded by bytes (`next_offset`); they are followed until `limit`.
+   */
   async listJobs(options: ListJobsOptions = {}): Promise<JobResponse[]> {
-    const query = { status: options.status, limit: options.limit, offset: options.offset };
-    const res = await this.#json(
-      JobListResponse,
-      { method: "GET", path: "/jobs", query, idempotent: true },
-      options,
-    );
-    return res.jobs;
+    const limit = options.limit ?? 50;
+    const jobs: JobResponse[] = [];
+    let offset = options.offset ?? 0;
+    for (;;) {
+      const query = { status: options.status, limit: limit - jobs.length, offset };
+      const res = await this.#json(
+        JobListResponse,
+        { method: "GET", path: "/jobs", query, idempotent: true },
+        options,
+      );
+      jobs.push(...res.jobs);
+      if (res.next_offset === null || res.next_offset === undefined || res.jobs.length === 0) return jobs;
+      if (jobs.length >= limit) return jobs;
+      offset = res.next_offset;
+    }
   }
 
   /** A queued job is cancelled at once; a running one when its worker has stopped it. */
@@ -493,6 +512,13 @@ export class QueueClient {
 
   async #json<S extends z.ZodType>(schema: S, spec: RequestSpec, options: CallOptions): Promise<z.output<S>> {
     const answer = await this.#send(spec, options, false);
+    // Before JSON.parse and the schema (which recurses per level): a job stored
+    // by an older server may hold a config nested thousands of levels deep.
+    assertJsonDepth(
+      answer.text,
+      MAX_JSON_DEPTH,
+      `The answer of ${this.#base} to ${spec.method} ${spec.path}`,
+    );
     let value: unknown;
     try {
       value = JSON.parse(answer.text);
@@ -585,7 +611,7 @@ function errorOf(base: string, answer: Answer): QueueServerError {
   const { status, statusText, text } = answer;
   let parsed: ErrorResponse | undefined;
   try {
-    const result = ErrorResponse.safeParse(JSON.parse(text));
+    const result = ErrorResponse.safeParse(parseJsonWithDepthLimit(text, "error body"));
     if (result.success) parsed = result.data;
   } catch {
     // not JSON: a proxy's error page, say

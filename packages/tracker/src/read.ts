@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { MetricRecord, type MetricsPage, type RunMeta } from "@runctl/core";
-import { type JsonlPage, readJsonl } from "@runctl/core/internal";
+import { type JsonlPage, type JsonlSkip, readJsonl } from "@runctl/core/internal";
 import { RUN_FILES } from "./layout.ts";
 import { readMetaFile } from "./meta-file.ts";
 
@@ -19,19 +19,33 @@ export async function readMeta(runDir: string): Promise<RunMeta> {
   return (await readMetaFile(runDir)).meta;
 }
 
-/** metrics.jsonl records with `_idx >= since`, in file order; `cursor` is the next `_idx` to ask for. */
-export async function readMetrics(runDir: string, since = 0): Promise<MetricsPage> {
+/** What readMetrics returns: the page, and the lines it skipped for the caller to report. */
+export interface MetricsRead extends MetricsPage {
+  /** Complete lines that were not metrics (too long, too deep, not JSON, no `_idx`). */
+  skipped: number;
+  /** The first of the unreadable lines (see describeJsonlSkips). */
+  skips: JsonlSkip[];
+}
+
+/**
+ * metrics.jsonl records with `_idx >= since`, in file order; `cursor` is the
+ * next `_idx` to ask for. Reads in time linear in the file, holding at most
+ * one line of MAX_JSONL_LINE_BYTES beyond the records.
+ */
+export async function readMetrics(runDir: string, since = 0): Promise<MetricsRead> {
   const page = await readJsonl(join(runDir, RUN_FILES.metrics));
+  let skipped = page.skipped;
   const records: MetricRecord[] = [];
   let cursor = since;
   for (const raw of page.records) {
     const parsed = MetricRecord.safeParse(raw);
     // A line without a valid `_idx` cannot be placed against a cursor: skip it like garbage.
+    if (!parsed.success) skipped++;
     if (!parsed.success || parsed.data._idx < since) continue;
     records.push(parsed.data);
     if (parsed.data._idx >= cursor) cursor = parsed.data._idx + 1;
   }
-  return { records, cursor };
+  return { records, cursor, skipped, skips: page.skips };
 }
 
 /** system.jsonl from byte offset `since` (pass back the returned `offset`). */

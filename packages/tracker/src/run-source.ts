@@ -14,7 +14,6 @@ import {
   type ArtifactStore,
   listStoredRunFiles,
   MetricRecord,
-  type MetricsPage,
   type RunMeta,
   readStoredRunFile,
   UserError,
@@ -24,6 +23,7 @@ import { RUN_FILES } from "./layout.ts";
 import { parseMetaText, runNotFound } from "./meta-file.ts";
 import type { QueueClient } from "./queue-client.ts";
 import { QueueServerError } from "./queue-client.ts";
+import { type MetricsRead, readMetrics } from "./read.ts";
 import { resolveRun } from "./runs.ts";
 
 export interface RunSource {
@@ -33,6 +33,8 @@ export interface RunSource {
   resolve(idOrPrefix: string): Promise<string>;
   /** A whole file of the run's directory (`meta.json`, `output.log`, …), or null when it has none. */
   readFile(runId: string, path: string): Promise<Buffer | null>;
+  /** metrics.jsonl streamed where the source can (memory bounded by the line cap, not the file). */
+  metrics?(runId: string, since: number): Promise<MetricsRead>;
 }
 
 /** meta.json of a run from any source, parsed and checked as on this disk. */
@@ -42,18 +44,21 @@ export async function sourceMeta(source: RunSource, runId: string): Promise<RunM
   return parseMetaText(raw.toString("utf8"), `${source.location}/${runId}/${RUN_FILES.meta}`).meta;
 }
 
-/** metrics.jsonl of a run from any source: records with `_idx >= since`, garbage lines skipped. */
-export async function sourceMetrics(source: RunSource, runId: string, since = 0): Promise<MetricsPage> {
+/** metrics.jsonl of a run from any source: records with `_idx >= since`; unreadable lines counted, not returned. */
+export async function sourceMetrics(source: RunSource, runId: string, since = 0): Promise<MetricsRead> {
+  if (source.metrics) return source.metrics(runId, since);
   const raw = (await source.readFile(runId, RUN_FILES.metrics)) ?? Buffer.alloc(0);
   const records: MetricRecord[] = [];
   let cursor = since;
-  parseJsonlLines(raw, (record) => {
+  let invalid = 0;
+  const page = parseJsonlLines(raw, (record) => {
     const parsed = MetricRecord.safeParse(record);
+    if (!parsed.success) invalid++;
     if (!parsed.success || parsed.data._idx < since) return;
     records.push(parsed.data);
     if (parsed.data._idx >= cursor) cursor = parsed.data._idx + 1;
   });
-  return { records, cursor };
+  return { records, cursor, skipped: page.skipped + invalid, skips: page.skips };
 }
 
 /** Runs in a runs directory on this machine. */
@@ -66,6 +71,10 @@ export class DirRunSource implements RunSource {
 
   async resolve(idOrPrefix: string): Promise<string> {
     return (await resolveRun(this.runsDir, idOrPrefix)).id;
+  }
+
+  metrics(runId: string, since: number): Promise<MetricsRead> {
+    return readMetrics(join(this.runsDir, runId), since);
   }
 
   async readFile(runId: string, path: string): Promise<Buffer | null> {

@@ -106,7 +106,7 @@ describe("RunWriter round trip", () => {
     expect(metrics.cursor).toBe(3);
     expect(typeof metrics.records[0]?._timestamp).toBe("string");
     expect(await readMetrics(w.dir, 2)).toMatchObject({ records: [{ _idx: 2, acc: 0.5 }], cursor: 3 });
-    expect(await readMetrics(w.dir, 3)).toEqual({ records: [], cursor: 3 });
+    expect(await readMetrics(w.dir, 3)).toEqual({ records: [], cursor: 3, skipped: 0, skips: [] });
 
     const system = await readSystem(w.dir);
     expect(system.records).toHaveLength(1);
@@ -230,11 +230,17 @@ describe("JSONL readers", () => {
   });
 
   it("treat a missing file as empty", async () => {
-    expect(await readMetrics(join(root.path, "no-such-run"))).toEqual({ records: [], cursor: 0 });
+    expect(await readMetrics(join(root.path, "no-such-run"))).toEqual({
+      records: [],
+      cursor: 0,
+      skipped: 0,
+      skips: [],
+    });
     expect(await readJsonl(join(root.path, "nope.jsonl"), { since: 10 })).toEqual({
       records: [],
       offset: 10,
       skipped: 0,
+      skips: [],
     });
   });
 });

@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
+import { terminalSafe } from "@runctl/command";
 import { buildBundle, formatBytes } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { table } from "../output.ts";
@@ -49,10 +50,11 @@ export default class Bundle extends RunctlCommand {
     this.log(
       `size     ${formatBytes(info.totalBytes)} (${formatBytes(info.archiveBytes)} packed${info.cached ? ", cached" : ""})`,
     );
-    this.log(`archive  ${info.archivePath}`);
+    this.log(`archive  ${terminalSafe(info.archivePath)}`);
     if (info.largest.length > 0) {
       this.log("largest");
-      for (const f of info.largest.slice(0, 5)) this.log(`  ${formatBytes(f.size).padStart(10)}  ${f.path}`);
+      for (const f of info.largest.slice(0, 5))
+        this.log(`  ${formatBytes(f.size).padStart(10)}  ${terminalSafe(f.path)}`);
     }
     const { files, ...summary } = info;
     return { bundle: flags.list ? info : summary };

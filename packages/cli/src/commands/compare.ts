@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from "node:util";
 import { Args } from "@oclif/core";
 import { type RunMeta, UserError } from "@runctl/core";
-import { type RunSource, sourceMeta, sourceMetrics, withEffectiveStatus } from "@runctl/tracker";
+import { describeJsonlSkips } from "@runctl/core/internal";
+import { RUN_FILES, type RunSource, sourceMeta, sourceMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { colorEnabled, flatten, formatValue, paint, table } from "../output.ts";
 import { RESERVED_METRIC_KEYS, sourceRunConfig } from "../run-records.ts";
@@ -97,7 +98,9 @@ The best value of each metric row is marked with *: the lowest when a part of th
         const meta = withEffectiveStatus(await sourceMeta(source, id));
         const { config, problem } = await sourceRunConfig(source, id, meta);
         if (problem !== undefined) this.progress(`Warning: ${problem}`);
-        return { id, meta, config: flatten(config), metrics: await finalMetrics(source, id, meta) };
+        const { metrics, skipped } = await finalMetrics(source, id, meta);
+        if (skipped !== undefined) this.progress(`Warning: run ${id}: ${skipped}`);
+        return { id, meta, config: flatten(config), metrics };
       }),
     );
     const ids = loaded.map((r) => r.id);
@@ -176,12 +179,20 @@ The best value of each metric row is marked with *: the lowest when a part of th
 }
 
 /** Summary keys (flattened) over the last logged value of every metric. */
-async function finalMetrics(source: RunSource, id: string, meta: RunMeta): Promise<Record<string, unknown>> {
-  const { records } = await sourceMetrics(source, id);
+async function finalMetrics(
+  source: RunSource,
+  id: string,
+  meta: RunMeta,
+): Promise<{ metrics: Record<string, unknown>; skipped: string | undefined }> {
+  const page = await sourceMetrics(source, id);
+  const { records } = page;
   const logged: Record<string, unknown> = Object.create(null);
   for (const record of records) {
     for (const [key, value] of Object.entries(record))
       if (!RESERVED_METRIC_KEYS.has(key)) logged[key] = value;
   }
-  return { ...flatten(logged), ...flatten(meta.summary ?? {}) };
+  return {
+    metrics: { ...flatten(logged), ...flatten(meta.summary ?? {}) },
+    skipped: describeJsonlSkips(RUN_FILES.metrics, page),
+  };
 }

@@ -1,6 +1,7 @@
 import { Args, Flags } from "@oclif/core";
 import { type Attempt, type MetricRecord, type RunMeta, UserError } from "@runctl/core";
-import { sourceMeta, sourceMetrics, withEffectiveStatus } from "@runctl/tracker";
+import { describeJsonlSkips } from "@runctl/core/internal";
+import { RUN_FILES, sourceMeta, sourceMetrics, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { asciiChart, flatten, formatAgo, formatDuration, formatNumber, formatValue } from "../output.ts";
 import { RESERVED_METRIC_KEYS, runDurationMs, sourceRunConfig } from "../run-records.ts";
@@ -50,7 +51,10 @@ export default class Show extends RunctlCommand {
     const meta = withEffectiveStatus(await sourceMeta(source, id));
     const { config, problem } = await sourceRunConfig(source, id, meta);
     if (problem !== undefined) this.progress(`Warning: ${problem}`);
-    const { records } = await sourceMetrics(source, id);
+    const metrics = await sourceMetrics(source, id);
+    const skippedNote = describeJsonlSkips(RUN_FILES.metrics, metrics);
+    if (skippedNote !== undefined) this.progress(`Warning: ${skippedNote}`);
+    const { records } = metrics;
     const last = records.at(-1) ?? null;
     const numeric = numericKeys(records);
     if (flags.metric !== undefined && !numeric.includes(flags.metric)) {

@@ -3,79 +3,141 @@
  * same bytes (with one zlib), so a key can stand for its archive.
  */
 import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { once } from "node:events";
+import { constants, createWriteStream } from "node:fs";
+import { open, readlink } from "node:fs/promises";
+import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGzip } from "node:zlib";
 import * as tar from "tar";
-import { UserError } from "../errors.ts";
+import { isRunctlError, UserError } from "../errors.ts";
 import type { BundleEntry } from "./manifest.ts";
-import { hashFile, manifestKey } from "./manifest.ts";
+import { hashFile } from "./manifest.ts";
 
 /** Every entry carries this mtime; 2000-01-01 rather than 0 because some tools treat 0 as "unset". */
 export const ARCHIVE_MTIME = new Date(Date.UTC(2000, 0, 1));
 
-/**
- * tar turns a second path to an inode it has seen into a hard link entry.
- * That would make the archive depend on how the checkout was made (a `cp -l`
- * tree differs from a clone), so the cache it consults never remembers.
- */
-class ForgetfulMap<K, V> extends Map<K, V> {
-  override set(): this {
-    return this;
-  }
-}
+/** Bytes read from a file at a time while packing: the most of it ever in memory. */
+const READ_BYTES = 1024 * 1024;
+const BLOCK = 512;
+/** The gzip header's OS byte (RFC 1952): 255 "unknown", so the archive is the same on every platform. */
+const GZIP_OS_OFFSET = 9;
+const GZIP_OS_UNKNOWN = 0xff;
 
 /**
- * Packs `entries` (read from `root`) into `dest`, which must not exist.
- * Directories are implied by paths, so empty directories are not kept. The
- * result is verified against the manifest afterwards: a file edited while it
- * was being packed would otherwise hide under a key that does not describe it.
+ * Packs `entries` (read from `root`) into `dest`, which must not exist, as a
+ * stream: each file is read in 1 MiB pieces that are hashed and compressed as
+ * they pass, so memory stays bounded whatever the file sizes (a 2 GB sparse
+ * file included), and nothing is decompressed again afterwards. Every piece is
+ * checked against the manifest while it is packed: a file that changed since
+ * it was hashed (size, content, a symlink's target) stops the build, since it
+ * would otherwise hide under a key that does not describe it. Directories are
+ * implied by paths, so empty directories are not kept.
  */
 export async function writeArchive(
   root: string,
   entries: readonly BundleEntry[],
   dest: string,
 ): Promise<{ bytes: number; sha256: string }> {
-  const modes = new Map<string, number>();
-  for (const e of entries) if (e.type === "file") modes.set(e.path, e.mode);
-
-  const pack = new tar.Pack({
-    cwd: root,
-    gzip: true,
-    // portable drops uid/gid/uname/atime/ctime and marks the gzip header OS as unknown (0xff).
-    portable: true,
-    mtime: ARCHIVE_MTIME,
-    noDirRecurse: true,
-    strict: true,
-    linkCache: new ForgetfulMap(),
-    onWriteEntry: (entry) => {
-      // The archive stores the manifest's normalised mode, not the checkout's.
-      const mode = modes.get(entry.path);
-      if (mode !== undefined && entry.stat) entry.stat.mode = (entry.stat.mode & ~0o7777) | mode;
+  const gzip = createGzip({ level: 6 });
+  const digest = createHash("sha256");
+  let bytes = 0;
+  const measure = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (bytes === 0 && chunk.length > GZIP_OS_OFFSET) chunk[GZIP_OS_OFFSET] = GZIP_OS_UNKNOWN;
+      digest.update(chunk);
+      bytes += chunk.length;
+      done(null, chunk);
     },
   });
   const out = createWriteStream(dest, { flags: "wx", mode: 0o644 });
-  const written = new Promise<void>((resolve, reject) => {
-    out.on("close", resolve);
-    out.on("error", reject);
-    pack.on("error", (error: unknown) => {
-      out.destroy();
-      reject(error);
-    });
-  });
-  pack.pipe(out);
-  for (const e of entries) pack.add(e.path);
-  pack.end();
+  const written = pipeline(gzip, measure, out);
+  // The pipeline's failure is reported once, by `await written` below.
+  written.catch(() => {});
+  const write = async (chunk: Buffer): Promise<void> => {
+    if (!gzip.write(chunk)) await once(gzip, "drain");
+  };
   try {
+    for (const entry of entries) {
+      if (entry.type === "symlink") await packSymlink(root, entry, write);
+      else await packFile(root, entry, write);
+    }
+    // End of archive: two zero blocks.
+    await write(Buffer.alloc(2 * BLOCK));
+    gzip.end();
     await written;
   } catch (error) {
+    gzip.destroy();
+    await written.catch(() => {});
+    if (isRunctlError(error)) throw error;
     throw changedDuringBuild(root, error);
   }
+  return { bytes, sha256: digest.digest("hex") };
+}
 
-  const inspected = await inspectArchive(dest);
-  if (inspected.foreign.length > 0) throw changedDuringBuild(root, undefined, inspected.foreign[0]);
-  if (manifestKey(inspected.entries) !== manifestKey(entries)) {
-    throw changedDuringBuild(root, undefined, firstDifference(entries, inspected.entries));
+type Write = (chunk: Buffer) => Promise<void>;
+
+/** The tar header (with a pax header before it when a field does not fit ustar). */
+function headerBlocks(data: {
+  path: string;
+  type: "File" | "SymbolicLink";
+  mode: number;
+  size: number;
+  linkpath?: string;
+}): Buffer {
+  const fields = { ...data, mtime: ARCHIVE_MTIME };
+  const header = new tar.Header(fields);
+  const needPax = header.encode();
+  const block = header.block as Buffer;
+  if (!needPax) return block;
+  const pax = new tar.Pax({
+    path: data.path,
+    mtime: ARCHIVE_MTIME,
+    size: data.size,
+    ...(data.linkpath === undefined ? {} : { linkpath: data.linkpath }),
+  }).encode();
+  return Buffer.concat([pax, block]);
+}
+
+async function packSymlink(
+  root: string,
+  entry: BundleEntry & { type: "symlink" },
+  write: Write,
+): Promise<void> {
+  const target = await readlink(path.join(root, entry.path));
+  if (target !== entry.target) throw changedDuringBuild(root, undefined, entry.path);
+  await write(
+    headerBlocks({ path: entry.path, type: "SymbolicLink", mode: 0o777, size: 0, linkpath: target }),
+  );
+}
+
+async function packFile(root: string, entry: BundleEntry & { type: "file" }, write: Write): Promise<void> {
+  const handle = await open(path.join(root, entry.path), constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (!(await handle.stat()).isFile()) throw changedDuringBuild(root, undefined, entry.path);
+    await write(headerBlocks({ path: entry.path, type: "File", mode: entry.mode, size: entry.size }));
+    const hash = createHash("sha256");
+    let done = 0;
+    for (;;) {
+      // A fresh buffer per read: gzip may still hold the previous one.
+      const chunk = Buffer.allocUnsafe(READ_BYTES);
+      const { bytesRead } = await handle.read(chunk, 0, READ_BYTES, null);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+      if (done > entry.size) throw changedDuringBuild(root, undefined, entry.path);
+      const piece = chunk.subarray(0, bytesRead);
+      hash.update(piece);
+      await write(piece);
+    }
+    if (done !== entry.size || hash.digest("hex") !== entry.sha256) {
+      throw changedDuringBuild(root, undefined, entry.path);
+    }
+    const pad = (BLOCK - (entry.size % BLOCK)) % BLOCK;
+    if (pad > 0) await write(Buffer.alloc(pad));
+  } finally {
+    await handle.close();
   }
-  return { bytes: inspected.bytes, sha256: inspected.sha256 };
 }
 
 function changedDuringBuild(root: string, cause: unknown, path?: string): UserError {
@@ -86,14 +148,6 @@ function changedDuringBuild(root: string, cause: unknown, path?: string): UserEr
     details: path === undefined ? { root } : { root, path },
     cause,
   });
-}
-
-function firstDifference(a: readonly BundleEntry[], b: readonly BundleEntry[]): string | undefined {
-  const length = Math.max(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    if (JSON.stringify(a[i]) !== JSON.stringify(b[i])) return a[i]?.path ?? b[i]?.path;
-  }
-  return undefined;
 }
 
 /**
@@ -110,6 +164,8 @@ export async function inspectArchive(
   await tar.list({
     file: archive,
     strict: true,
+    // Our own archives: a file of zeros legitimately compresses over 1000:1.
+    maxDecompressionRatio: Number.POSITIVE_INFINITY,
     onReadEntry: (entry) => {
       const mode = entry.mode;
       if (entry.type === "SymbolicLink" && entry.linkpath) {

@@ -147,6 +147,7 @@ function skippedWarning(skipped: readonly SkippedEntry[]): string {
     symlink_absolute: "symlink has an absolute target",
     symlink_loop: "symlink loops",
     special_file: "not a regular file",
+    name_not_utf8: "its name is not valid UTF-8; rename it to bundle it",
   };
   const named = skipped
     .slice(0, 5)

@@ -13,7 +13,17 @@ export interface ArchiveEntryHeader {
   path: string;
   type: string;
   linkpath?: string | undefined;
+  /** Bytes of content the entry declares. */
+  size?: number | undefined;
 }
+
+/**
+ * The most an archive may unpack to, summed over its entries' declared sizes
+ * (which extraction then holds it to). This, not tar's default cap of 1000:1
+ * on the compression ratio, is the defence against decompression bombs: an
+ * honest bundle may hold a file of zeros that compresses far beyond 1000:1.
+ */
+export const MAX_UNPACKED_BYTES = 64 * 1024 ** 3;
 
 type EntryKind = "file" | "directory" | "symlink" | "hardlink";
 
@@ -133,12 +143,16 @@ export function checkArchiveEntries(archive: string, headers: readonly ArchiveEn
 }
 
 function headerOf(entry: tar.ReadEntry): ArchiveEntryHeader {
-  return { path: entry.path, type: entry.type, linkpath: entry.linkpath };
+  return { path: entry.path, type: entry.type, linkpath: entry.linkpath, size: entry.size };
 }
 
 function sameHeader(a: ArchiveEntryHeader | undefined, b: ArchiveEntryHeader): boolean {
   return (
-    a !== undefined && a.path === b.path && a.type === b.type && (a.linkpath ?? "") === (b.linkpath ?? "")
+    a !== undefined &&
+    a.path === b.path &&
+    a.type === b.type &&
+    (a.linkpath ?? "") === (b.linkpath ?? "") &&
+    (a.size === undefined || a.size === (b.size ?? 0))
   );
 }
 
@@ -195,6 +209,8 @@ export async function extractListed(
       file: archive,
       cwd: target,
       strict: true,
+      // Bounded by the checked sizes instead (MAX_UNPACKED_BYTES).
+      maxDecompressionRatio: Number.POSITIVE_INFINITY,
       preserveOwner: false,
       // Exact modes from the archive (644/755) whatever this process's umask is.
       chmod: true,
@@ -246,9 +262,25 @@ export async function extractBundle(archivePath: string, targetDir: string): Pro
 
   const headers: ArchiveEntryHeader[] = [];
   try {
-    await tar.list({ file: archive, strict: true, onReadEntry: (entry) => headers.push(headerOf(entry)) });
+    await tar.list({
+      file: archive,
+      strict: true,
+      maxDecompressionRatio: Number.POSITIVE_INFINITY,
+      onReadEntry: (entry) => headers.push(headerOf(entry)),
+    });
   } catch (error) {
     throw invalidArchive(archive, error);
+  }
+  const unpacked = headers.reduce((sum, h) => sum + (h.size ?? 0), 0);
+  if (unpacked > MAX_UNPACKED_BYTES) {
+    throw new UserError(
+      `Refusing to extract ${archive}: it would unpack to ${unpacked} bytes, over the limit of ${MAX_UNPACKED_BYTES}`,
+      {
+        code: "bundle_too_large",
+        hint: "Keep data and weights out of the bundle (.runctlignore, bundle.exclude) and fetch them on the machine.",
+        details: { archive, bytes: unpacked, max: MAX_UNPACKED_BYTES },
+      },
+    );
   }
   checkArchiveEntries(archive, headers);
   await prepareTarget(target);

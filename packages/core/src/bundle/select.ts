@@ -51,6 +51,7 @@ export const SkipReasonSchema = z.enum([
   "symlink_absolute",
   "symlink_loop",
   "special_file",
+  "name_not_utf8",
 ]);
 export type SkipReason = z.infer<typeof SkipReasonSchema>;
 
@@ -205,7 +206,20 @@ export async function selectFiles(root: string, opts: SelectOptions = {}): Promi
     const gitignore = await readIgnoreFile(path.join(dirAbs, ".gitignore"));
     if (gitignore !== undefined) rules.addGitignore(dirRel, gitignore);
 
-    const names = (await readdir(dirAbs)).sort(comparePaths);
+    // Raw names: one that is not UTF-8 has no faithful string form (Node would
+    // substitute U+FFFD and then fail to find the file), nor a place in the
+    // JSON manifest; it is left out and reported instead.
+    const names: string[] = [];
+    for (const raw of await readdir(dirAbs, { encoding: "buffer" })) {
+      const name = utf8Name(raw);
+      if (name !== undefined) names.push(name);
+      else
+        skipped.push({
+          path: dirRel === "" ? lossy(raw) : `${dirRel}/${lossy(raw)}`,
+          reason: "name_not_utf8",
+        });
+    }
+    names.sort(comparePaths);
     const infos = await Promise.all(names.map((name) => lstat(path.join(dirAbs, name))));
     for (const [i, name] of names.entries()) {
       const info = infos[i];
@@ -243,6 +257,40 @@ export async function selectFiles(root: string, opts: SelectOptions = {}): Promi
   skipped.sort((a, b) => comparePaths(a.path, b.path));
   const totalBytes = files.reduce((sum, f) => sum + (f.type === "file" ? f.size : 0), 0);
   return { files, skipped, totalBytes };
+}
+
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+function utf8Name(raw: Buffer): string | undefined {
+  try {
+    return STRICT_UTF8.decode(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A non-UTF-8 name for messages: invalid bytes as `\xNN`. */
+function lossy(raw: Buffer): string {
+  let out = "";
+  let i = 0;
+  while (i < raw.length) {
+    // The longest valid UTF-8 sequence starting here, else one escaped byte.
+    let taken = 0;
+    for (let n = Math.min(4, raw.length - i); n >= 1; n--) {
+      const piece = utf8Name(raw.subarray(i, i + n));
+      if (piece !== undefined) {
+        out += piece;
+        taken = n;
+        break;
+      }
+    }
+    if (taken === 0) {
+      out += `\\x${(raw[i] as number).toString(16).padStart(2, "0")}`;
+      taken = 1;
+    }
+    i += taken;
+  }
+  return out;
 }
 
 async function classifySymlink(base: string, absolutePath: string): Promise<{ target: string } | SkipReason> {

@@ -20,6 +20,7 @@
  * - An empty variable counts as unset, as in most shells' `VAR= cmd` idiom.
  */
 import { ConfigError } from "../errors.ts";
+import { UNSAFE_CONFIG_KEYS } from "./tree.ts";
 
 export const ENV_PREFIX = "RUNCTL_";
 
@@ -57,6 +58,13 @@ export function envNameToKeyPath(name: string, knownSections: ReadonlySet<string
     p.toLowerCase(),
   );
   if (path.length < 2) return undefined;
+  if (path.some((p) => UNSAFE_CONFIG_KEYS.has(p))) {
+    throw new ConfigError(`Environment variable ${name}: maps to a key runctl refuses (${path.join(".")})`, {
+      code: "config_unsafe_key",
+      hint: `Unset ${name}: __proto__, constructor and prototype are never config keys.`,
+      details: { variable: name },
+    });
+  }
   if (path.some((p) => p === "")) {
     throw new ConfigError(`Environment variable ${name}: cannot map to a config key (empty level)`, {
       code: "config_invalid",

@@ -39,7 +39,17 @@ export const natsSectionSchema = z.strictObject({
   tls_cert: z.string().min(1).optional(),
   tls_key: z.string().min(1).optional(),
   /** Subject prefix; every runctl subject lives under it. */
-  prefix: z.string().min(1).default("runctl"),
+  // The same rule @runctl/control applies when it connects (subjects.ts), so
+  // `config validate` refuses what would only fail at run time: wildcards
+  // (`*`, `>`), spaces or empty tokens would subscribe to other runs' subjects.
+  prefix: z
+    .string()
+    .min(1)
+    .regex(
+      /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+      "must be dot-separated NATS subject tokens of letters, digits, _ and - (no *, >, spaces or empty tokens), e.g. runctl or team.a",
+    )
+    .default("runctl"),
 });
 
 export const serverSectionSchema = z.strictObject({

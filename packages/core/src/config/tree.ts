@@ -4,8 +4,29 @@
  * (legal when quoted in TOML) stay unambiguous.
  */
 
+import { UserError } from "../errors.ts";
+
 export type Tree = Record<string, unknown>;
 export type KeyPath = readonly PropertyKey[];
+
+/**
+ * Keys that reach into JavaScript's object machinery instead of a table:
+ * walking `__proto__.polluted` would write onto Object.prototype and make
+ * every object of the process appear to have the key. No config key has these
+ * names, so they are refused wherever a key path comes from outside.
+ */
+export const UNSAFE_CONFIG_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+/** Throws `config_unsafe_key` (naming `source`) when a part of `path` is one of UNSAFE_CONFIG_KEYS. */
+export function assertSafeKeyPath(path: readonly string[], source: string): void {
+  const bad = path.find((part) => UNSAFE_CONFIG_KEYS.has(part));
+  if (bad === undefined) return;
+  throw new UserError(`${source}: "${bad}" cannot be part of a config key`, {
+    code: "config_unsafe_key",
+    hint: `runctl has no config key named ${[...UNSAFE_CONFIG_KEYS].join(", ")}; check the key with \`runctl config show\`.`,
+    details: { key: path.join("."), part: bad },
+  });
+}
 
 export function isPlainObject(value: unknown): value is Tree {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
@@ -30,6 +51,7 @@ export function valueAt(root: unknown, path: KeyPath): unknown {
 
 /** Sets `path` in `root`, creating (or replacing non-object) intermediate tables. */
 export function setAt(root: Tree, path: readonly string[], value: unknown): void {
+  assertSafeKeyPath(path, "config key");
   let node = root;
   for (const [i, key] of path.entries()) {
     if (i === path.length - 1) {
@@ -55,6 +77,8 @@ export function setAt(root: Tree, path: readonly string[], value: unknown): void
 export function deepMerge(base: Tree, over: Tree): Tree {
   const out: Tree = { ...base };
   for (const [key, value] of Object.entries(over)) {
+    // A TOML file may quote "__proto__" as a key: assigning it would swap `out`'s prototype.
+    assertSafeKeyPath([key], "config file key");
     const prev = out[key];
     out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
   }
@@ -81,8 +105,18 @@ export function dottedKey(path: KeyPath): string {
     .replace(/\.\[/g, "[");
 }
 
-/** Splits `a.b."c.d"` into `["a", "b", "c.d"]`; undefined when malformed. */
+/**
+ * Splits `a.b."c.d"` into `["a", "b", "c.d"]`; undefined when malformed.
+ * Throws `config_unsafe_key` for `__proto__`, `constructor` or `prototype`,
+ * before any caller walks the path.
+ */
 export function splitDottedKey(key: string): string[] | undefined {
+  const parts = splitParts(key);
+  if (parts !== undefined) assertSafeKeyPath(parts, `Config key ${key}`);
+  return parts;
+}
+
+function splitParts(key: string): string[] | undefined {
   const parts: string[] = [];
   let i = 0;
   while (i <= key.length) {

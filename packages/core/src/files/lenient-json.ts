@@ -5,6 +5,8 @@
  * "garbage" for the TypeScript readers. Our own writers emit strict JSON.
  */
 
+import { assertJsonDepth, MAX_JSON_DEPTH } from "../json-depth.ts";
+
 const NON_FINITE = /NaN|Infinity/;
 // Stand-ins that survive JSON.parse as strings and are turned back into numbers
 // by the reviver. A NUL-prefixed user string with exactly this text is not a
@@ -15,7 +17,14 @@ const SENTINELS: ReadonlyMap<string, number> = new Map([
   ["\u0000-Infinity", Number.NEGATIVE_INFINITY],
 ]);
 
+/**
+ * Throws json_too_deep (naming the limit) for text nested past
+ * MAX_JSON_DEPTH before any parsing: what reads run files (meta.json,
+ * config.json, metrics lines) must not overflow on them, nor hand them on to
+ * code that would.
+ */
 export function parseJsonLenient(text: string): unknown {
+  assertJsonDepth(text, MAX_JSON_DEPTH, "JSON text");
   try {
     return JSON.parse(text);
   } catch (error) {
