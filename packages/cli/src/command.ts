@@ -89,6 +89,15 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
     if (from !== undefined) {
       const { ServerRunSource, StoreRunSource } = await import("@runctl/tracker");
       if (/^https?:\/\//.test(from)) return new ServerRunSource(await this.queue(from));
+      if (from.startsWith("s3://")) {
+        const [{ s3ArtifactStoreFactory, s3SettingsFromConfig }, { config }] = await Promise.all([
+          import("@runctl/s3"),
+          this.runctlConfig(),
+        ]);
+        return new StoreRunSource(
+          await s3ArtifactStoreFactory(s3SettingsFromConfig(config.s3))(new URL(from)),
+        );
+      }
       return new StoreRunSource(await (await this.registry()).openArtifactStore(from));
     }
     const [{ runsDir }, { DirRunSource, ServerRunSource }] = await Promise.all([
