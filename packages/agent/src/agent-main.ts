@@ -5,7 +5,10 @@
  * so no secret it carries touches the disk); a bootstrap starts it on a cloud
  * machine with a spec file.
  */
-import { closeSync, createWriteStream, readFileSync, writeSync } from "node:fs";
+import { closeSync, createWriteStream, fstatSync, readFileSync, writeSync } from "node:fs";
+import { Socket } from "node:net";
+import type { Writable } from "node:stream";
+import { isatty, WriteStream } from "node:tty";
 import { parseAt, RunSpec, toRunctlError } from "@runctl/core";
 import { AGENT_STATUS_FD_VARIABLE, type AgentStatus } from "./agent-status.ts";
 import { Supervisor } from "./supervisor.ts";
@@ -62,10 +65,17 @@ if (spec.stopWithParent) {
   }, 500).unref();
 }
 
-// Writes through the thread pool, so a terminal that stops reading backs up
-// into a bounded buffer (the supervisor stops echoing past it), not into this
-// process's event loop.
-const terminalStream = (fd: number) => createWriteStream("", { fd, autoClose: false });
+// The terminal's end of a pipe or socket is written through the event loop
+// (net.Socket), so a reader that stops reading backs up into a bounded buffer
+// (the supervisor stops echoing past it) instead of blocking this process or
+// failing with EAGAIN on a descriptor the launcher made non-blocking; a TTY
+// gets a tty stream, a file a plain file stream.
+const terminalStream = (fd: number): Writable => {
+  if (isatty(fd)) return new WriteStream(fd);
+  const stats = fstatSync(fd);
+  if (stats.isFIFO() || stats.isSocket()) return new Socket({ fd, readable: false, writable: true });
+  return createWriteStream("", { fd, autoClose: false });
+};
 const terminal = spec.echo ? { stdout: terminalStream(1), stderr: terminalStream(2) } : undefined;
 
 try {

@@ -70,7 +70,7 @@ const TAIL_LINES = 20;
 /** How long output still held open by a rank's leftovers is read after the rank exits. */
 const DRAIN_MS = 2_000;
 /** Output a terminal has not taken yet; past it, lines go to output.log only. */
-const TERMINAL_BACKLOG_BYTES = 4 << 20;
+const TERMINAL_BACKLOG_BYTES = 8 << 20;
 /** The variable that marks every process of one supervised attempt, wherever it moved. */
 const MARKER_VARIABLE = "RUNCTL_ATTEMPT_MARK";
 

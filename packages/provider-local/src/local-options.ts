@@ -38,9 +38,9 @@ export const LocalLaunchOptions = z.strictObject({
   nats: natsSectionSchema.optional(),
   /**
    * A foreground run: the agent writes the ranks' output to this process's
-   * stdout and stderr (`"stderr"`: both to stderr, for `--json`) and stops the
-   * run if this process dies.
+   * stdout and stderr (`"stderr"`: both to stderr, for `--json`; `"quiet"`:
+   * nowhere but output.log) and stops the run if this process dies.
    */
-  attach: z.enum(["stdout", "stderr"]).optional(),
+  attach: z.enum(["stdout", "stderr", "quiet"]).optional(),
 });
 export type LocalLaunchOptions = z.input<typeof LocalLaunchOptions>;

@@ -144,7 +144,7 @@ export class LocalProvider implements Provider {
       ...(options.resume ? { resume: options.resume } : {}),
       control: options.nats ? { kind: "nats", nats: options.nats } : { kind: "file" },
       ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
-      echo: options.attach !== undefined,
+      echo: options.attach === "stdout" || options.attach === "stderr",
       stopWithParent: options.attach !== undefined,
     };
     mkdirSync(this.#o.runsDir, { recursive: true });
@@ -263,7 +263,7 @@ interface StartOptions {
   cwd: string;
   env: Readonly<Record<string, string | undefined>>;
   logPath: string;
-  attach?: "stdout" | "stderr";
+  attach?: "stdout" | "stderr" | "quiet";
 }
 
 /**
@@ -277,9 +277,13 @@ async function startAgent(
   spec: RunSpecInput,
   options: StartOptions,
 ): Promise<{ runId: string; runDir: string; pid: number }> {
-  const log = options.attach ? undefined : openSync(options.logPath, "a");
-  const out = options.attach === "stderr" ? 2 : options.attach === "stdout" ? "inherit" : log;
-  const err = options.attach ? "inherit" : log;
+  // An attached agent's output comes through pipes of its own, which this
+  // process forwards: sharing this process's descriptors would share their
+  // blocking mode, and a stalled reader would then block or fail both.
+  const echo = options.attach === "stdout" || options.attach === "stderr";
+  const log = echo ? undefined : openSync(options.logPath, "a");
+  const out = echo ? "pipe" : log;
+  const err = echo ? "pipe" : log;
   let agent: ChildProcess;
   try {
     agent = spawn(process.execPath, [AGENT_MAIN, "-"], {
@@ -304,6 +308,10 @@ async function startAgent(
   const exited = new Promise<number | null>((r) => agent.once("exit", (code) => r(code)));
   const said = new Promise<void>((r) => statusPipe.once("end", () => r()));
   const timer = new Promise<"timeout">((r) => setTimeout(r, AGENT_START_TIMEOUT_MS, "timeout").unref());
+  if (echo) {
+    agent.stdout?.pipe(options.attach === "stderr" ? process.stderr : process.stdout, { end: false });
+    agent.stderr?.pipe(process.stderr, { end: false });
+  }
   const first = await Promise.race([said, timer]);
   agent.unref();
   (statusPipe as unknown as { destroy(): void }).destroy();

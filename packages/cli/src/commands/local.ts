@@ -109,7 +109,7 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
       graceMs: flags.grace * 1000,
       ...(nats ? { nats } : {}),
       // With --json, stdout is for the one JSON document: the run's output goes to stderr.
-      ...(flags.detach ? {} : { attach: this.jsonEnabled() || flags.quiet ? "stderr" : "stdout" }),
+      ...(flags.detach ? {} : { attach: flags.quiet ? "quiet" : this.jsonEnabled() ? "stderr" : "stdout" }),
     };
     const spec: LaunchSpec = {
       instanceType: "local",
