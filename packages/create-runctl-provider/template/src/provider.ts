@@ -14,6 +14,7 @@ import {
   type Provider,
   type ProviderContext,
   ProviderError,
+  type Quote,
   type Resource,
   type ResourceFilter,
   type ResourceState,
@@ -26,6 +27,8 @@ import type { __CLASS__Config } from "./hooks/providers.js";
 
 /** USD per hour by machine type; a real provider asks its cloud's price list. */
 const PRICES: Record<string, number> = { small: 0.1, large: 1.5 };
+/** Spot is this fraction of the on-demand price here; a real provider asks its cloud. */
+const SPOT_DISCOUNT = 0.3;
 
 interface State {
   resources: Record<string, Resource>;
@@ -42,11 +45,34 @@ export class __CLASS__Provider implements Provider {
     this.#region = config.region ?? "__NAME__-1";
   }
 
+  /** What `launch(spec)` would cost and whether it can be served now; it must agree with launch. */
+  async quote(spec: LaunchSpec): Promise<Quote> {
+    // YOUR CLOUD: ask the price list and the capacity for spec.instanceType in spec.region/zone.
+    const market = spec.market ?? "on-demand";
+    const base = PRICES[spec.instanceType] ?? 0.5;
+    return {
+      provider: this.name,
+      instanceType: spec.instanceType,
+      market,
+      region: spec.region ?? this.#region,
+      pricePerHour: market === "spot" ? Math.round(base * SPOT_DISCOUNT * 1000) / 1000 : base,
+      available: true,
+    };
+  }
+
   async launch(spec: LaunchSpec): Promise<Placement> {
     // YOUR CLOUD: create the machine with spec.instanceType, spec.market (never buy on-demand when
-    // spot was asked for unless spec.spotFallback), the tags below, and user-data that starts the
-    // runctl agent; never put long-lived credentials in it.
-    const market = spec.market ?? "on-demand";
+    // spot was asked for unless spec.spotFallback: refuse with code "capacity" instead), the tags
+    // below, and spec.bootstrap as user-data (it starts the runctl agent); never put long-lived
+    // credentials in it.
+    const offer = await this.quote(spec);
+    if (!offer.available) {
+      throw new ProviderError(offer.unavailable?.message ?? "cannot be served now", {
+        code: offer.unavailable?.code ?? "capacity",
+        hint: "Try another machine type or zone, or allow on-demand with spotFallback.",
+      });
+    }
+    const market = offer.market;
     const launchedAt = new Date().toISOString();
     const resource: Resource = {
       provider: this.name,
@@ -56,7 +82,7 @@ export class __CLASS__Provider implements Provider {
       market,
       region: spec.region ?? this.#region,
       tags: { ...spec.tags, ...runctlTags({ runId: spec.runId, now: new Date(launchedAt) }) },
-      pricePerHour: PRICES[spec.instanceType] ?? 0.5,
+      pricePerHour: offer.pricePerHour,
       launchedAt,
     };
     this.#mutate((state) => {
