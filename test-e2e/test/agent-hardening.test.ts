@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isProcessLiving } from "@runctl/agent/launcher";
 import { readMeta } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -23,17 +24,6 @@ let ws: Workspace;
 beforeAll(async () => {
   ws = await workspace();
 });
-
-/** Alive and not a zombie (a container's init may never reap an orphan). */
-function living(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
 
 /** Peak resident memory of a process so far, in MiB (VmHWM). */
 function peakMiB(pid: number): number {
@@ -56,7 +46,7 @@ describe("a helper left in a session of its own", () => {
     const { run } = RunOut.parse(r.doc);
     expect(run.status).toBe("completed");
     const helper = Number(readFileSync(join(run.dir, "helper.pid"), "utf8"));
-    expect(living(helper)).toBe(false);
+    expect(isProcessLiving(helper)).toBe(false);
   });
 
   it("a queue job of the same script is completed with exit code 0, not timed out", async () => {
@@ -113,7 +103,7 @@ describe("a terminal that stops reading", () => {
     const agent = (await readMeta(runDir)).pid as number;
     let peak = 0;
     await waitFor(async () => {
-      if (living(agent)) peak = Math.max(peak, peakMiB(agent));
+      if (isProcessLiving(agent)) peak = Math.max(peak, peakMiB(agent));
       return (await readMeta(runDir)).status !== "running";
     }, "the flood to finish while nobody reads");
     await exited;

@@ -13,4 +13,4 @@ export {
   type ResolveLaunchOptions,
   resolveLaunchCommand,
 } from "./launch-command.ts";
-export { killGroup, livingMembers } from "./process-group.ts";
+export { isProcessLiving, killGroup, livingMembers } from "./process-group.ts";

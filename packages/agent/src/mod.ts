@@ -9,48 +9,13 @@
 
 // Checkpoints: listing, inspection (safetensors headers, torch magic bytes) and retention.
 
-export {
-  CHECKPOINT_EXTENSIONS,
-  CheckpointFile,
-  CheckpointFormat,
-  CheckpointInfo,
-  type CheckpointOrder,
-  type CleanupOptions,
-  type CleanupPlan,
-  CleanupResult,
-  checkpointInfo,
-  checkpointOrder,
-  cleanupCheckpoints,
-  isCheckpointName,
-  latestCheckpoint,
-  listCheckpoints,
-  parseStep,
-  type ResolveCheckpointDirOptions,
-  resolveCheckpointDir,
-  sortNewestFirst,
-} from "./checkpoints.ts";
-export {
-  readSafetensorsHeader,
-  SAFETENSORS_MAX_HEADER_BYTES,
-  type SafetensorsHeader,
-  SafetensorsSummary,
-  SafetensorsTensor,
-  summarizeSafetensors,
-} from "./safetensors.ts";
+export * from "./checkpoints_mod.ts";
 
 // The supervisor: runs a command as one or many ranks and keeps its run directory truthful.
 
 export { captureGit, type GitInfo, writeGitInfo, writeRequirements } from "./capture.ts";
 export { exitCodeOfSignal } from "./exit-status.ts";
-export {
-  findOnPath,
-  type LaunchCommand,
-  type LaunchKind,
-  pythonFor,
-  type ResolveLaunchOptions,
-  resolveLaunchCommand,
-} from "./launch-command.ts";
-export { killGroup, livingMembers, markedProcesses, reapGroup } from "./process-group.ts";
+export { markedProcesses, reapGroup } from "./process-group.ts";
 export { pythonClientDir, withPythonClient } from "./python-client.ts";
 export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";
 export { FORWARDABLE_SIGNALS, type SignalWatch, watchSignalOps } from "./signal-op.ts";
@@ -61,6 +26,6 @@ export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.
 
 export { RunDirSync, type RunDirSyncOptions, SYNC_CHUNK_BYTES } from "./run-dir-sync.ts";
 
-// Starting the agent as a process of its own.
+// Starting the agent as a process of its own, resolving commands, reaching rank process groups.
 
-export { AGENT_MAIN, AGENT_STATUS_FD_VARIABLE, AgentStatus } from "./agent-status.ts";
+export * from "./launcher_mod.ts";

@@ -78,7 +78,7 @@ export function markedProcesses(name: string, value: string): number[] {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const environ = Buffer.concat([Buffer.from([0]), readFileSync(`/proc/${entry}/environ`)]);
-      if (environ.includes(needle) && isLiving(Number(entry))) found.push(Number(entry));
+      if (environ.includes(needle) && isProcessLiving(Number(entry))) found.push(Number(entry));
     } catch {
       // exited while we looked, or not ours to read
     }
@@ -86,7 +86,8 @@ export function markedProcesses(name: string, value: string): number[] {
   return found;
 }
 
-function isLiving(pid: number): boolean {
+/** Alive and not a zombie: an orphan a container's init never reaps still shows in /proc. */
+export function isProcessLiving(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
@@ -98,7 +99,7 @@ function isLiving(pid: number): boolean {
 
 /** Waits up to `graceMs` for the pids to exit, then sends SIGKILL and waits a little more. */
 export async function reapPids(pids: readonly number[], graceMs: number): Promise<boolean> {
-  const alive = () => pids.filter(isLiving);
+  const alive = () => pids.filter(isProcessLiving);
   const deadline = Date.now() + graceMs;
   while (alive().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
   for (const pid of alive()) {

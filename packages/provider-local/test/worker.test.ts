@@ -13,7 +13,9 @@ import { QueueWorker, type QueueWorkerOptions, type WorkerEvent } from "../src/m
 import { recordUnreported } from "../src/worker-recovery.ts";
 
 const PYTHON = "/usr/bin/python3";
-const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+// The agent's fixtures: the scripts a worker runs are the agent's to run.
+const fixture = (name: string) =>
+  fileURLToPath(new URL(`../../agent/test/fixtures/${name}`, import.meta.url));
 
 let root: string;
 let server: QueueServer;

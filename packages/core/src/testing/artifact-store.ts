@@ -19,7 +19,7 @@ import { PassThrough, Readable } from "node:stream";
 import { z } from "zod";
 import { type ArtifactStore, StoredObject } from "../artifacts.ts";
 import { isRunctlError } from "../errors.ts";
-import type { ContractCase, ContractResult } from "./mod.ts";
+import { type ContractCase, type ContractResult, runContractCases } from "./cases.ts";
 
 export interface ArtifactStoreContractOptions {
   /**
@@ -265,22 +265,9 @@ export function artifactStoreContractCases(
 }
 
 /** Runs every case and reports, for a plugin's own script. */
-export async function runArtifactStoreContract(
+export function runArtifactStoreContract(
   makeStore: () => Promise<ArtifactStore>,
   options: ArtifactStoreContractOptions = {},
 ): Promise<ContractResult[]> {
-  const results: ContractResult[] = [];
-  for (const c of artifactStoreContractCases(makeStore, options)) {
-    try {
-      await c.run();
-      results.push({ name: c.name, ok: true });
-    } catch (error) {
-      results.push({
-        name: c.name,
-        ok: false,
-        error: error instanceof Error ? error.message : String(error),
-      });
-    }
-  }
-  return results;
+  return runContractCases(artifactStoreContractCases(makeStore, options));
 }

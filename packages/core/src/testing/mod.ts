@@ -25,6 +25,10 @@ import {
   type ResourceState,
 } from "../provider.ts";
 import { validatingProvider } from "../registry.ts";
+import { type ContractCase, type ContractResult, runContractCases } from "./cases.ts";
+
+export { type ContractCase, type ContractResult, runContractCases };
+
 import { TAG_CREATED, TAG_CREATED_BY, TAG_CREATED_BY_VALUE, TAG_PROTECTED } from "../tags.ts";
 
 export {
@@ -54,17 +58,6 @@ export interface ContractOptions {
   createUnmanaged?: () => Promise<string>;
   /** The provider definition's `launchOptionsSchema`, so `providerOptions` in specs are checked as the registry would. */
   launchOptionsSchema?: z.ZodType;
-}
-
-export interface ContractCase {
-  name: string;
-  run: () => Promise<void>;
-}
-
-export interface ContractResult {
-  name: string;
-  ok: boolean;
-  error?: string;
 }
 
 const MARK = "runctl:contract";
@@ -300,22 +293,9 @@ export function providerContractCases(
 }
 
 /** Runs every case and reports, for plugins' own scripts and `runctl`'s e2e tests. */
-export async function runProviderContract(
+export function runProviderContract(
   makeProvider: () => Promise<Provider>,
   options: ContractOptions,
 ): Promise<ContractResult[]> {
-  const results: ContractResult[] = [];
-  for (const c of providerContractCases(makeProvider, options)) {
-    try {
-      await c.run();
-      results.push({ name: c.name, ok: true });
-    } catch (error) {
-      results.push({
-        name: c.name,
-        ok: false,
-        error: error instanceof Error ? error.message : String(error),
-      });
-    }
-  }
-  return results;
+  return runContractCases(providerContractCases(makeProvider, options));
 }
