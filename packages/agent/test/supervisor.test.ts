@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { newRunId, RunSpec } from "@runctl/core";
-import { isPidAlive, readMeta, readMetrics } from "@runctl/tracker";
+import { readMeta, readMetrics } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isProcessLiving, livingMembers, resolveLaunchCommand, Supervisor } from "../src/mod.ts";
 
