@@ -2,7 +2,7 @@
  * Reading runs for the commands that list, show, compare and export them:
  * the shared filter flags, a run's config, its latest metric values, durations.
  */
-import { open, readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { type RunMeta, RunStatus, TERMINAL_STATUSES, UserError } from "@runctl/core";
@@ -50,26 +50,17 @@ export interface RunConfig {
 }
 
 /** config.json of a run; a missing file is an empty config (whirr runs without config have none). */
-export async function readRunConfig(dir: string, meta: RunMeta): Promise<RunConfig> {
-  const file = runFile(dir, meta.config_file, RUN_FILES.config);
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return { config: {} };
-    return { config: {}, problem: `${file}: ${(error as Error).message}` };
-  }
-  return parseRunConfig(text, file);
-}
-
-/** config.json of a run from any RunSource. */
+/** config.json of a run from any RunSource; what keeps it from being used is a `problem`, not an error. */
 export async function sourceRunConfig(source: RunSource, runId: string, meta: RunMeta): Promise<RunConfig> {
   const name = runFile("", meta.config_file, RUN_FILES.config);
-  const raw = await source.readFile(runId, name);
-  return raw === null
-    ? { config: {} }
-    : parseRunConfig(raw.toString("utf8"), `${source.location}/${runId}/${name}`);
+  const file = `${source.location}/${runId}/${name}`;
+  let raw: Buffer | null;
+  try {
+    raw = await source.readFile(runId, name);
+  } catch (error) {
+    return { config: {}, problem: `${file}: ${(error as Error).message}` };
+  }
+  return raw === null ? { config: {} } : parseRunConfig(raw.toString("utf8"), file);
 }
 
 function parseRunConfig(text: string, file: string): RunConfig {

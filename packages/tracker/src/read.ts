@@ -33,13 +33,23 @@ export interface MetricsRead extends MetricsPage {
  * one line of MAX_JSONL_LINE_BYTES beyond the records.
  */
 export async function readMetrics(runDir: string, since = 0): Promise<MetricsRead> {
-  const page = await readJsonl(join(runDir, RUN_FILES.metrics));
+  return metricsFrom(await readJsonl(join(runDir, RUN_FILES.metrics)), since);
+}
+
+/**
+ * The metric records of a page of metrics.jsonl with `_idx >= since`; a line
+ * without a valid `_idx` cannot be placed against a cursor, so it is counted
+ * with the page's skipped lines, like garbage.
+ */
+export function metricsFrom(
+  page: Pick<JsonlPage, "records" | "skipped" | "skips">,
+  since: number,
+): MetricsRead {
   let skipped = page.skipped;
   const records: MetricRecord[] = [];
   let cursor = since;
   for (const raw of page.records) {
     const parsed = MetricRecord.safeParse(raw);
-    // A line without a valid `_idx` cannot be placed against a cursor: skip it like garbage.
     if (!parsed.success) skipped++;
     if (!parsed.success || parsed.data._idx < since) continue;
     records.push(parsed.data);

@@ -13,17 +13,16 @@ import { join } from "node:path";
 import {
   type ArtifactStore,
   listStoredRunFiles,
-  MetricRecord,
   type RunMeta,
   readStoredRunFile,
   UserError,
 } from "@runctl/core";
-import { isErrno, parseJsonlLines } from "@runctl/core/internal";
+import { isErrno, type JsonRecord, parseJsonlLines } from "@runctl/core/internal";
 import { RUN_FILES } from "./layout.ts";
 import { parseMetaText, runNotFound } from "./meta-file.ts";
 import type { QueueClient } from "./queue-client.ts";
 import { QueueServerError } from "./queue-client.ts";
-import { type MetricsRead, readMetrics } from "./read.ts";
+import { type MetricsRead, metricsFrom, readMetrics } from "./read.ts";
 import { resolveRun } from "./runs.ts";
 
 export interface RunSource {
@@ -48,17 +47,9 @@ export async function sourceMeta(source: RunSource, runId: string): Promise<RunM
 export async function sourceMetrics(source: RunSource, runId: string, since = 0): Promise<MetricsRead> {
   if (source.metrics) return source.metrics(runId, since);
   const raw = (await source.readFile(runId, RUN_FILES.metrics)) ?? Buffer.alloc(0);
-  const records: MetricRecord[] = [];
-  let cursor = since;
-  let invalid = 0;
-  const page = parseJsonlLines(raw, (record) => {
-    const parsed = MetricRecord.safeParse(record);
-    if (!parsed.success) invalid++;
-    if (!parsed.success || parsed.data._idx < since) return;
-    records.push(parsed.data);
-    if (parsed.data._idx >= cursor) cursor = parsed.data._idx + 1;
-  });
-  return { records, cursor, skipped: page.skipped + invalid, skips: page.skips };
+  const records: JsonRecord[] = [];
+  const page = parseJsonlLines(raw, (record) => records.push(record));
+  return metricsFrom({ records, skipped: page.skipped, skips: page.skips }, since);
 }
 
 /** Runs in a runs directory on this machine. */

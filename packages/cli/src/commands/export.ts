@@ -1,11 +1,11 @@
 import { writeFile } from "node:fs/promises";
-import { extname, join, resolve } from "node:path";
+import { extname, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { type RunMeta, UserError } from "@runctl/core";
-import { isSafeRunId } from "@runctl/tracker";
+import { DirRunSource, isSafeRunId } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { flatten } from "../output.ts";
-import { readRunConfig, runFilterFlags, selectRuns } from "../run-records.ts";
+import { runFilterFlags, selectRuns, sourceRunConfig } from "../run-records.ts";
 
 const BASE_COLUMNS = ["id", "name", "status", "started_at", "finished_at", "duration_s", "tags"] as const;
 
@@ -75,13 +75,14 @@ An existing file is never replaced unless --force is given. --json returns {path
     const runs = await selectRuns(runsDir, flags);
     if (runs.length === 0) this.progress(`Warning: no runs in ${runsDir} match; writing only the header.`);
 
+    const source = new DirRunSource(runsDir);
     const configKeys = new Set<string>();
     const summaryKeys = new Set<string>();
     const rows: Row[] = await Promise.all(
       runs.map(async (meta) => {
         // A listed run whose id could name a path outside the runs dir has no config we may read.
         const { config, problem } = isSafeRunId(meta.id)
-          ? await readRunConfig(join(runsDir, meta.id), meta)
+          ? await sourceRunConfig(source, meta.id, meta)
           : { config: {}, problem: undefined };
         if (problem !== undefined) this.progress(`Warning: ${problem}`);
         const configColumns = prefixed("config", config);
