@@ -8,7 +8,7 @@
 import { dirname } from "node:path";
 import { RunctlCommand as BaseCommand, type JsonResult } from "@runctl/command";
 import type { NatsSettings } from "@runctl/control";
-import type { LoadedRunctlConfig, RunctlError } from "@runctl/core";
+import type { LoadedRunctlConfig, ProviderRegistry, RunctlError } from "@runctl/core";
 import type { RunSource } from "@runctl/tracker";
 import { fromOclifError } from "./fatal.ts";
 
@@ -26,6 +26,27 @@ export interface RunPaths {
 }
 
 export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResult> extends BaseCommand<T> {
+  #s3Registered = false;
+
+  /**
+   * The registry, with `s3://` artifact stores (`@runctl/s3`, configured by
+   * `[s3]`) opened on demand, so the AWS SDK loads only when a command opens one.
+   */
+  protected override async registry(): Promise<ProviderRegistry> {
+    const registry = await super.registry();
+    if (!this.#s3Registered) {
+      this.#s3Registered = true;
+      registry.registerArtifactStore("s3:", async (url) => {
+        const [{ s3ArtifactStoreFactory, s3SettingsFromConfig }, { config }] = await Promise.all([
+          import("@runctl/s3"),
+          this.runctlConfig(),
+        ]);
+        return s3ArtifactStoreFactory(s3SettingsFromConfig(config.s3))(url);
+      });
+    }
+    return registry;
+  }
+
   /**
    * Where runs and checkpoints live: `local.runs_dir` and `local.checkpoint_dir`
    * are relative to the project root (the directory of `.runctl.toml`), else
@@ -89,15 +110,6 @@ export abstract class RunctlCommand<T extends JsonResult | undefined = JsonResul
     if (from !== undefined) {
       const { ServerRunSource, StoreRunSource } = await import("@runctl/tracker");
       if (/^https?:\/\//.test(from)) return new ServerRunSource(await this.queue(from));
-      if (from.startsWith("s3://")) {
-        const [{ s3ArtifactStoreFactory, s3SettingsFromConfig }, { config }] = await Promise.all([
-          import("@runctl/s3"),
-          this.runctlConfig(),
-        ]);
-        return new StoreRunSource(
-          await s3ArtifactStoreFactory(s3SettingsFromConfig(config.s3))(new URL(from)),
-        );
-      }
       return new StoreRunSource(await (await this.registry()).openArtifactStore(from));
     }
     const [{ runsDir }, { DirRunSource, ServerRunSource }] = await Promise.all([
