@@ -319,10 +319,14 @@ async function startAgent(
   const parsed = line ? AgentStatus.safeParse(safeJson(line)) : undefined;
   if (first === "timeout" || !parsed?.success) {
     const code = first === "timeout" ? "still starting" : `exit code ${await exited}`;
-    throw new ProviderError(`The runctl agent did not start (${code}): ${tail(options.logPath)}`, {
-      code: "launch_failed",
-      hint: `Its output is in ${options.logPath}.`,
-    });
+    // An attached agent wrote to this terminal, not to its log.
+    throw new ProviderError(
+      `The runctl agent did not start (${code})${echo ? "" : `: ${tail(options.logPath)}`}`,
+      {
+        code: "launch_failed",
+        hint: echo ? "Its output is above." : `Its output is in ${options.logPath}.`,
+      },
+    );
   }
   const status = parsed.data;
   if (!status.ok) {
