@@ -123,14 +123,15 @@ export async function readStoredRunFile(
   const base = prefix.replace(/\/+$/, "");
   const segments = (await listSegments(store, base)).get(path);
   if (segments && segments.length > 0) {
-    const parts: Buffer[] = [];
-    let end = 0;
-    for (const segment of segments) {
-      if (segment.offset !== end) break;
-      parts.push(await readAll(await store.getStream(segmentKey(base, path, segment.offset))));
-      end += segment.size;
-    }
-    return Buffer.concat(parts);
+    return joinSegments(segments, async (offset) => {
+      try {
+        return await readAll(await store.getStream(segmentKey(base, path, offset)));
+      } catch (error) {
+        // Listed, then gone: a writer replaced it (StoreRunSync's resend from an earlier offset).
+        if ((error as { code?: unknown } | undefined)?.code === "artifact_not_found") return null;
+        throw error;
+      }
+    });
   }
   if ((await store.head(`${base}/${path}`)) === null) return null;
   return readAll(await store.getStream(`${base}/${path}`));
@@ -148,11 +149,40 @@ export async function listStoredRunFiles(store: ArtifactStore, prefix: string): 
   return [...files].sort();
 }
 
+/**
+ * Joins the segments of an append-only file, sorted by offset. Segments may
+ * overlap: a writer that cannot delete (a POST policy) and was restarted
+ * resends from an earlier offset with another chunking, so `{0:150}` can sit
+ * beside an older `{100:50}` and `{150:…}`. The bytes at any offset are the
+ * same in every segment that holds them (the file only grows), so each
+ * segment that starts at or before the current end contributes its bytes
+ * past that end; the join stops at the first real gap, as a reader of a
+ * growing file would. A segment wholly covered is not read at all.
+ */
+export async function joinSegments(
+  segments: readonly Segment[],
+  read: (offset: number) => Promise<Uint8Array | null>,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let end = 0;
+  for (const segment of [...segments].sort((a, b) => a.offset - b.offset)) {
+    if (segment.offset > end) break;
+    if (segment.offset + segment.size <= end) continue;
+    const data = await read(segment.offset);
+    // The listed size may be stale (rewritten since): the bytes read decide.
+    if (data === null || segment.offset + data.byteLength <= end) continue;
+    parts.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength).subarray(end - segment.offset));
+    end = segment.offset + data.byteLength;
+  }
+  return Buffer.concat(parts);
+}
+
 function segmentKey(prefix: string, path: string, offset: number): string {
   return `${prefix}/${path}${SEGMENTS}/${String(offset).padStart(OFFSET_DIGITS, "0")}`;
 }
 
-interface Segment {
+/** One stored piece of an append-only file: its offset in the file and its length. */
+export interface Segment {
   offset: number;
   size: number;
 }
