@@ -9,7 +9,7 @@
 import type { Dirent, Stats } from "node:fs";
 import { lstat, open, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { growsOnly, RunSyncGapError, type RunSyncTarget } from "@runctl/core";
+import { growsOnly, RUN_SYNC_PRIVATE_DIR, RunSyncGapError, type RunSyncTarget } from "@runctl/core";
 
 /** Bytes per append; also what a target's request carries at most. */
 export const SYNC_CHUNK_BYTES = 16 * 1024 * 1024;
@@ -128,13 +128,15 @@ export class RunDirSync {
  * Writers' internals: `<file>.lock` mutexes, hidden `.<name>.<pid>.<rand>.tmp`
  * files of atomic rewrites, `.runctl-tmp-` artifact copies in progress, and
  * the control queue's per-rank cursors (where the local ranks are, nothing
- * anyone reads from the server).
+ * anyone reads from the server), and the agent's private area (`.sync/`:
+ * what a sync target remembers of the store).
  */
 function isInternal(name: string, dir: string): boolean {
   return (
     name.endsWith(".lock") ||
     (name.startsWith(".") && name.endsWith(".tmp")) ||
     name.startsWith(".runctl-tmp-") ||
+    (dir === "" && name === RUN_SYNC_PRIVATE_DIR) ||
     (dir === "control" && /^cursor\.rank\d+\.json$/.test(name))
   );
 }

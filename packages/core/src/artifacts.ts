@@ -41,17 +41,24 @@ export interface PresignOptions {
   expiresInSeconds: number;
 }
 
-/** A browser-style POST upload that may only write keys under one prefix. */
-export interface PresignedPost {
-  url: string;
-  /** Form fields to send before the file; set `key` to a key starting with `keyPrefix`. */
-  fields: Record<string, string>;
-  /** What every form `key` must start with: a full object key prefix, the store's own root included. */
-  keyPrefix: string;
-  maxBytes: number;
-  /** ISO 8601. */
-  expiresAt: string;
-}
+/**
+ * A browser-style POST upload that may only write keys under one prefix. A
+ * zod schema because it crosses processes: handed to a remote agent, and
+ * renewed over NATS before it expires.
+ */
+export const PresignedPost = z
+  .object({
+    url: z.string().url(),
+    /** Form fields to send before the file; set `key` to a key starting with `keyPrefix`. */
+    fields: z.record(z.string(), z.string()),
+    /** What every form `key` must start with: a full object key prefix, the store's own root included. */
+    keyPrefix: z.string(),
+    maxBytes: z.number().int().nonnegative(),
+    /** ISO 8601. */
+    expiresAt: z.iso.datetime({ offset: true }),
+  })
+  .strict();
+export type PresignedPost = z.infer<typeof PresignedPost>;
 
 export interface ArtifactStore {
   /** Store root as a URL, e.g. `file:///data/runctl` or `s3://bucket/prefix`. */

@@ -9,6 +9,7 @@ export * from "./config/mod.ts";
 export * from "./control.ts";
 export * from "./errors.ts";
 export * from "./json-depth.ts";
+export * from "./post-run-sync.ts";
 export * from "./provider.ts";
 export * from "./registry.ts";
 export * from "./run.ts";

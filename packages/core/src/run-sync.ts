@@ -92,11 +92,11 @@ export class StoreRunSync implements RunSyncTarget {
     const known = this.#segments.get(path) ?? new Map<number, number>();
     const held = contiguousEnd([...known].map(([o, size]) => ({ offset: o, size })));
     if (offset > held) throw new RunSyncGapError(path, held, offset);
-    await this.#store.putStream(segmentKey(this.#prefix, path, offset), streamOf(data));
+    await this.#store.putStream(storedSegmentKey(this.#prefix, path, offset), streamOf(data));
     // A resend from an earlier offset replaces everything after it.
     for (const o of [...known.keys()]) {
       if (o > offset) {
-        await this.#store.delete(segmentKey(this.#prefix, path, o));
+        await this.#store.delete(storedSegmentKey(this.#prefix, path, o));
         known.delete(o);
       }
     }
@@ -125,7 +125,7 @@ export async function readStoredRunFile(
   if (segments && segments.length > 0) {
     return joinSegments(segments, async (offset) => {
       try {
-        return await readAll(await store.getStream(segmentKey(base, path, offset)));
+        return await readAll(await store.getStream(storedSegmentKey(base, path, offset)));
       } catch (error) {
         // Listed, then gone: a writer replaced it (StoreRunSync's resend from an earlier offset).
         if ((error as { code?: unknown } | undefined)?.code === "artifact_not_found") return null;
@@ -177,7 +177,13 @@ export async function joinSegments(
   return Buffer.concat(parts);
 }
 
-function segmentKey(prefix: string, path: string, offset: number): string {
+/**
+ * The key of the segment of append-only `path` that starts at `offset`, under
+ * a run's `prefix`: `<prefix>/<path>.segments/<offset, 16 digits>`. Every
+ * writer of a stored run directory uses this layout so that one reader
+ * (`readStoredRunFile`) reads them all.
+ */
+export function storedSegmentKey(prefix: string, path: string, offset: number): string {
   return `${prefix}/${path}${SEGMENTS}/${String(offset).padStart(OFFSET_DIGITS, "0")}`;
 }
 
