@@ -3,6 +3,7 @@
 // the real presignPostPolicy (the AWS SDK's createPresignedPost); the run directory is walked by
 // the agent's RunDirSync and read back by the CLI's StoreRunSource, unchanged.
 import { appendFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -337,5 +338,81 @@ describe("PostPolicyRunSync", () => {
     expect(e.code).toBe("store_unreachable");
     expect(t.isTransient(e)).toBe(true);
     expect(isRunctlError(e)).toBe(true);
+  });
+
+  it("5xx and SlowDown are transient; a body that is not S3's still gives an error", async () => {
+    const { runDir, policy } = await newRun();
+    // S3's own answers when it is overloaded or failing (the emulator has no fault injection for POST).
+    const answers = [
+      [
+        503,
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>R</RequestId><HostId>H</HostId></Error>',
+      ],
+      [
+        500,
+        "<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>",
+      ],
+      [502, "<html><body>Bad Gateway</body></html>"],
+    ] as const;
+    let i = 0;
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        const [status, body] = answers[i++] as (typeof answers)[number];
+        res.writeHead(status, { "content-type": "application/xml" }).end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const t = target(runDir, { ...policy, url: `http://127.0.0.1:${port}/artifacts` });
+      const put = () => t.append("output.log", 0, Buffer.from("line\n"));
+      const slow = await error(put());
+      expect([slow.status, slow.s3Code, slow.code, t.isTransient(slow)]).toEqual([
+        503,
+        "SlowDown",
+        "throttled",
+        true,
+      ]);
+      const internal = await error(put());
+      expect([internal.status, internal.s3Code, internal.code, t.isTransient(internal)]).toEqual([
+        500,
+        "InternalError",
+        "store_unavailable",
+        true,
+      ]);
+      const proxy = await error(put());
+      expect([proxy.status, proxy.s3Code, t.isTransient(proxy)]).toEqual([502, undefined, true]);
+      expect(proxy.message).toContain("Bad Gateway");
+      // Nothing was acknowledged, so nothing is recorded as held.
+      expect(await target(runDir, policy).heldBytes()).toEqual({});
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it("onExpiring is told once per policy when a send finds it close to expiry", async () => {
+    const { id, runDir, policy } = await newRun();
+    const told: number[] = [];
+    const t = new PostPolicyRunSync({
+      policy,
+      stateFile: postSyncStateFile(runDir),
+      onExpiring: (msLeft) => told.push(msLeft),
+      renewBeforeMs: 2 * 3600_000,
+    });
+    await t.append("output.log", 0, Buffer.from("a\n"));
+    await t.append("output.log", 2, Buffer.from("b\n"));
+    expect(told).toHaveLength(1);
+    expect(told[0]).toBeGreaterThan(0);
+    expect(told[0]).toBeLessThanOrEqual(3600_000);
+    t.renew(
+      await (store.presignPost as NonNullable<S3ArtifactStore["presignPost"]>)(`runs/${id}/`, {
+        expiresInSeconds: 3600,
+        maxBytes: 1024,
+      }),
+    );
+    await t.append("output.log", 4, Buffer.from("c\n"));
+    expect(told).toHaveLength(2);
+    expect(await stored(id, "output.log")).toBe("a\nb\nc\n");
   });
 });
