@@ -172,7 +172,7 @@ describe("PostPolicyRunSync", () => {
     form.append("file", new Blob(["x"]), "x");
     const res = await fetch(policy.url, { method: "POST", body: form });
     expect(res.status).toBe(403);
-    expect(parseS3ErrorBody(await res.text())?.code).toBe("AccessDenied");
+    expect((await parseS3ErrorBody(await res.text()))?.code).toBe("AccessDenied");
   });
 
   it("over its size a file is refused, not transient, naming the limit; appends go as several segments", async () => {

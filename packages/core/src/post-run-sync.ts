@@ -20,7 +20,6 @@
 import { mkdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { XMLParser } from "fast-xml-parser";
 import { z } from "zod";
 import { assertSafeKey, PresignedPost } from "./artifacts.ts";
 import { ConfigError, ProviderError, type RunctlErrorOptions } from "./errors.ts";
@@ -246,34 +245,45 @@ export class PostPolicyRunSync implements RunSyncTarget {
       await response.body?.cancel();
       return;
     }
-    throw refusal(response.status, await response.text().catch(() => ""), key, path, policy);
+    throw await refusal(response.status, await response.text().catch(() => ""), key, path, policy);
   }
 }
-
-const xml = new XMLParser({ parseTagValue: false, ignoreAttributes: true, processEntities: true });
 
 const S3ErrorBody = z.object({
   Error: z.object({ Code: z.string(), Message: z.string().optional() }),
 });
 
-/** S3's `<Error><Code>…</Code><Message>…</Message></Error>`, or nothing where the body is not one. */
-export function parseS3ErrorBody(text: string): { code: string; message: string | undefined } | undefined {
+type XmlParser = { parse(text: string): unknown };
+let xml: Promise<XmlParser> | undefined;
+
+/**
+ * S3's `<Error><Code>…</Code><Message>…</Message></Error>`, or nothing where
+ * the body is not one. fast-xml-parser (what the AWS SDK and our S3 emulator
+ * use) is loaded on the first error only: it is most of a 150 KB addition to
+ * the agent bundle that a healthy sync never needs at start.
+ */
+export async function parseS3ErrorBody(
+  text: string,
+): Promise<{ code: string; message: string | undefined } | undefined> {
+  xml ??= import("fast-xml-parser").then(
+    ({ XMLParser }) => new XMLParser({ parseTagValue: false, ignoreAttributes: true, processEntities: true }),
+  );
   try {
-    const parsed = S3ErrorBody.safeParse(xml.parse(text));
+    const parsed = S3ErrorBody.safeParse((await xml).parse(text));
     return parsed.success ? { code: parsed.data.Error.Code, message: parsed.data.Error.Message } : undefined;
   } catch {
     return undefined;
   }
 }
 
-function refusal(
+async function refusal(
   status: number,
   text: string,
   key: string,
   path: string,
   policy: PresignedPost,
-): PostPolicySyncError {
-  const body = parseS3ErrorBody(text);
+): Promise<PostPolicySyncError> {
+  const body = await parseS3ErrorBody(text);
   const s3Code = body?.code;
   const said = body?.message ?? (text.slice(0, 200) || `HTTP ${status}`);
   const base = { s3Code, status, details: { key, path, status, s3Code, keyPrefix: policy.keyPrefix } };

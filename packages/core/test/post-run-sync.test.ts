@@ -31,25 +31,25 @@ const POLICY: PresignedPost = {
 };
 
 describe("parseS3ErrorBody", () => {
-  it("reads S3's error document, entities decoded", () => {
+  it("reads S3's error document, entities decoded", async () => {
     const expired =
       '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message><RequestId>7R2</RequestId><HostId>abc=</HostId></Error>';
-    expect(parseS3ErrorBody(expired)).toEqual({
+    expect(await parseS3ErrorBody(expired)).toEqual({
       code: "AccessDenied",
       message: "Invalid according to Policy: Policy expired.",
     });
     const condition =
       "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy Condition failed: [&quot;starts-with&quot;, &quot;$key&quot;, &quot;runs/r1/&quot;]</Message></Error>";
-    expect(parseS3ErrorBody(condition)?.message).toBe(
+    expect((await parseS3ErrorBody(condition))?.message).toBe(
       'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "runs/r1/"]',
     );
   });
 
-  it("anything else is not an S3 error", () => {
-    expect(parseS3ErrorBody("")).toBeUndefined();
-    expect(parseS3ErrorBody("<html><body>502 Bad Gateway</body></html>")).toBeUndefined();
-    expect(parseS3ErrorBody("<Error><Message>no code</Message></Error>")).toBeUndefined();
-    expect(parseS3ErrorBody("not xml <<")).toBeUndefined();
+  it("anything else is not an S3 error", async () => {
+    expect(await parseS3ErrorBody("")).toBeUndefined();
+    expect(await parseS3ErrorBody("<html><body>502 Bad Gateway</body></html>")).toBeUndefined();
+    expect(await parseS3ErrorBody("<Error><Message>no code</Message></Error>")).toBeUndefined();
+    expect(await parseS3ErrorBody("not xml <<")).toBeUndefined();
   });
 });
 
