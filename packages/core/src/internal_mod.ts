@@ -4,7 +4,7 @@
  * in core so that nothing below the CLI has to import the tracker, and so the
  * closure of what a remote machine runs stays free of native addons.
  */
-export { writeFileAtomicSync, writeJsonAtomicSync } from "./files/atomic-write.ts";
+export { type AtomicWriteOptions, writeFileAtomicSync, writeJsonAtomicSync } from "./files/atomic-write.ts";
 export { isErrno } from "./files/errno.ts";
 export { FILE_MUTEX_STALE_MS, withFileMutexSync } from "./files/file-mutex.ts";
 export {

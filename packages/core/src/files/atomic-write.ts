@@ -8,9 +8,19 @@ import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } fro
 import { basename, dirname, join } from "node:path";
 import { isErrno } from "./errno.ts";
 
+export interface AtomicWriteOptions {
+  /**
+   * Default true: fsync the file and its directory, so the new content
+   * survives a power loss too. False keeps the write atomic (a crash of the
+   * process still leaves old or new) without the two fsyncs, for files that
+   * are only a hint whose loss costs redundant work, never wrong data.
+   */
+  durable?: boolean;
+}
+
 /** Replaces `file` with `value` as pretty JSON, atomically (see writeFileAtomicSync). */
-export function writeJsonAtomicSync(file: string, value: unknown): void {
-  writeFileAtomicSync(file, `${JSON.stringify(value, null, 2)}\n`);
+export function writeJsonAtomicSync(file: string, value: unknown, options?: AtomicWriteOptions): void {
+  writeFileAtomicSync(file, `${JSON.stringify(value, null, 2)}\n`, options);
 }
 
 /**
@@ -18,7 +28,8 @@ export function writeJsonAtomicSync(file: string, value: unknown): void {
  * see the old content or the new, never a mix. The temp file is hidden and
  * unique per writer so concurrent writers never share one.
  */
-export function writeFileAtomicSync(file: string, text: string): void {
+export function writeFileAtomicSync(file: string, text: string, options: AtomicWriteOptions = {}): void {
+  const durable = options.durable ?? true;
   const dir = dirname(file);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd = openSync(tmp, "wx", 0o644);
@@ -26,7 +37,7 @@ export function writeFileAtomicSync(file: string, text: string): void {
     const buf = Buffer.from(text, "utf8");
     let written = 0;
     while (written < buf.length) written += writeSync(fd, buf, written, buf.length - written);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
     unlinkSync(tmp);
@@ -39,7 +50,7 @@ export function writeFileAtomicSync(file: string, text: string): void {
     unlinkSync(tmp);
     throw error;
   }
-  syncDirectory(dir);
+  if (durable) syncDirectory(dir);
 }
 
 // Makes the rename itself durable. Some file systems refuse fsync on a
