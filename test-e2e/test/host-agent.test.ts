@@ -95,6 +95,16 @@ async function lrChanges(runDir: string, rank: number): Promise<number[]> {
 
 it("follows and steers a 2-rank run on another machine over NATS, then the idle machine shuts itself down", async () => {
   const runId = "remote-ddp-1";
+  // Followed live from a workspace that has no copy of the run (and no store: all of it over NATS).
+  const follow = startRunctl(["logs", "-f", runId], user);
+  let followErr = "";
+  follow.child.stderr?.on("data", (d: Buffer) => {
+    followErr += d.toString();
+  });
+  await waitFor(
+    () => /following remote-ddp-1 over NATS/.test(followErr),
+    `logs -f to subscribe: ${followErr}`,
+  );
   const machine = await startMachine({
     v: 1,
     hostId: "vm-1",
@@ -104,8 +114,6 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
   });
   const runDir = join(machine.home, "runs", runId);
 
-  // Followed live from a workspace that has no copy of the run.
-  const follow = startRunctl(["logs", "-f", runId], user);
   await waitFor(() => existsSync(join(runDir, "polling")), `the run to poll:\n${machine.log()}`);
 
   const ctl = await runctlJson(

@@ -63,6 +63,10 @@ export async function followRemote(options: RemoteFollowOptions): Promise<RunSta
     },
   });
 
+  // The server has the subscriptions once a flush returns: nothing published from now on is missed.
+  await nc.flush();
+  note(`runctl: following ${runId} over NATS${source ? ` (and its store copy ${source.location})` : ""}`);
+
   async function fillGap(to: number): Promise<void> {
     const stored = source ? await source.readFile(runId, "output.log").catch(() => null) : null;
     if (stored && stored.byteLength > printed) {
@@ -116,5 +120,32 @@ function statusOf(bytes: Uint8Array): RunStatus | undefined {
     return meta.status;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Without NATS: the store copy, read again every `pollMs` (it is synced every
+ * couple of seconds), until its meta.json says the run ended. Slower than
+ * telemetry, and a machine that died leaves it `lost` by its heartbeat.
+ */
+export async function followStore(options: {
+  runId: string;
+  source: RunSource;
+  write: (bytes: Uint8Array) => void;
+  pollMs?: number;
+}): Promise<RunStatus> {
+  const { runId, source, write } = options;
+  const { sourceMeta, withEffectiveStatus } = await import("@runctl/tracker");
+  let printed = 0;
+  for (;;) {
+    // meta.json first: output synced before it said "ended" is then complete.
+    const meta = withEffectiveStatus(await sourceMeta(source, runId));
+    const stored = await source.readFile(runId, "output.log");
+    if (stored && stored.byteLength > printed) {
+      write(stored.subarray(printed));
+      printed = stored.byteLength;
+    }
+    if (TERMINAL_STATUSES.has(meta.status)) return meta.status;
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2_000));
   }
 }

@@ -1,4 +1,5 @@
 import { Args, Flags } from "@oclif/core";
+import type { NatsSettings } from "@runctl/control";
 import { UserError } from "@runctl/core";
 import { DirRunSource, type RunSource, resolveRun, sourceMeta, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
@@ -58,26 +59,30 @@ export default class Logs extends RunctlCommand {
   /** A run on another machine, followed over NATS from what its store copy (if any) holds. */
   private async followElsewhere(source: RunSource | undefined, query: string) {
     const settings = await this.natsSettings(undefined);
-    if (settings === undefined) {
+    if (settings === undefined && source === undefined) {
       throw new UserError(`-f follows a run on another machine over NATS, and no NATS server is configured`, {
         code: "follow_remote",
-        hint: "Set `[nats] url` (or RUNCTL_NATS_URL) to the server the run's agent reports to, or leave out -f to print what its synced output.log holds now.",
+        hint: "Set `[nats] url` (or RUNCTL_NATS_URL) to the server the run's agent reports to, or follow its store copy with --from.",
       });
     }
     const id = source ? await source.resolve(query) : query;
     const json = this.jsonEnabled();
     const chunks: Buffer[] = [];
-    const { followRemote } = await import("../follow-remote.ts");
-    const status = await followRemote({
-      runId: id,
-      settings,
-      source,
-      write: (bytes) => {
-        if (json) chunks.push(Buffer.from(bytes));
-        else process.stdout.write(bytes);
-      },
-      note: (message) => this.progress(message),
-    });
+    const write = (bytes: Uint8Array) => {
+      if (json) chunks.push(Buffer.from(bytes));
+      else process.stdout.write(bytes);
+    };
+    const { followRemote, followStore } = await import("../follow-remote.ts");
+    const status =
+      settings === undefined && source !== undefined
+        ? await followStore({ runId: id, source, write })
+        : await followRemote({
+            runId: id,
+            settings: settings as NatsSettings,
+            source,
+            write,
+            note: (message) => this.progress(message),
+          });
     return { run: id, status, ...(json ? { output: Buffer.concat(chunks).toString("utf8") } : {}) };
   }
 
