@@ -205,3 +205,42 @@ it("takes a further run through its inbox, answers bad requests with a reason, a
   const meta = JSON.parse(await readFile(join(machine.home, "runs", "inbox-first", "meta.json"), "utf8"));
   expect(meta.attempt ?? 1).toBe(1);
 });
+
+it("an agent killed mid-run and started again by its restart policy runs the run again as its next attempt", async () => {
+  const machine = await startMachine({
+    v: 1,
+    hostId: "vm-3",
+    provider: "test",
+    run: runOf("restarted-1", "until_released.py"),
+    idle: { minutes: 0, action: "stop" },
+  });
+  const runDir = join(machine.home, "runs", "restarted-1");
+  const output = () => readFile(join(runDir, "output.log"), "utf8").catch(() => "");
+  await waitFor(async () => /started/.test(await output()), `the first attempt:\n${machine.log()}`);
+  machine.agent.kill("SIGKILL");
+  await machine.exited;
+
+  // What a restart policy does: the same command again.
+  const again = spawn(process.execPath, [AGENT_MAIN, "host", join(machine.home, "host.json")], {
+    env: { PATH: "/usr/bin:/bin", RUNCTL_HOME: machine.home, HOME: machine.home },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  agents.push(again);
+  const exited = new Promise<number | null>((resolve) => again.on("exit", (code) => resolve(code)));
+  await waitFor(async () => ((await output()).match(/started/g) ?? []).length === 2, "the second attempt");
+  await writeFile(join(runDir, "release"), "");
+  expect(await exited).toBe(0);
+  const meta = z
+    .object({
+      status: z.string(),
+      attempts: z.array(z.object({ number: z.number(), status: z.string() }).loose()),
+    })
+    .loose()
+    .parse(JSON.parse(await readFile(join(runDir, "meta.json"), "utf8")));
+  expect(meta.status).toBe("completed");
+  // The first attempt is closed truthfully (its agent is gone), the second completed.
+  expect(meta.attempts.map((a) => [a.number, a.status])).toEqual([
+    [1, "failed"],
+    [2, "completed"],
+  ]);
+});
