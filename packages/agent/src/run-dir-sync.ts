@@ -20,6 +20,8 @@ export interface RunDirSyncOptions {
    * that could not be read here: it is skipped until it changes.
    */
   onFileError?: (path: string, error: Error) => void;
+  /** Only the files this accepts are sent (telemetry wants the output and metrics, not checkpoints). */
+  only?: (path: string) => boolean;
 }
 
 interface Sent {
@@ -66,6 +68,7 @@ export class RunDirSync {
 
   async #syncOnce(): Promise<void> {
     for (const file of await listFiles(this.#dir, "")) {
+      if (this.#options.only && !this.#options.only(file.path)) continue;
       try {
         if (growsOnly(file.path)) await this.#sendGrowth(file.path, file.stats);
         else await this.#sendWhole(file.path, file.stats);

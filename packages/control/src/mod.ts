@@ -80,6 +80,24 @@ export {
   streamName,
 } from "./nats/subjects.ts";
 export {
+  encodeTelemetry,
+  followTelemetry,
+  type HostSubjects,
+  hostSubjects,
+  isTelemetryFile,
+  MAX_TELEMETRY_CHUNK,
+  NatsTelemetry,
+  TELEMETRY_FILES,
+  TelemetryChunk,
+  type TelemetryFile,
+  type TelemetryFollower,
+  type TelemetryHandlers,
+  TelemetryHeartbeat,
+  TelemetryStatus,
+  type TelemetrySubjects,
+  telemetrySubjects,
+} from "./nats/telemetry.ts";
+export {
   ControlsMessage,
   commandEntry,
   decodeAck,

@@ -8,6 +8,7 @@ export * from "./bundle/mod.ts";
 export * from "./config/mod.ts";
 export * from "./control.ts";
 export * from "./errors.ts";
+export * from "./host-spec.ts";
 export * from "./json-depth.ts";
 export * from "./post-run-sync.ts";
 export * from "./provider.ts";

@@ -1,4 +1,5 @@
 import { Args, Flags } from "@oclif/core";
+import type { NatsSettings } from "@runctl/control";
 import { UserError } from "@runctl/core";
 import { DirRunSource, type RunSource, resolveRun, sourceMeta, withEffectiveStatus } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
@@ -31,15 +32,16 @@ export default class Logs extends RunctlCommand {
     const { args, flags } = await this.parse(Logs);
     const source = await this.runSource(flags.from, args.run);
     if (!(source instanceof DirRunSource)) {
-      if (flags.follow) {
-        throw new UserError(`-f follows runs on this machine; ${args.run} is read from ${source.location}`, {
-          code: "follow_remote",
-          hint: "Leave out -f to print what its synced output.log holds now.",
-        });
-      }
+      if (flags.follow) return this.followElsewhere(source, args.run);
       return this.remote(source, args.run, flags.lines);
     }
-    const run = await resolveRun(source.runsDir, args.run);
+    const run = await resolveRun(source.runsDir, args.run).catch(async (error: unknown) => {
+      // Not on this disk: with NATS configured it may be running on another machine.
+      if (!flags.follow || (error as { code?: unknown }).code !== "run_not_found") throw error;
+      if ((await this.natsSettings(undefined)) === undefined) throw error;
+      return undefined;
+    });
+    if (run === undefined) return this.followElsewhere(undefined, args.run);
     const json = this.jsonEnabled();
     let output = "";
     const status = await followLog({
@@ -54,7 +56,37 @@ export default class Logs extends RunctlCommand {
     return { run: run.id, status, ...(json ? { output } : {}) };
   }
 
-  /** A run elsewhere: what its synced output.log holds now (following needs telemetry, not a copy). */
+  /** A run on another machine, followed over NATS from what its store copy (if any) holds. */
+  private async followElsewhere(source: RunSource | undefined, query: string) {
+    const settings = await this.natsSettings(undefined);
+    if (settings === undefined && source === undefined) {
+      throw new UserError(`-f follows a run on another machine over NATS, and no NATS server is configured`, {
+        code: "follow_remote",
+        hint: "Set `[nats] url` (or RUNCTL_NATS_URL) to the server the run's agent reports to, or follow its store copy with --from.",
+      });
+    }
+    const id = source ? await source.resolve(query) : query;
+    const json = this.jsonEnabled();
+    const chunks: Buffer[] = [];
+    const write = (bytes: Uint8Array) => {
+      if (json) chunks.push(Buffer.from(bytes));
+      else process.stdout.write(bytes);
+    };
+    const { followRemote, followStore } = await import("../follow-remote.ts");
+    const status =
+      settings === undefined && source !== undefined
+        ? await followStore({ runId: id, source, write })
+        : await followRemote({
+            runId: id,
+            settings: settings as NatsSettings,
+            source,
+            write,
+            note: (message) => this.progress(message),
+          });
+    return { run: id, status, ...(json ? { output: Buffer.concat(chunks).toString("utf8") } : {}) };
+  }
+
+  /** A run elsewhere: what its synced output.log holds now. */
   private async remote(source: RunSource, query: string, lines: number | undefined) {
     const id = await source.resolve(query);
     const meta = withEffectiveStatus(await sourceMeta(source, id));

@@ -1,0 +1,333 @@
+/**
+ * The agent on a machine runctl started (`node agent.mjs host host.json`,
+ * from the bootstrap): runs the host spec's run, then whatever arrives on the
+ * machine's inbox, one at a time, and shuts the machine down once it has had
+ * nothing to run for the idle time. For each run it
+ *
+ * - keeps the run directory synced to the store (every few seconds and once
+ *   more at the end) through the run's own short-lived POST policy;
+ * - publishes telemetry over NATS (output and metrics by offset, status,
+ *   heartbeats) and bridges control, so `runctl logs -f` and
+ *   `runctl ctl … --wait` work as for a local run;
+ * - survives its own restart: a run whose directory says it ended is not run
+ *   again; one that was cut short runs again as a new attempt of the same run.
+ *
+ * Nothing here accepts a connection: the machine only dials out.
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { isAbsolute, join, resolve } from "node:path";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import {
+  connectNats,
+  hostSubjects,
+  isTelemetryFile,
+  NatsTelemetry,
+  natsSettingsFromConfig,
+} from "@runctl/control";
+import {
+  HostInboxMessage,
+  type HostRun,
+  type HostSpec,
+  parseAt,
+  type RunSpec,
+  type RunSyncTarget,
+  TERMINAL_STATUSES,
+  toRunctlError,
+} from "@runctl/core";
+import { RunDirSync } from "./run-dir-sync.ts";
+import { Supervisor } from "./supervisor.ts";
+
+/** How often the run directory goes to the store while the run is live. */
+const STORE_SYNC_MS = 2_000;
+/** How often output and metrics go out as telemetry. */
+const TELEMETRY_MS = 250;
+
+export interface HostAgentOptions {
+  /** The agent's home on the machine (`$RUNCTL_HOME`): runs, code, secrets. */
+  home: string;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Where a run's directory is synced, given its run (the POST-policy target on a cloud machine). */
+  storeTarget?: (run: HostRun, runDir: string) => RunSyncTarget | undefined;
+  log: (line: string) => void;
+}
+
+export interface HostOutcome {
+  /** Why the agent stopped: the machine went idle (and was told to shut down), or it was signalled. */
+  reason: "idle" | "signal";
+  runs: number;
+}
+
+export class HostAgent {
+  readonly #spec: HostSpec;
+  readonly #options: HostAgentOptions;
+  readonly #queue: HostRun[] = [];
+  #current: { supervisor: Supervisor; telemetry?: NatsTelemetry } | undefined;
+  #nc: NatsConnection | undefined;
+  #inbox: Subscription | undefined;
+  #stopping: NodeJS.Signals | undefined;
+  #wake: (() => void) | undefined;
+  #runs = 0;
+
+  constructor(spec: HostSpec, options: HostAgentOptions) {
+    this.#spec = spec;
+    this.#options = options;
+    this.#queue.push(spec.run);
+  }
+
+  /** Stops the current run (its ranks get `signal`) and the agent after it; no more runs start. */
+  stop(signal: NodeJS.Signals): void {
+    this.#stopping ??= signal;
+    this.#current?.supervisor.stop(signal);
+    this.#wake?.();
+  }
+
+  async run(): Promise<HostOutcome> {
+    const { home } = this.#options;
+    await mkdir(join(home, "secrets"), { recursive: true, mode: 0o700 });
+    if (this.#spec.run.nats) {
+      this.#nc = await this.#connect(this.#spec.run);
+      if (this.#spec.inbox) this.#listen(this.#nc);
+    }
+    try {
+      for (;;) {
+        const next = this.#queue.shift() ?? (await this.#idle());
+        if (next === undefined) break;
+        await this.#runOne(next);
+        this.#runs += 1;
+        if (this.#stopping) break;
+      }
+      if (!this.#stopping) {
+        this.#publishHost({ state: "shutting_down", reason: "idle", action: this.#spec.idle.action });
+      }
+    } finally {
+      this.#inbox?.unsubscribe();
+      await this.#nc?.drain().catch(() => undefined);
+    }
+    if (this.#stopping) return { reason: "signal", runs: this.#runs };
+    await this.#shutdown();
+    return { reason: "idle", runs: this.#runs };
+  }
+
+  /** Waits for an inbox run, or the idle time to pass (undefined: shut down). */
+  async #idle(): Promise<HostRun | undefined> {
+    if (this.#stopping) return undefined;
+    const ms = this.#spec.idle.minutes * 60_000;
+    this.#publishHost({ state: "idle", idle_ms: ms });
+    this.#options.log(`idle; shutting down in ${this.#spec.idle.minutes} min unless a run arrives`);
+    await new Promise<void>((wake) => {
+      const timer = setTimeout(wake, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        wake();
+      };
+    });
+    this.#wake = undefined;
+    return this.#stopping ? undefined : this.#queue.shift();
+  }
+
+  #listen(nc: NatsConnection): void {
+    const prefix = this.#spec.run.nats?.prefix ?? "runctl";
+    this.#inbox = nc.subscribe(hostSubjects(prefix, this.#spec.hostId).inbox, {
+      callback: (_error, msg) => {
+        let reply: Record<string, unknown>;
+        try {
+          const message = parseAt(HostInboxMessage, JSON.parse(new TextDecoder().decode(msg.data)), {
+            what: "inbox message",
+            kind: "user",
+            code: "bad_inbox_message",
+          });
+          if (this.#stopping) {
+            reply = {
+              accepted: false,
+              error: { code: "host_stopping", message: "the machine is shutting down" },
+            };
+          } else {
+            this.#queue.push(message.run);
+            reply = { accepted: true, run: message.run.spec.runId, queued: this.#queue.length - 1 };
+            this.#wake?.();
+          }
+        } catch (error) {
+          const err = toRunctlError(error);
+          reply = { accepted: false, error: { code: err.code, message: err.message } };
+        }
+        if (msg.reply) msg.respond(new TextEncoder().encode(JSON.stringify(reply)));
+      },
+    });
+  }
+
+  async #runOne(run: HostRun): Promise<void> {
+    const spec = await this.#resolve(run);
+    const runDir = join(spec.runsDir, spec.runId);
+    if (await this.#ended(runDir)) {
+      // The agent restarted after this run ended: it is not run again.
+      this.#options.log(`run ${spec.runId} already ended; not running it again`);
+      return;
+    }
+    const { home, log, env } = this.#options;
+    const nc = run === this.#spec.run ? this.#nc : run.nats ? await this.#connect(run) : undefined;
+    let supervisor: Supervisor;
+    try {
+      supervisor = await Supervisor.start(existsSync(runDir) ? { ...spec, continueRun: true } : spec, {
+        env: { ...env, RUNCTL_HOME: home },
+        onWarning: (message) => log(`warning: ${message}`),
+      });
+    } catch (error) {
+      log(`run ${spec.runId} did not start: ${toRunctlError(error).message}`);
+      return;
+    }
+    log(`run ${spec.runId} started in ${supervisor.runDir}`);
+    const telemetry = nc
+      ? new NatsTelemetry(nc, run.nats?.prefix ?? "runctl", spec.runId, this.#spec.hostId)
+      : undefined;
+    this.#current = { supervisor, ...(telemetry ? { telemetry } : {}) };
+    const store = this.#options.storeTarget?.(run, supervisor.runDir);
+    const loops = [
+      store &&
+        this.#loop(
+          new RunDirSync(supervisor.runDir, store, { onFileError: fileError(log) }),
+          store.location,
+          STORE_SYNC_MS,
+          true,
+        ),
+      telemetry &&
+        this.#loop(
+          new RunDirSync(supervisor.runDir, telemetry, { only: isTelemetryFile }),
+          telemetry.location,
+          TELEMETRY_MS,
+          false,
+        ),
+    ].filter((loop) => loop !== undefined);
+    const beat = telemetry && setInterval(() => telemetry.heartbeat(), this.#spec.heartbeatMs);
+    if (this.#stopping) supervisor.stop(this.#stopping);
+    const outcome = await supervisor.done;
+    if (beat) clearInterval(beat);
+    await Promise.all(loops.map((loop) => loop.finish()));
+    telemetry?.publishStatus(outcome.status, outcome.exitCode);
+    await nc?.flush().catch(() => undefined);
+    if (nc && nc !== this.#nc) await nc.drain().catch(() => undefined);
+    this.#current = undefined;
+    log(`run ${spec.runId} ended: ${outcome.status} (exit ${outcome.exitCode})`);
+  }
+
+  /** Syncs every `ms` until finish(), which waits for one last complete pass. */
+  #loop(sync: RunDirSync, location: string, ms: number, resume: boolean) {
+    const { log } = this.#options;
+    let warned = false;
+    const pass = () =>
+      sync.sync().then(
+        () => {
+          warned = false;
+        },
+        (error: unknown) => {
+          if (!warned) log(`sync to ${location}: ${toRunctlError(error).message} (retrying)`);
+          warned = true;
+        },
+      );
+    const started = resume ? sync.resume().catch(() => undefined) : Promise.resolve();
+    const timer = setInterval(() => void started.then(pass), ms);
+    return {
+      async finish() {
+        clearInterval(timer);
+        await started;
+        // The last pass must get through: a store that is down for a while is waited for.
+        for (let attempt = 0; attempt < 60; attempt += 1) {
+          try {
+            await sync.sync();
+            return;
+          } catch {
+            await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
+          }
+        }
+        log(`sync to ${location}: gave up on the final pass`);
+      },
+    };
+  }
+
+  async #resolve(run: HostRun): Promise<RunSpec> {
+    const { home } = this.#options;
+    const codeDir = run.code ? join(home, "code", run.code.sha256) : join(home, "work");
+    await mkdir(codeDir, { recursive: true });
+    const at = (base: string, path: string) => (isAbsolute(path) ? path : resolve(base, path));
+    const spec: RunSpec = {
+      ...run.spec,
+      cwd: at(codeDir, run.spec.cwd),
+      runsDir: at(home, run.spec.runsDir),
+      checkpointDir: at(home, run.spec.checkpointDir),
+      echo: false,
+      stopWithParent: false,
+    };
+    if (run.nats) {
+      const creds = run.nats.creds ? await this.#writeCreds(spec.runId, run.nats.creds) : undefined;
+      spec.control = {
+        kind: "nats",
+        nats: { url: run.nats.url, prefix: run.nats.prefix, ...(creds ? { creds } : {}) },
+      };
+    }
+    return spec;
+  }
+
+  /** A run's credential goes to a file only the agent reads, outside every run directory. */
+  async #writeCreds(runId: string, creds: string): Promise<string> {
+    const path = join(this.#options.home, "secrets", `${runId}.creds`);
+    await writeFile(path, creds, { mode: 0o600 });
+    await chmod(path, 0o600);
+    return path;
+  }
+
+  async #connect(run: HostRun): Promise<NatsConnection> {
+    const nats = run.nats;
+    if (!nats) throw new Error("no NATS settings");
+    const creds = nats.creds ? await this.#writeCreds(run.spec.runId, nats.creds) : undefined;
+    return connectNats(
+      natsSettingsFromConfig({ url: nats.url, prefix: nats.prefix, ...(creds ? { creds } : {}) }),
+      { waitForServerMs: 60_000 },
+    );
+  }
+
+  async #ended(runDir: string): Promise<boolean> {
+    try {
+      const meta = JSON.parse(await readFile(join(runDir, "meta.json"), "utf8")) as { status?: unknown };
+      return typeof meta.status === "string" && TERMINAL_STATUSES.has(meta.status as never);
+    } catch {
+      return false;
+    }
+  }
+
+  #publishHost(body: Record<string, unknown>): void {
+    const prefix = this.#spec.run.nats?.prefix;
+    if (!this.#nc || prefix === undefined) return;
+    try {
+      this.#nc.publish(
+        hostSubjects(prefix, this.#spec.hostId).status,
+        JSON.stringify({ v: 1, host: this.#spec.hostId, at: new Date().toISOString(), ...body }),
+      );
+    } catch {
+      // best effort: the store and the provider's own status tell the rest
+    }
+  }
+
+  /** The machine's own shutdown; what it means to the provider (stop or terminate) is said first. */
+  async #shutdown(): Promise<void> {
+    const { action } = this.#spec.idle;
+    const [command, ...args] = this.#spec.shutdownCommand;
+    this.#options.log(`idle for ${this.#spec.idle.minutes} min: shutting the machine down (${action})`);
+    await writeFile(
+      join(this.#options.home, "shutdown.json"),
+      `${JSON.stringify({ v: 1, reason: "idle", action, at: new Date().toISOString() })}\n`,
+    );
+    await new Promise<void>((done) => {
+      const child = spawn(command as string, args, { stdio: "ignore" });
+      child.on("error", (error) => {
+        this.#options.log(`shutdown: ${error.message}`);
+        done();
+      });
+      child.on("exit", () => done());
+    });
+  }
+}
+
+function fileError(log: (line: string) => void) {
+  return (path: string, error: Error) => log(`sync: ${path} skipped: ${error.message}`);
+}

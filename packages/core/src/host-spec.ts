@@ -1,0 +1,84 @@
+/**
+ * The host spec: what a bootstrap hands the agent on a machine runctl started
+ * (`node agent.mjs host host.json`). It names the machine, the first run, how
+ * the run directory reaches the store (a POST policy scoped to the run's
+ * prefix), where telemetry and control go (NATS with a per-run credential),
+ * and what to do once the machine has nothing to run.
+ *
+ * Everything in it is short-lived (the policy and the credential expire), so
+ * it may travel as EC2 user-data or a pod argument. The agent never copies it
+ * into a run directory.
+ */
+import { z } from "zod";
+import { Sha256HexSchema } from "./bundle/manifest.ts";
+import { RunSpec } from "./run-spec.ts";
+
+export const HOST_SPEC_VERSION = 1;
+
+/** A browser-style POST upload scoped to one key prefix (ArtifactStore.presignPost). */
+export const PresignedPostSchema = z.strictObject({
+  url: z.url(),
+  fields: z.record(z.string(), z.string()),
+  keyPrefix: z.string().min(1),
+  maxBytes: z.number().int().positive(),
+  expiresAt: z.iso.datetime({ offset: true }),
+});
+
+/** NATS as a remote agent reaches it: the credential is the text of a `.creds` file, for this run only. */
+export const HostNatsSchema = z.strictObject({
+  url: z.string().min(1),
+  prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
+    .default("runctl"),
+  creds: z.string().min(1).optional(),
+  /** Replies to this connection's requests come under it (a per-run credential may only subscribe there). */
+  inboxPrefix: z.string().min(1).optional(),
+});
+export type HostNats = z.infer<typeof HostNatsSchema>;
+
+/** One run as the machine receives it: from the bootstrap, or later through the inbox. */
+export const HostRunSchema = z.strictObject({
+  /**
+   * The run spec. `cwd` is resolved against the code directory (the bundle the
+   * bootstrap extracted), `runsDir` and `checkpointDir` against the agent's home.
+   */
+  spec: RunSpec,
+  /** The code bundle the run's `cwd` is in (its sha256 names the directory under `<home>/code`). */
+  code: z.strictObject({ url: z.url().optional(), sha256: Sha256HexSchema }).optional(),
+  /** Where the run directory is synced: every key under the policy's prefix is the run's. */
+  store: z.strictObject({ post: PresignedPostSchema }).optional(),
+  nats: HostNatsSchema.optional(),
+});
+export type HostRun = z.output<typeof HostRunSchema>;
+
+export const HostSpec = z.strictObject({
+  v: z.literal(HOST_SPEC_VERSION),
+  /** The machine as its provider names it (instance id, pod id). */
+  hostId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
+  provider: z.string().min(1),
+  run: HostRunSchema,
+  /**
+   * Listen for further runs on `<prefix>.host.<host>.inbox` (with the first
+   * run's NATS settings) instead of going idle after the first.
+   */
+  inbox: z.boolean().default(true),
+  idle: z
+    .strictObject({
+      /** Shut the machine down after this many minutes without a run; 0 = right after the last one. */
+      minutes: z.number().nonnegative().default(30),
+      /** What the machine's shutdown means to its provider: an EBS instance stops, a spot one terminates. */
+      action: z.enum(["stop", "terminate"]).default("stop"),
+    })
+    .prefault({}),
+  /** The machine's own shutdown. */
+  shutdownCommand: z.array(z.string().min(1)).min(1).default(["shutdown", "-h", "now"]),
+  /** Telemetry heartbeats; the store copy's meta.json beats every 10 s regardless. */
+  heartbeatMs: z.number().int().min(100).default(5_000),
+});
+export type HostSpec = z.output<typeof HostSpec>;
+export type HostSpecInput = z.input<typeof HostSpec>;
+
+/** A message on the host's inbox: one more run for a live machine. */
+export const HostInboxMessage = z.strictObject({ v: z.literal(HOST_SPEC_VERSION), run: HostRunSchema });
+export type HostInboxMessage = z.output<typeof HostInboxMessage>;

@@ -1,0 +1,246 @@
+// The agent in host mode (`node agent.bundle.mjs host host.json`), as a bootstrap starts it on a
+// machine runctl launched: a 2-rank torch (gloo) run followed live with `runctl logs -f` from a
+// workspace that does not have the run, steered with `runctl ctl … --wait` (both ranks ack and
+// change at the same step), then the machine goes idle and shuts itself down. A second machine
+// takes a further run through its inbox without being started again.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AGENT_MAIN } from "@runctl/agent/launcher";
+import { connectNats, hostSubjects } from "@runctl/control";
+import type { HostSpecInput } from "@runctl/core";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { startNatsServer } from "../src/nats-server.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).loose()) });
+
+let nats: Awaited<ReturnType<typeof startNatsServer>>;
+let user: Workspace;
+const homes: string[] = [];
+const agents: ChildProcess[] = [];
+beforeAll(async () => {
+  nats = await startNatsServer();
+  // The user's machine: NATS configured, no run directory of the remote run.
+  user = await workspace({ RUNCTL_NATS_URL: nats.url });
+});
+afterAll(async () => {
+  for (const agent of agents) agent.kill("SIGKILL");
+  await nats?.close();
+  for (const home of [...homes, user.home]) await rm(home, { recursive: true, force: true });
+});
+
+interface Machine {
+  home: string;
+  agent: ChildProcess;
+  exited: Promise<number | null>;
+  log: () => string;
+  /** Where the fake `shutdown` records that it was asked. */
+  shutdownMark: string;
+}
+
+/** A "machine": the agent in host mode with its own home, and a shutdown command that records the request. */
+async function startMachine(spec: HostSpecInput): Promise<Machine> {
+  const home = await mkdtemp(join(tmpdir(), "runctl-host-"));
+  homes.push(home);
+  const shutdownMark = join(home, "shutdown-requested");
+  const shutdown = join(home, "fake-shutdown.sh");
+  await writeFile(shutdown, `#!/bin/sh\necho "$@" > '${shutdownMark}'\n`, { mode: 0o755 });
+  await writeFile(
+    join(home, "host.json"),
+    JSON.stringify({ ...spec, shutdownCommand: [shutdown, "-h", "now"] }),
+  );
+  const agent = spawn(process.execPath, [AGENT_MAIN, "host", join(home, "host.json")], {
+    env: { PATH: `${dirname("/usr/bin/python3")}:/bin`, RUNCTL_HOME: home, HOME: home },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  agents.push(agent);
+  let log = "";
+  agent.stdout?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  agent.stderr?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
+  return { home, agent, exited, log: () => log, shutdownMark };
+}
+
+function runOf(runId: string, script: string, nproc = 1) {
+  return {
+    spec: {
+      v: 1 as const,
+      runId,
+      command: ["/usr/bin/python3", join(FIXTURES, script)],
+      commandKind: "python" as const,
+      cwd: FIXTURES,
+      runsDir: "runs",
+      checkpointDir: "checkpoints",
+      nprocPerNode: nproc,
+    },
+    nats: { url: nats.url, prefix: "runctl" },
+  };
+}
+
+async function lrChanges(runDir: string, rank: number): Promise<number[]> {
+  const lines = (await readFile(join(runDir, `lr.rank${rank}.jsonl`), "utf8")).trim().split("\n");
+  const points = lines.map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
+  return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
+}
+
+it("follows and steers a 2-rank run on another machine over NATS, then the idle machine shuts itself down", async () => {
+  const runId = "remote-ddp-1";
+  // Followed live from a workspace that has no copy of the run (and no store: all of it over NATS).
+  const follow = startRunctl(["logs", "-f", runId], user);
+  let followErr = "";
+  follow.child.stderr?.on("data", (d: Buffer) => {
+    followErr += d.toString();
+  });
+  await waitFor(
+    () => /following remote-ddp-1 over NATS/.test(followErr),
+    `logs -f to subscribe: ${followErr}`,
+  );
+  const machine = await startMachine({
+    v: 1,
+    hostId: "vm-1",
+    provider: "test",
+    run: runOf(runId, "remote_train.py", 2),
+    idle: { minutes: 0, action: "terminate" },
+  });
+  const runDir = join(machine.home, "runs", runId);
+
+  await waitFor(() => existsSync(join(runDir, "polling")), `the run to poll:\n${machine.log()}`);
+
+  const ctl = await runctlJson(
+    ["ctl", runId, "optimizer.lr.multiplier", "0.5", "--wait", "--timeout", "60"],
+    user,
+  );
+  expect(ctl.code, ctl.stderr).toBe(0);
+  expect(
+    Acks.parse(ctl.doc)
+      .acks.map((a) => [a.rank, a.status])
+      .sort(),
+  ).toEqual([
+    [0, "applied"],
+    [1, "applied"],
+  ]);
+  const [changed0, changed1] = [await lrChanges(runDir, 0), await lrChanges(runDir, 1)];
+  expect(changed0).toHaveLength(1);
+  expect(changed1).toEqual(changed0);
+
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const followed = await follow.result;
+  expect(followed.code, followed.stderr).toBe(0);
+  // Every line the ranks printed, once, in the order of output.log.
+  const output = await readFile(join(runDir, "output.log"), "utf8");
+  expect(output).toMatch(/rank 1 stopped at step/);
+  expect(followed.stdout).toBe(output);
+
+  // Nothing more to run: the machine asks for its own shutdown and the agent exits 0.
+  expect(await machine.exited).toBe(0);
+  expect((await readFile(machine.shutdownMark, "utf8")).trim()).toBe("-h now");
+  const shutdown = JSON.parse(await readFile(join(machine.home, "shutdown.json"), "utf8"));
+  expect(shutdown).toMatchObject({ reason: "idle", action: "terminate" });
+});
+
+it("takes a further run through its inbox, answers bad requests with a reason, and a restart does not run an ended run again", async () => {
+  const machine = await startMachine({
+    v: 1,
+    hostId: "vm-2",
+    provider: "test",
+    run: runOf("inbox-first", "hello_run.py"),
+    idle: { minutes: 10, action: "stop" },
+  });
+  await waitFor(
+    () => /run inbox-first ended: completed/.test(machine.log()),
+    `the first run:\n${machine.log()}`,
+  );
+
+  const nc = await connectNats({ url: nats.url });
+  const inbox = hostSubjects("runctl", "vm-2").inbox;
+  const ask = async (body: unknown) =>
+    JSON.parse(
+      new TextDecoder().decode(
+        (await nc.request(inbox, new TextEncoder().encode(JSON.stringify(body)), { timeout: 10_000 })).data,
+      ),
+    );
+  expect(await ask({ v: 1, run: { spec: { runId: "../x" } } })).toMatchObject({
+    accepted: false,
+    error: { code: "bad_inbox_message" },
+  });
+  expect(await ask({ v: 1, run: runOf("inbox-second", "hello_run.py") })).toMatchObject({
+    accepted: true,
+    run: "inbox-second",
+  });
+  await waitFor(
+    () => /run inbox-second ended: completed/.test(machine.log()),
+    `the second run:\n${machine.log()}`,
+  );
+  expect(await readFile(join(machine.home, "runs", "inbox-second", "output.log"), "utf8")).toMatch(
+    /hello from inbox-second/,
+  );
+  await nc.close();
+
+  // Stopped by a signal: no shutdown. Started again (a restart policy), the ended first run is not rerun.
+  machine.agent.kill("SIGTERM");
+  expect(await machine.exited).toBe(0);
+  expect(existsSync(machine.shutdownMark)).toBe(false);
+  const again = spawn(process.execPath, [AGENT_MAIN, "host", join(machine.home, "host.json")], {
+    env: { PATH: "/usr/bin:/bin", RUNCTL_HOME: machine.home, HOME: machine.home },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  agents.push(again);
+  let log = "";
+  again.stdout?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  await waitFor(() => /already ended; not running it again/.test(log), `the restarted agent:\n${log}`);
+  again.kill("SIGTERM");
+  const meta = JSON.parse(await readFile(join(machine.home, "runs", "inbox-first", "meta.json"), "utf8"));
+  expect(meta.attempt ?? 1).toBe(1);
+});
+
+it("an agent killed mid-run and started again by its restart policy runs the run again as its next attempt", async () => {
+  const machine = await startMachine({
+    v: 1,
+    hostId: "vm-3",
+    provider: "test",
+    run: runOf("restarted-1", "until_released.py"),
+    idle: { minutes: 0, action: "stop" },
+  });
+  const runDir = join(machine.home, "runs", "restarted-1");
+  const output = () => readFile(join(runDir, "output.log"), "utf8").catch(() => "");
+  await waitFor(async () => /started/.test(await output()), `the first attempt:\n${machine.log()}`);
+  machine.agent.kill("SIGKILL");
+  await machine.exited;
+
+  // What a restart policy does: the same command again.
+  const again = spawn(process.execPath, [AGENT_MAIN, "host", join(machine.home, "host.json")], {
+    env: { PATH: "/usr/bin:/bin", RUNCTL_HOME: machine.home, HOME: machine.home },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  agents.push(again);
+  const exited = new Promise<number | null>((resolve) => again.on("exit", (code) => resolve(code)));
+  await waitFor(async () => ((await output()).match(/started/g) ?? []).length === 2, "the second attempt");
+  await writeFile(join(runDir, "release"), "");
+  expect(await exited).toBe(0);
+  const meta = z
+    .object({
+      status: z.string(),
+      attempts: z.array(z.object({ number: z.number(), status: z.string() }).loose()),
+    })
+    .loose()
+    .parse(JSON.parse(await readFile(join(runDir, "meta.json"), "utf8")));
+  expect(meta.status).toBe("completed");
+  // The first attempt is closed truthfully (its agent is gone), the second completed.
+  expect(meta.attempts.map((a) => [a.number, a.status])).toEqual([
+    [1, "failed"],
+    [2, "completed"],
+  ]);
+});
