@@ -10,28 +10,52 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AGENT_MAIN } from "@runctl/agent/launcher";
+import { StoreRunSource } from "@runctl/tracker";
 import { connectNats, hostSubjects } from "@runctl/control";
 import type { HostSpecInput } from "@runctl/core";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
+import { S3ArtifactStore } from "@runctl/s3";
 import { startNatsServer } from "../src/nats-server.ts";
+import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).loose()) });
 
+const KEY = { accessKeyId: "AKIDHOST", secretAccessKey: "host-secret" };
+const STORE_URL = "s3://artifacts/store";
 let nats: Awaited<ReturnType<typeof startNatsServer>>;
+let s3: S3Emulator;
+let store: S3ArtifactStore;
 let user: Workspace;
 const homes: string[] = [];
 const agents: ChildProcess[] = [];
 beforeAll(async () => {
   nats = await startNatsServer();
-  // The user's machine: NATS configured, no run directory of the remote run.
-  user = await workspace({ RUNCTL_NATS_URL: nats.url });
+  const data = await mkdtemp(join(tmpdir(), "runctl-host-s3-"));
+  homes.push(data);
+  s3 = await startS3Emulator({ dataDir: data, credentials: [KEY], buckets: ["artifacts"] });
+  store = S3ArtifactStore.fromUrl(STORE_URL, {
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: KEY,
+  });
+  // The user's machine: NATS and the store configured, no run directory of the remote run.
+  user = await workspace({
+    RUNCTL_NATS_URL: nats.url,
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
 });
 afterAll(async () => {
   for (const agent of agents) agent.kill("SIGKILL");
   await nats?.close();
+  await s3?.stop();
   for (const home of [...homes, user.home]) await rm(home, { recursive: true, force: true });
 });
 
@@ -69,6 +93,13 @@ async function startMachine(spec: HostSpecInput): Promise<Machine> {
   });
   const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
   return { home, agent, exited, log: () => log, shutdownMark };
+}
+
+/** A run's POST policy: the machine may write under runs/<run>/ of the store and nowhere else. */
+async function storeFor(runId: string) {
+  const presign = store.presignPost?.bind(store);
+  if (!presign) throw new Error("the S3 store presigns POST policies");
+  return { post: await presign(`runs/${runId}/`, { expiresInSeconds: 3600, maxBytes: 64 * 1024 * 1024 }) };
 }
 
 function runOf(runId: string, script: string, nproc = 1) {
@@ -109,7 +140,7 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
     v: 1,
     hostId: "vm-1",
     provider: "test",
-    run: runOf(runId, "remote_train.py", 2),
+    run: { ...runOf(runId, "remote_train.py", 2), store: await storeFor(runId) },
     idle: { minutes: 0, action: "terminate" },
   });
   const runDir = join(machine.home, "runs", runId);
@@ -147,6 +178,20 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
   expect((await readFile(machine.shutdownMark, "utf8")).trim()).toBe("-h now");
   const shutdown = JSON.parse(await readFile(join(machine.home, "shutdown.json"), "utf8"));
   expect(shutdown).toMatchObject({ reason: "idle", action: "terminate" });
+
+  // The machine is gone; the store copy is the whole run.
+  const lr = [await readFile(join(runDir, "lr.rank0.jsonl"), "utf8"), await readFile(join(runDir, "lr.rank1.jsonl"), "utf8")];
+  const metrics = await readFile(join(runDir, "metrics.jsonl"), "utf8");
+  await rm(machine.home, { recursive: true, force: true });
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.code, show.stderr).toBe(0);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  const logs = await runctlJson(["logs", runId, "--from", STORE_URL], user);
+  expect(logs.doc).toMatchObject({ success: true, output });
+  const source = new StoreRunSource(store, "runs");
+  expect((await source.readFile(runId, "metrics.jsonl"))?.toString("utf8")).toBe(metrics);
+  expect((await source.readFile(runId, "lr.rank0.jsonl"))?.toString("utf8")).toBe(lr[0]);
+  expect((await source.readFile(runId, "lr.rank1.jsonl"))?.toString("utf8")).toBe(lr[1]);
 });
 
 it("takes a further run through its inbox, answers bad requests with a reason, and a restart does not run an ended run again", async () => {

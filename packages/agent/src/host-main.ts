@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { HostSpec, parseAt, toRunctlError } from "@runctl/core";
+import { HostSpec, PostPolicyRunSync, parseAt, postSyncStateFile, toRunctlError } from "@runctl/core";
 import { HostAgent } from "./host-agent.ts";
 
 export async function hostMain(file: string | undefined): Promise<number> {
@@ -26,7 +26,14 @@ export async function hostMain(file: string | undefined): Promise<number> {
     return 0;
   }
   const home = resolve(process.env.RUNCTL_HOME ?? dirname(resolve(file)));
-  const agent = new HostAgent(spec, { home, env: process.env, log });
+  const agent = new HostAgent(spec, {
+    home,
+    env: process.env,
+    log,
+    // The run's own POST policy: it may write under the run's prefix and nowhere else.
+    storeTarget: (run, runDir) =>
+      run.store ? new PostPolicyRunSync({ policy: run.store.post, stateFile: postSyncStateFile(runDir) }) : undefined,
+  });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => agent.stop(signal === "SIGHUP" ? "SIGTERM" : signal));
   }

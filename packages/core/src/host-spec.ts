@@ -10,19 +10,11 @@
  * into a run directory.
  */
 import { z } from "zod";
+import { PresignedPost } from "./artifacts.ts";
 import { Sha256HexSchema } from "./bundle/manifest.ts";
 import { RunSpec } from "./run-spec.ts";
 
 export const HOST_SPEC_VERSION = 1;
-
-/** A browser-style POST upload scoped to one key prefix (ArtifactStore.presignPost). */
-export const PresignedPostSchema = z.strictObject({
-  url: z.url(),
-  fields: z.record(z.string(), z.string()),
-  keyPrefix: z.string().min(1),
-  maxBytes: z.number().int().positive(),
-  expiresAt: z.iso.datetime({ offset: true }),
-});
 
 /** NATS as a remote agent reaches it: the credential is the text of a `.creds` file, for this run only. */
 export const HostNatsSchema = z.strictObject({
@@ -47,7 +39,7 @@ export const HostRunSchema = z.strictObject({
   /** The code bundle the run's `cwd` is in (its sha256 names the directory under `<home>/code`). */
   code: z.strictObject({ url: z.url().optional(), sha256: Sha256HexSchema }).optional(),
   /** Where the run directory is synced: every key under the policy's prefix is the run's. */
-  store: z.strictObject({ post: PresignedPostSchema }).optional(),
+  store: z.strictObject({ post: PresignedPost }).optional(),
   nats: HostNatsSchema.optional(),
 });
 export type HostRun = z.output<typeof HostRunSchema>;
