@@ -10,15 +10,15 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AGENT_MAIN } from "@runctl/agent/launcher";
-import { StoreRunSource } from "@runctl/tracker";
 import { connectNats, hostSubjects } from "@runctl/control";
 import type { HostSpecInput } from "@runctl/core";
+import { S3ArtifactStore } from "@runctl/s3";
+import { StoreRunSource } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
-import { S3ArtifactStore } from "@runctl/s3";
 import { startNatsServer } from "../src/nats-server.ts";
-import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
+import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).loose()) });
@@ -180,7 +180,10 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
   expect(shutdown).toMatchObject({ reason: "idle", action: "terminate" });
 
   // The machine is gone; the store copy is the whole run.
-  const lr = [await readFile(join(runDir, "lr.rank0.jsonl"), "utf8"), await readFile(join(runDir, "lr.rank1.jsonl"), "utf8")];
+  const lr = [
+    await readFile(join(runDir, "lr.rank0.jsonl"), "utf8"),
+    await readFile(join(runDir, "lr.rank1.jsonl"), "utf8"),
+  ];
   const metrics = await readFile(join(runDir, "metrics.jsonl"), "utf8");
   await rm(machine.home, { recursive: true, force: true });
   const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
@@ -288,4 +291,47 @@ it("an agent killed mid-run and started again by its restart policy runs the run
     [1, "failed"],
     [2, "completed"],
   ]);
+});
+
+it("nats-server killed and restarted mid-run: telemetry resumes, logs -f misses nothing, the store copy has every metric once", async () => {
+  const runId = "remote-nats-restart";
+  const follow = startRunctl(["logs", "-f", runId, "--from", STORE_URL], user);
+  let followErr = "";
+  follow.child.stderr?.on("data", (d: Buffer) => {
+    followErr += d.toString();
+  });
+  // The store copy does not exist yet: logs -f waits on NATS for it.
+  const machine = await startMachine({
+    v: 1,
+    hostId: "vm-4",
+    provider: "test",
+    run: { ...runOf(runId, "remote_train.py"), store: await storeFor(runId) },
+    idle: { minutes: 0, action: "stop" },
+  });
+  const runDir = join(machine.home, "runs", runId);
+  const lines = async () =>
+    (await readFile(join(runDir, "output.log"), "utf8").catch(() => "")).split("\n").length;
+  await waitFor(async () => (await lines()) > 3, `output:\n${machine.log()}`);
+
+  await nats.stop();
+  const before = await lines();
+  await waitFor(async () => (await lines()) > before + 5, "output while NATS is down");
+  await nats.start();
+
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const followed = await follow.result;
+  expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
+  expect(await machine.exited).toBe(0);
+  const output = await readFile(join(runDir, "output.log"), "utf8");
+  expect(followed.stdout).toBe(output);
+
+  const metrics = await readFile(join(runDir, "metrics.jsonl"), "utf8");
+  const stored = (await new StoreRunSource(store, "runs").readFile(runId, "metrics.jsonl"))?.toString("utf8");
+  expect(stored).toBe(metrics);
+  const idx = metrics
+    .trim()
+    .split("\n")
+    .map((line) => z.object({ _idx: z.number() }).loose().parse(JSON.parse(line))._idx);
+  expect(new Set(idx).size).toBe(idx.length);
 });

@@ -32,7 +32,9 @@ export async function hostMain(file: string | undefined): Promise<number> {
     log,
     // The run's own POST policy: it may write under the run's prefix and nowhere else.
     storeTarget: (run, runDir) =>
-      run.store ? new PostPolicyRunSync({ policy: run.store.post, stateFile: postSyncStateFile(runDir) }) : undefined,
+      run.store
+        ? new PostPolicyRunSync({ policy: run.store.post, stateFile: postSyncStateFile(runDir) })
+        : undefined,
   });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => agent.stop(signal === "SIGHUP" ? "SIGTERM" : signal));

@@ -65,7 +65,13 @@ export default class Logs extends RunctlCommand {
         hint: "Set `[nats] url` (or RUNCTL_NATS_URL) to the server the run's agent reports to, or follow its store copy with --from.",
       });
     }
-    const id = source ? await source.resolve(query) : query;
+    // A run just launched has no store copy yet; over NATS its id is all it takes.
+    const id = source
+      ? await source.resolve(query).catch((error: unknown) => {
+          if (settings === undefined || (error as { code?: unknown }).code !== "run_not_found") throw error;
+          return query;
+        })
+      : query;
     const json = this.jsonEnabled();
     const chunks: Buffer[] = [];
     const write = (bytes: Uint8Array) => {
