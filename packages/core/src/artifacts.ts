@@ -42,6 +42,17 @@ export interface PresignOptions {
 }
 
 /** A browser-style POST upload that may only write keys under one prefix. */
+export const PresignedPostSchema = z
+  .object({
+    url: z.url(),
+    fields: z.record(z.string(), z.string()),
+    keyPrefix: z.string(),
+    maxBytes: z.number().int().nonnegative(),
+    expiresAt: z.string(),
+  })
+  .strict();
+
+/** A browser-style POST upload that may only write keys under one prefix. */
 export interface PresignedPost {
   url: string;
   /** Form fields to send before the file; set `key` to a key starting with `keyPrefix`. */
