@@ -130,7 +130,7 @@ export function shQuote(value: string): string {
 
 /**
  * The supervising loop, written to `$RUNCTL_HOME/runctl-supervise.sh` where systemd does not
- * run. Values come from its environment (RUNCTL_HOME, RUNCTL_NODE, RUNCTL_AGENT), so the
+ * run. Its pid file stays when it ends: a bootstrap checks that the pid still runs this script. Values come from its environment (RUNCTL_HOME, RUNCTL_NODE, RUNCTL_AGENT), so the
  * script is the same text on every machine. Exit 0 from the agent means done; a failure is
  * retried with a doubling delay, and five failures within 60 s end the loop.
  */
@@ -141,7 +141,7 @@ l() { echo "runctl-supervise $(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
 stop() {
   l "stopping (signal)"; r=143
   if [ -n "$p" ]; then kill -TERM "$p" 2>/dev/null; wait "$p"; r=$?; fi
-  rm -f "$H/supervisor.pid" "$H/agent.pid"; exit $r
+  exit $r
 }
 trap stop TERM INT HUP
 n=0; d=1; t=$(date +%s); p=
@@ -150,11 +150,11 @@ while :; do
   (cd "$H" && exec "$RUNCTL_NODE" "$RUNCTL_AGENT" host "$H/host.json") &
   p=$!; echo $p >"$H/agent.pid"
   wait $p; r=$?; p=
-  if [ $r -eq 0 ]; then l "the agent finished"; rm -f "$H/supervisor.pid" "$H/agent.pid"; exit 0; fi
+  if [ $r -eq 0 ]; then l "the agent finished"; exit 0; fi
   s=$(date +%s)
   if [ $((s - t)) -gt 60 ]; then n=0; d=1; t=$s; fi
   n=$((n + 1))
-  if [ $n -ge 5 ]; then l "the agent failed $n times within 60 s (last exit $r): giving up"; rm -f "$H/supervisor.pid" "$H/agent.pid"; exit 1; fi
+  if [ $n -ge 5 ]; then l "the agent failed $n times within 60 s (last exit $r): giving up"; exit 1; fi
   l "the agent exited $r: restart in $d s"
   sleep $d
   d=$((d * 2)); [ $d -gt 30 ] && d=30
@@ -330,9 +330,10 @@ rm -f "$H/supervisor.pid"
 if have setsid; then setsid sh "$H/runctl-supervise.sh" >>"$H/agent.log" 2>&1 </dev/null &
 else nohup sh "$H/runctl-supervise.sh" >>"$H/agent.log" 2>&1 </dev/null &
 fi
-# The loop writes its own pid; hold the lock until it has, so a second bootstrap sees it.
+# The loop writes its own pid (and leaves it: a dead pid is no agent); hold the lock until it
+# has, so a second bootstrap sees it.
 i=0
-while [ ! -s "$H/supervisor.pid" ] && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
+while [ ! -s "$H/supervisor.pid" ] && [ $i -lt 300 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done
 [ -s "$H/supervisor.pid" ] || fail start_failed "the supervising loop did not start"
 log "agent supervised by pid $(cat "$H/supervisor.pid")"; unlock
 exit 0

@@ -1,0 +1,258 @@
+// The bootstrap on the bare host: a fresh process tree with an empty HOME and no node on PATH,
+// reaching only the S3 emulator on loopback, which serves the Node mirror (npm's Node 24
+// build, public-read) and the agent and code by presigned GETs from the real SDK presigner.
+// The agent is a stand-in (fixtures/stand-in-agent.mjs) that records each start.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BootstrapReport, bootstrapErrorKey, buildBootstrap, buildBundle } from "@runctl/core";
+import { S3ArtifactStore } from "@runctl/s3";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type BareHost, startBareHost } from "../src/bare-host.ts";
+import { type NodeMirror, npmNodeBuild, publishNodeMirror } from "../src/node-mirror.ts";
+import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
+
+const KEY = { accessKeyId: "AKIDBAREHOST", secretAccessKey: "bare-host-secret" };
+const STAND_IN = fileURLToPath(new URL("../fixtures/stand-in-agent.mjs", import.meta.url));
+
+let base: string;
+let s3: S3Emulator;
+let store: S3ArtifactStore;
+let mirror: NodeMirror;
+let agentSha: string;
+let code: { url: string; sha256: string; key: string };
+let npmNode: string;
+const hosts: BareHost[] = [];
+
+interface Start {
+  pid: number;
+  node: string;
+  execPath: string;
+  command: string;
+  hostJson: string;
+  hostJsonMode: string;
+  cwd: string;
+  home: string;
+  codeDir: string | null;
+  code: string[] | null;
+  spec: Record<string, unknown>;
+}
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), "runctl-bare-host-test-"));
+  s3 = await startS3Emulator({
+    dataDir: join(base, "s3"),
+    credentials: [KEY],
+    buckets: ["artifacts"],
+    publicReadBuckets: ["node-mirror"],
+  });
+  mirror = await publishNodeMirror(s3, { bucket: "node-mirror" });
+  npmNode = (await npmNodeBuild()).binary;
+  store = S3ArtifactStore.fromUrl("s3://artifacts/", {
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    partSizeBytes: 5 * 1024 * 1024,
+    concurrency: 4,
+    credentials: KEY,
+  });
+  const agent = await readFile(STAND_IN);
+  agentSha = createHash("sha256").update(agent).digest("hex");
+  await store.putFile(`agents/${agentSha}.mjs`, STAND_IN);
+  // A tampered copy under another key: what an attacker with write access would leave.
+  const tampered = join(base, "tampered.mjs");
+  await writeFile(tampered, `${agent.toString("utf8")}\nprocess.stdout.write("owned\\n");\n`);
+  await store.putFile("agents/tampered.mjs", tampered);
+  const project = join(base, "project");
+  await mkdir(join(project, "pkg"), { recursive: true });
+  await writeFile(join(project, "train.py"), "print('train')\n");
+  await writeFile(join(project, "pkg", "model.py"), "MODEL = 1\n");
+  const bundle = await buildBundle(project, { cacheDir: join(base, "bundles") });
+  const key = `bundles/${bundle.archiveSha256}.tar.gz`;
+  await store.putFile(key, bundle.archivePath);
+  code = { url: await presign(key), sha256: bundle.archiveSha256, key };
+}, 180_000);
+
+afterEach(async () => {
+  for (const host of hosts.splice(0)) await host.close();
+});
+
+afterAll(async () => {
+  await s3?.stop();
+  await rm(base, { recursive: true, force: true });
+});
+
+function presign(key: string): Promise<string> {
+  return store.presignGet(key, { expiresInSeconds: 600 });
+}
+
+async function userData(
+  runId: string,
+  standIn: Record<string, unknown>,
+  agentKey = `agents/${agentSha}.mjs`,
+): Promise<string> {
+  return buildBootstrap({
+    node: { version: mirror.version, mirror: mirror.url },
+    agent: { url: await presign(agentKey), sha256: agentSha },
+    code: { url: code.url, sha256: code.sha256 },
+    hostSpec: { runId, standIn },
+    report: {
+      post: await store.presignPost(`runs/${runId}/`, { expiresInSeconds: 600, maxBytes: 1024 * 1024 }),
+    },
+  });
+}
+
+async function boot(options: Parameters<typeof startBareHost>[0]): Promise<BareHost> {
+  const host = await startBareHost(options);
+  hosts.push(host);
+  return host;
+}
+
+async function starts(host: BareHost): Promise<Start[]> {
+  const text = await readFile(join(host.runctlHome, "stand-in.jsonl"), "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Start);
+}
+
+/** Polls until `check` holds; the deadline only turns a hang into a readable failure. */
+async function until<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  host?: BareHost,
+): Promise<T> {
+  const deadline = Date.now() + 45_000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) {
+      const logs = host ? await host.logs() : undefined;
+      throw new Error(`timed out waiting for ${what}\n${JSON.stringify(logs, null, 2)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function cmdlines(host: BareHost): Promise<string[]> {
+  const lines: string[] = [];
+  for (const pid of await host.processes()) {
+    const text = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (text) lines.push(text.replaceAll("\0", " ").trim());
+  }
+  return lines;
+}
+
+/** A zombie (killed, not yet reaped) is dead. */
+async function living(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => null);
+  return stat !== null && !/^\d+ \(.*\) Z /s.test(stat);
+}
+
+describe("the bootstrap on a bare host", () => {
+  it("downloads Node 24 from the mirror, checks it, and starts the agent with host.json and the code", async () => {
+    const host = await boot({ userData: await userData("r-download", { forever: true }) });
+    expect(await host.exited).toBe(0);
+    const [start] = await until(
+      "the agent's start",
+      async () => (await starts(host)).at(0) && starts(host),
+      host,
+    );
+    const { bootstrap, agent } = await host.logs();
+    expect(start?.node).toBe(`v${mirror.version}`);
+    expect(start?.node.startsWith("v24.")).toBe(true);
+    expect(start?.execPath).toBe(join(host.runctlHome, "node", "bin", "node"));
+    expect(start?.command).toBe("host");
+    expect(start?.hostJson).toBe(join(host.runctlHome, "host.json"));
+    expect(start?.hostJsonMode).toBe("600");
+    expect(start?.spec).toEqual({ runId: "r-download", standIn: { forever: true } });
+    expect(start?.cwd).toBe(host.runctlHome);
+    expect(start?.codeDir).toBe(join(host.runctlHome, "code", code.sha256));
+    expect(start?.code).toEqual(["pkg", "train.py"]);
+    expect(bootstrap).toContain(`download ${mirror.url}/v${mirror.version}/SHASUMS256.txt`);
+    expect(bootstrap).toContain(
+      `download ${mirror.url}/v${mirror.version}/node-v${mirror.version}-linux-x64.tar.gz`,
+    );
+    // Presigned URLs are logged without their signatures.
+    expect(bootstrap).toMatch(new RegExp(`download ${s3.endpoint}/artifacts/agents/${agentSha}\\.mjs\\n`));
+    expect(`${bootstrap}${agent}`).not.toMatch(/X-Amz-Signature|X-Amz-Credential/);
+    expect(agent).toContain(`stand-in agent ${start?.pid} started on node v${mirror.version}`);
+    expect(await readFile(join(host.runctlHome, "agent", `${agentSha}.mjs`))).toEqual(
+      await readFile(STAND_IN),
+    );
+    expect(host.shutdownRequest()).toBeUndefined();
+  });
+
+  it("uses a Node of the pinned major found on PATH instead of downloading one", async () => {
+    const host = await boot({ userData: await userData("r-present", { exit: 0 }), node: npmNode });
+    expect(await host.exited).toBe(0);
+    const [start] = await until("the agent's start", () => starts(host).then((s) => s.length > 0 && s), host);
+    expect(start?.node).toBe(`v${mirror.version}`);
+    expect(start?.execPath).toBe(npmNode);
+    const { bootstrap } = await host.logs();
+    expect(bootstrap).not.toContain("node-v");
+    expect(bootstrap).toContain(`node v${mirror.version} at ${join(host.runctlHome, "bin", "node")}`);
+    expect(existsSync(join(host.runctlHome, "node"))).toBe(false);
+  });
+
+  it("refuses a tampered agent artifact: failure reported under the POST prefix, machine shut down, no agent", async () => {
+    const host = await boot({
+      userData: await userData("r-tampered", { forever: true }, "agents/tampered.mjs"),
+      node: npmNode,
+    });
+    expect(await host.shutdownRequested).toBe("shutdown -h now");
+    const key = bootstrapErrorKey("runs/r-tampered/");
+    await store.getFile(key, join(host.root, "report.json"));
+    const report = BootstrapReport.parse(JSON.parse(await readFile(join(host.root, "report.json"), "utf8")));
+    expect(report).toMatchObject({ v: 1, status: "failed", code: "checksum_mismatch" });
+    expect(report.reason).toContain(`agent artifact: sha256`);
+    expect(report.reason).toContain(`expected ${agentSha}`);
+    expect(await starts(host)).toEqual([]);
+    expect(existsSync(join(host.runctlHome, "agent", `${agentSha}.mjs`))).toBe(false);
+    expect(await host.processes()).toEqual([]);
+    expect((await host.logs()).bootstrap).toContain("FATAL checksum_mismatch");
+  });
+
+  it("run twice at once, and once more: one supervising loop, one agent", async () => {
+    const host = await boot({ userData: await userData("r-twice", { forever: true }), node: npmNode });
+    const [first, second] = await Promise.all([host.exited, host.rerun()]);
+    expect([first, second]).toEqual([0, 0]);
+    await until("the agent's start", () => starts(host).then((s) => s.length > 0), host);
+    expect(await host.rerun()).toBe(0);
+    const running = await cmdlines(host);
+    expect(running.filter((c) => c.includes("runctl-supervise.sh"))).toHaveLength(1);
+    expect(running.filter((c) => c.includes(`${agentSha}.mjs host`))).toHaveLength(1);
+    expect(await starts(host)).toHaveLength(1);
+    expect((await host.logs()).bootstrap).toContain("an agent is already supervised");
+  });
+
+  it("restarts an agent that is SIGKILLed, and not one that exits 0", async () => {
+    const host = await boot({ userData: await userData("r-restart", { forever: true }), node: npmNode });
+    expect(await host.exited).toBe(0);
+    const [first] = await until("the agent's start", () => starts(host).then((s) => s.length > 0 && s), host);
+    process.kill(first?.pid as number, "SIGKILL");
+    const restarted = await until("a restart", () => starts(host).then((s) => s.length > 1 && s), host);
+    expect(restarted[1]?.pid).not.toBe(first?.pid);
+    expect((await host.logs()).agent).toContain("the agent exited 137: restart in 1 s");
+
+    const done = await boot({ userData: await userData("r-done", { exit: 0 }), node: npmNode });
+    expect(await done.exited).toBe(0);
+    await until("the loop to end", async () => (await done.processes()).length === 0, done);
+    expect(await starts(done)).toHaveLength(1);
+    expect((await done.logs()).agent).toContain("the agent finished");
+  });
+
+  it("leaves nothing running after close()", async () => {
+    const host = await boot({ userData: await userData("r-close", { forever: true }), node: npmNode });
+    expect(await host.exited).toBe(0);
+    const [start] = await until("the agent's start", () => starts(host).then((s) => s.length > 0 && s), host);
+    expect((await host.processes()).length).toBeGreaterThanOrEqual(2);
+    await host.close();
+    expect(await living(start?.pid as number)).toBe(false);
+    expect(await host.processes()).toEqual([]);
+    expect((await stat(host.root).catch(() => null)) === null).toBe(true);
+  });
+});
