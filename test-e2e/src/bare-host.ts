@@ -64,6 +64,8 @@ export interface BareHostOptions {
   node?: string;
   /** The tools on PATH, by name; default MINIMAL_HOST_TOOLS. */
   tools?: readonly string[];
+  /** More executables on PATH, by name and content (a `uname` that names another CPU). */
+  scripts?: Record<string, string>;
   /** Keep the temporary directories after close(), for debugging. */
   keep?: boolean;
 }
@@ -131,6 +133,10 @@ export async function startBareHost(options: BareHostOptions): Promise<BareHost>
     if (source) await symlink(source, join(bin, tool));
   }
   if (options.node) await symlink(options.node, join(bin, "node"));
+  for (const [name, content] of Object.entries(options.scripts ?? {})) {
+    await rm(join(bin, name), { force: true });
+    await writeFile(join(bin, name), content, { mode: 0o755 });
+  }
   const shutdownFile = join(machine, "shutdown");
   for (const name of ["shutdown", "poweroff", "halt"]) {
     const path = join(bin, name);

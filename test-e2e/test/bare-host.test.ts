@@ -2,17 +2,19 @@
 // reaching only the S3 emulator on loopback, which serves the Node mirror (npm's Node 24
 // build, public-read) and the agent and code by presigned GETs from the real SDK presigner.
 // The agent is a stand-in (fixtures/stand-in-agent.mjs) that records each start.
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { BootstrapReport, bootstrapErrorKey, buildBootstrap, buildBundle } from "@runctl/core";
 import { S3ArtifactStore } from "@runctl/s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type BareHost, startBareHost } from "../src/bare-host.ts";
-import { type NodeMirror, npmNodeBuild, publishNodeMirror } from "../src/node-mirror.ts";
+import { type BareHost, MINIMAL_HOST_TOOLS, startBareHost } from "../src/bare-host.ts";
+import { type NodeMirror, nodeTarball, npmNodeBuild, publishNodeMirror } from "../src/node-mirror.ts";
 import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
 const KEY = { accessKeyId: "AKIDBAREHOST", secretAccessKey: "bare-host-secret" };
@@ -74,6 +76,9 @@ beforeAll(async () => {
   const key = `bundles/${bundle.archiveSha256}.tar.gz`;
   await store.putFile(key, bundle.archivePath);
   code = { url: await presign(key), sha256: bundle.archiveSha256, key };
+  const other = join(base, "other.tar.gz");
+  await writeFile(other, Buffer.from("not the bundle whose sha256 the bootstrap pins"));
+  await store.putFile("bundles/tampered.tar.gz", other);
 }, 180_000);
 
 afterEach(async () => {
@@ -92,12 +97,12 @@ function presign(key: string): Promise<string> {
 async function userData(
   runId: string,
   standIn: Record<string, unknown>,
-  agentKey = `agents/${agentSha}.mjs`,
+  keys: { agent?: string; code?: string } = {},
 ): Promise<string> {
   return buildBootstrap({
     node: { version: mirror.version, mirror: mirror.url },
-    agent: { url: await presign(agentKey), sha256: agentSha },
-    code: { url: code.url, sha256: code.sha256 },
+    agent: { url: await presign(keys.agent ?? `agents/${agentSha}.mjs`), sha256: agentSha },
+    code: { url: await presign(keys.code ?? code.key), sha256: code.sha256 },
     hostSpec: { runId, standIn },
     report: {
       post: await store.presignPost(`runs/${runId}/`, { expiresInSeconds: 600, maxBytes: 1024 * 1024 }),
@@ -145,6 +150,28 @@ async function cmdlines(host: BareHost): Promise<string[]> {
   }
   return lines;
 }
+
+describe("the Node mirror in the S3 emulator", () => {
+  it("serves the official layout to anyone from a public-read bucket, and nothing more", async () => {
+    const sums = await fetch(`${mirror.url}/v${mirror.version}/SHASUMS256.txt`);
+    expect(sums.status).toBe(200);
+    expect(await sums.text()).toBe(`${mirror.tarballSha256}  node-v${mirror.version}-linux-x64.tar.gz\n`);
+    const tarball = `${mirror.url}/v${mirror.version}/node-v${mirror.version}-linux-x64.tar.gz`;
+    expect((await fetch(tarball, { method: "HEAD" })).status).toBe(200);
+    const { path } = await nodeTarball();
+    const listing = await promisify(execFile)("tar", ["-tzf", path]);
+    expect(listing.stdout.split("\n").filter(Boolean)).toEqual([
+      `node-v${mirror.version}-linux-x64/`,
+      `node-v${mirror.version}-linux-x64/bin/`,
+      `node-v${mirror.version}-linux-x64/bin/node`,
+    ]);
+    // Unsigned: no read of a private bucket, no write to the public one.
+    expect((await fetch(`${s3.endpoint}/artifacts/${code.key}`)).status).toBe(403);
+    expect((await fetch(`${mirror.url}/v${mirror.version}/extra`, { method: "PUT", body: "x" })).status).toBe(
+      403,
+    );
+  });
+});
 
 /** A zombie (killed, not yet reaped) is dead. */
 async function living(pid: number): Promise<boolean> {
@@ -200,7 +227,7 @@ describe("the bootstrap on a bare host", () => {
 
   it("refuses a tampered agent artifact: failure reported under the POST prefix, machine shut down, no agent", async () => {
     const host = await boot({
-      userData: await userData("r-tampered", { forever: true }, "agents/tampered.mjs"),
+      userData: await userData("r-tampered", { forever: true }, { agent: "agents/tampered.mjs" }),
       node: npmNode,
     });
     expect(await host.shutdownRequested).toBe("shutdown -h now");
@@ -214,6 +241,38 @@ describe("the bootstrap on a bare host", () => {
     expect(existsSync(join(host.runctlHome, "agent", `${agentSha}.mjs`))).toBe(false);
     expect(await host.processes()).toEqual([]);
     expect((await host.logs()).bootstrap).toContain("FATAL checksum_mismatch");
+  });
+
+  it("with wget and no curl: downloads Node, refuses a tampered code bundle, reports it with a hand-built form", async () => {
+    const host = await boot({
+      userData: await userData("r-wget", { forever: true }, { code: "bundles/tampered.tar.gz" }),
+      tools: MINIMAL_HOST_TOOLS.filter((t) => t !== "curl"),
+    });
+    expect(await host.shutdownRequested).toBe("shutdown -h now");
+    expect(existsSync(join(host.root, "bin", "curl"))).toBe(false);
+    await store.getFile(bootstrapErrorKey("runs/r-wget/"), join(host.root, "report.json"));
+    const report = BootstrapReport.parse(JSON.parse(await readFile(join(host.root, "report.json"), "utf8")));
+    expect(report).toMatchObject({
+      code: "checksum_mismatch",
+      reason: expect.stringContaining("code bundle"),
+    });
+    expect(existsSync(join(host.runctlHome, "node", "bin", "node"))).toBe(true);
+    expect(existsSync(join(host.runctlHome, "code", code.sha256))).toBe(false);
+    expect(await starts(host)).toEqual([]);
+  });
+
+  it("fails clearly on a CPU without an official Node build", async () => {
+    const host = await boot({
+      userData: await userData("r-arch", { forever: true }),
+      scripts: { uname: "#!/bin/sh\necho riscv64\n" },
+    });
+    expect(await host.shutdownRequested).toBe("shutdown -h now");
+    await store.getFile(bootstrapErrorKey("runs/r-arch/"), join(host.root, "report.json"));
+    const report = BootstrapReport.parse(JSON.parse(await readFile(join(host.root, "report.json"), "utf8")));
+    expect(report).toMatchObject({
+      code: "unsupported_arch",
+      reason: expect.stringContaining("CPU riscv64"),
+    });
   });
 
   it("run twice at once, and once more: one supervising loop, one agent", async () => {

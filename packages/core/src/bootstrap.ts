@@ -207,7 +207,7 @@ fail() {
 fetch() {
   log "download ${"$"}{1%%\?*}"
   if have curl; then curl -fsSL --retry 3 --connect-timeout 20 -o "$2" "$1"
-  elif have wget; then wget -q -T 60 -t 3 -O "$2" "$1"
+  elif have wget; then wget -q -T 60 -O "$2" "$1"
   else fail no_downloader "neither curl nor wget is installed"; fi || { rm -f "$2"; fail download_failed "could not download ${"$"}{1%%\?*}"; }
 }
 sha() { s=$(sha256sum "$1") || return 1; echo "${"$"}{s%% *}"; }
@@ -385,7 +385,7 @@ export function buildBootstrap(input: BootstrapInput): string {
     "#!/bin/sh",
     "# runctl bootstrap: starts the runctl agent on this machine; log in $RUNCTL_HOME/bootstrap.log",
     ...vars.map(([name, value]) => `${name}=${shQuote(value)}`),
-    "RUNCTL_SUPERVISOR=${RUNCTL_SUPERVISOR:-}; BADHOME=; LOCKED=; B=",
+    "BADHOME=; LOCKED=; B=",
     `host_json() { printf '%s\\n' ${shQuote(JSON.stringify(spec.hostSpec))}; }`,
     `report_fields() { :${reportFields.map(([name, value]) => `; part ${shQuote(name)} ${shQuote(value)}`).join("")}; }`,
   ];
