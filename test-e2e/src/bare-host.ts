@@ -15,11 +15,12 @@
  * everything the bootstrap starts inherits, also what it detaches with setsid: that is how
  * `kill()` finds them all.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 
 /**
  * What a minimal Linux image has and the bootstrap may use, besides `python3` (Debian's, with
@@ -64,6 +65,11 @@ export interface BareHostOptions {
   node?: string;
   /** The tools on PATH, by name; default MINIMAL_HOST_TOOLS. */
   tools?: readonly string[];
+  /**
+   * Take every tool busybox has from busybox (`/usr/bin/busybox`), `sh` included: an
+   * Alpine-like image. Tools it lacks (curl) are left out; `python3` stays Debian's.
+   */
+  busybox?: boolean;
   /** More executables on PATH, by name and content (a `uname` that names another CPU). */
   scripts?: Record<string, string>;
   /** Keep the temporary directories after close(), for debugging. */
@@ -103,6 +109,16 @@ function which(name: string): string | undefined {
   return ["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map((d) => join(d, name)).find((p) => existsSync(p));
 }
 
+const BUSYBOX = "/usr/bin/busybox";
+
+async function busyboxApplets(): Promise<Set<string>> {
+  if (!existsSync(BUSYBOX)) {
+    throw new Error(`${BUSYBOX} is missing: apt-get install busybox (scripts/test-all.sh does)`);
+  }
+  const { stdout } = await promisify(execFile)(BUSYBOX, ["--list"]);
+  return new Set(stdout.split("\n").filter(Boolean));
+}
+
 /** Processes whose environment holds `RUNCTL_HOME=<home>` exactly. */
 async function processesOf(home: string): Promise<number[]> {
   const needle = Buffer.from(`\0RUNCTL_HOME=${home}\0`);
@@ -128,8 +144,10 @@ export async function startBareHost(options: BareHostOptions): Promise<BareHost>
   const bin = join(root, "bin");
   const machine = join(root, "machine");
   await Promise.all([userHome, runctlHome, bin, machine].map((d) => mkdir(d, { recursive: true })));
+  const applets = options.busybox ? await busyboxApplets() : new Set<string>();
   for (const tool of options.tools ?? MINIMAL_HOST_TOOLS) {
-    const source = which(tool);
+    const source =
+      options.busybox && tool !== "python3" ? (applets.has(tool) ? BUSYBOX : undefined) : which(tool);
     if (source) await symlink(source, join(bin, tool));
   }
   if (options.node) await symlink(options.node, join(bin, "node"));

@@ -304,6 +304,71 @@ describe("the bootstrap on a bare host", () => {
     expect((await done.logs()).agent).toContain("the agent finished");
   });
 
+  it("on a busybox machine (sh, wget, tar, sha256sum of busybox): downloads Node and starts the agent", async () => {
+    const host = await boot({ userData: await userData("r-busybox", { forever: true }), busybox: true });
+    expect(await host.exited).toBe(0);
+    const [start] = await until("the agent's start", () => starts(host).then((s) => s.length > 0 && s), host);
+    expect(start?.node).toBe(`v${mirror.version}`);
+    expect(start?.code).toEqual(["pkg", "train.py"]);
+    expect(existsSync(join(host.root, "bin", "curl"))).toBe(false);
+    const running = await cmdlines(host);
+    expect(running.filter((c) => c.includes("runctl-supervise.sh"))).toHaveLength(1);
+  });
+
+  it("on a busybox machine: reports a tampered agent through busybox wget", async () => {
+    const host = await boot({
+      userData: await userData("r-busybox-tampered", { forever: true }, { agent: "agents/tampered.mjs" }),
+      busybox: true,
+      node: npmNode,
+    });
+    expect(await host.shutdownRequested).toBe("shutdown -h now");
+    await store.getFile(bootstrapErrorKey("runs/r-busybox-tampered/"), join(host.root, "report.json"));
+    const report = BootstrapReport.parse(JSON.parse(await readFile(join(host.root, "report.json"), "utf8")));
+    expect(report.code).toBe("checksum_mismatch");
+  });
+
+  it("foreground: the bootstrap itself supervises and returns when the agent is done", async () => {
+    const runId = "r-foreground";
+    const script = buildBootstrap({
+      node: { version: mirror.version, mirror: mirror.url },
+      agent: { url: await presign(`agents/${agentSha}.mjs`), sha256: agentSha },
+      hostSpec: { runId, standIn: { exit: 0 } },
+      foreground: true,
+    });
+    const host = await boot({ userData: script, node: npmNode });
+    expect(await host.exited).toBe(0);
+    expect(await starts(host)).toHaveLength(1);
+    expect((await starts(host))[0]?.codeDir).toBeNull();
+    expect(await host.processes()).toEqual([]);
+    expect((await host.logs()).agent).toContain("the agent finished");
+  });
+
+  it("stops the agent with the loop on SIGTERM, without a restart", async () => {
+    const host = await boot({ userData: await userData("r-term", { forever: true }), node: npmNode });
+    expect(await host.exited).toBe(0);
+    await until("the agent's start", () => starts(host).then((s) => s.length > 0), host);
+    const loop = Number(await readFile(join(host.runctlHome, "supervisor.pid"), "utf8"));
+    process.kill(loop, "SIGTERM");
+    await until("the host to stop", async () => (await host.processes()).length === 0, host);
+    expect(await starts(host)).toHaveLength(1);
+    expect((await host.logs()).agent).toContain("stopping (signal)");
+  });
+
+  it("a re-run after the agent is done reuses the artifacts and takes over a stale lock", async () => {
+    const host = await boot({ userData: await userData("r-again", { exit: 0 }), node: npmNode });
+    expect(await host.exited).toBe(0);
+    await until("the loop to end", async () => (await host.processes()).length === 0, host);
+    // A bootstrap killed while it held the lock: its pid is gone.
+    await mkdir(join(host.runctlHome, "bootstrap.lock"));
+    await writeFile(join(host.runctlHome, "bootstrap.lock", "pid"), "2147483646\n");
+    expect(await host.rerun()).toBe(0);
+    await until("the second start", () => starts(host).then((s) => s.length === 2), host);
+    const { bootstrap } = await host.logs();
+    expect(bootstrap).toContain(`agent ${agentSha} already here`);
+    expect(bootstrap).toContain(`code ${code.sha256} already extracted`);
+    expect(bootstrap.match(/download /g)).toHaveLength(2);
+  });
+
   it("leaves nothing running after close()", async () => {
     const host = await boot({ userData: await userData("r-close", { forever: true }), node: npmNode });
     expect(await host.exited).toBe(0);

@@ -186,7 +186,7 @@ report() {
   } >"$f"
   h="Content-Type: multipart/form-data; boundary=$B"
   if have curl; then curl -fsS --max-time 60 -o /dev/null -H "$h" --data-binary "@$f" "$REPORT_URL"
-  elif have wget; then wget -q -T 60 -O /dev/null --header="$h" --post-file="$f" "$REPORT_URL"
+  elif have wget; then wget -q -O /dev/null --header="$h" --post-file="$f" "$REPORT_URL"
   else false; fi && log "failure reported to ${"$"}{REPORT_URL%%\?*}" || log "could not upload the failure report"
   rm -f "$f"
 }
@@ -203,11 +203,12 @@ fail() {
   exit 1
 }
 [ -n "$BADHOME" ] && fail bad_home "RUNCTL_HOME is not an absolute writable path of plain characters"
-# Downloads $1 to $2; logs the URL without its query (the signature).
+# Downloads $1 to $2; logs the URL without its query (the signature). No wget -T: busybox
+# 1.35's wget crashes with it.
 fetch() {
   log "download ${"$"}{1%%\?*}"
   if have curl; then curl -fsSL --retry 3 --connect-timeout 20 -o "$2" "$1"
-  elif have wget; then wget -q -T 60 -O "$2" "$1"
+  elif have wget; then wget -q -O "$2" "$1"
   else fail no_downloader "neither curl nor wget is installed"; fi || { rm -f "$2"; fail download_failed "could not download ${"$"}{1%%\?*}"; }
 }
 sha() { s=$(sha256sum "$1") || return 1; echo "${"$"}{s%% *}"; }
