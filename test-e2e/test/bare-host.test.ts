@@ -358,9 +358,10 @@ describe("the bootstrap on a bare host", () => {
     const host = await boot({ userData: await userData("r-again", { exit: 0 }), node: npmNode });
     expect(await host.exited).toBe(0);
     await until("the loop to end", async () => (await host.processes()).length === 0, host);
-    // A bootstrap killed while it held the lock: its pid is gone.
+    // A lock left by a bootstrap of an earlier boot (a restarted container): its pid now names
+    // another living process (this one), which started at another time.
     await mkdir(join(host.runctlHome, "bootstrap.lock"));
-    await writeFile(join(host.runctlHome, "bootstrap.lock", "pid"), "2147483646\n");
+    await writeFile(join(host.runctlHome, "bootstrap.lock", "pid"), `${process.pid} 1\n`);
     expect(await host.rerun()).toBe(0);
     await until("the second start", () => starts(host).then((s) => s.length === 2), host);
     const { bootstrap } = await host.logs();

@@ -226,13 +226,24 @@ alive() {
 have sha256sum || fail no_downloader "sha256sum is not installed"
 have curl || have wget || fail no_downloader "neither curl nor wget is installed"
 
-# One bootstrap at a time; a lock left by a dead one is taken over.
+# A process's start time (/proc/PID/stat field 22): with the pid it names one process, also
+# after a restarted container reuses pids.
+started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${"$"}{s##*) }; set -- $s; echo "${"$"}{20}"; }
+# One bootstrap at a time; a lock left by a dead one is taken over (one without a pid after
+# 5 s: its owner died between taking it and writing its pid).
+e=0
 while ! mkdir "$H/bootstrap.lock" 2>/dev/null; do
-  if ! alive "$(cat "$H/bootstrap.lock/pid" 2>/dev/null)" ""; then rm -rf "$H/bootstrap.lock"; continue; fi
-  log "waiting for another bootstrap (pid $(cat "$H/bootstrap.lock/pid" 2>/dev/null))"
+  read -r lp lt <"$H/bootstrap.lock/pid" 2>/dev/null || { lp=; lt=; }
+  if [ -z "$lp" ]; then
+    e=$((e + 1)); [ $e -gt 5 ] && rm -rf "$H/bootstrap.lock"; sleep 1; continue
+  fi
+  if ! kill -0 "$lp" 2>/dev/null || { [ -n "$lt" ] && [ "$(started "$lp")" != "$lt" ]; }; then
+    rm -rf "$H/bootstrap.lock"; continue
+  fi
+  log "waiting for another bootstrap (pid $lp)"
   sleep 1
 done
-LOCKED=1; echo $$ >"$H/bootstrap.lock/pid"
+LOCKED=1; echo "$$ $(started $$)" >"$H/bootstrap.lock/pid"
 log "start (home $H)"
 
 SYSTEMD=
