@@ -304,6 +304,20 @@ describe("the bootstrap on a bare host", () => {
     expect((await done.logs()).agent).toContain("the agent finished");
   });
 
+  it("gives up on an agent that fails five times within a minute", async () => {
+    const host = await boot({ userData: await userData("r-failing", { exit: 3 }), node: npmNode });
+    expect(await host.exited).toBe(0);
+    // Restarts after 1, 2, 4 and 8 s: the loop ends some 15 s in.
+    await until("the loop to give up", async () => (await host.processes()).length === 0, host);
+    expect(await starts(host)).toHaveLength(5);
+    const { agent } = await host.logs();
+    expect(agent).toContain("the agent failed 5 times within 60 s (last exit 3): giving up");
+    expect(agent.match(/the agent exited 3: restart in (\d+) s/g)).toEqual(
+      [1, 2, 4, 8].map((d) => `the agent exited 3: restart in ${d} s`),
+    );
+    expect(host.shutdownRequest()).toBeUndefined();
+  });
+
   it("on a busybox machine (sh, wget, tar, sha256sum of busybox): downloads Node and starts the agent", async () => {
     const host = await boot({ userData: await userData("r-busybox", { forever: true }), busybox: true });
     expect(await host.exited).toBe(0);
