@@ -240,7 +240,12 @@ describe("the bootstrap on a bare host", () => {
     expect(await starts(host)).toEqual([]);
     expect(existsSync(join(host.runctlHome, "agent", `${agentSha}.mjs`))).toBe(false);
     expect(await host.processes()).toEqual([]);
-    expect((await host.logs()).bootstrap).toContain("FATAL checksum_mismatch");
+    const { bootstrap } = await host.logs();
+    expect(bootstrap).toContain("FATAL checksum_mismatch");
+    expect(bootstrap).toContain("failure reported to");
+    // Neither the GET's signature nor the POST policy's fields reach the log.
+    expect(bootstrap).not.toMatch(/X-Amz-Signature|X-Amz-Credential|Policy|x-amz-signature/i);
+    expect(existsSync(join(host.runctlHome, "tmp"))).toBe(false);
   });
 
   it("with wget and no curl: downloads Node, refuses a tampered code bundle, reports it with a hand-built form", async () => {
