@@ -2,7 +2,7 @@
 # The one test command of runctl: `bash scripts/test-all.sh`, locally and in CI (.ci/run).
 #
 # On a fresh Debian bookworm machine with Node 20 and npm it installs what the real-component tests
-# need (nats-server, python3-torch), installs the workspace with `npm ci`, builds, lints, type-checks
+# need (nats-server, python3-torch, busybox), installs the workspace with `npm ci`, builds, lints, type-checks
 # and runs every workspace's vitest suite, then prints `N passed, N failed` as its last line.
 # Exits non-zero if any step or test failed.
 #
@@ -55,6 +55,10 @@ fi
 if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
   missing+=(python3-torch)
 fi
+# The bare-host tests also run the bootstrap on a busybox-only machine (sh, wget, tar …).
+if [ ! -x /usr/bin/busybox ] && [ ! -x /bin/busybox ]; then
+  missing+=(busybox)
+fi
 if ((${#missing[@]} > 0)); then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
@@ -76,7 +80,7 @@ if ((${#missing[@]} > 0)); then
   "${as_root[@]}" apt-get update
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 else
-  echo "nats-server and python3-torch present" >&2
+  echo "nats-server, python3-torch and busybox present" >&2
 fi
 # Debian installs nats-server in /usr/sbin, which is not on a non-root user's PATH.
 case ":$PATH:" in

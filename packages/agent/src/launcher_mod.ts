@@ -4,6 +4,12 @@
  * to reach its ranks' process groups, without loading the supervisor, NATS
  * or the tracker. Also exported from the package's main entry.
  */
+export {
+  type AgentArtifact,
+  AgentArtifactInfo,
+  agentArtifact,
+  agentArtifactKey,
+} from "./agent-artifact.ts";
 export { AGENT_MAIN, AGENT_STATUS_FD_VARIABLE, AgentStatus } from "./agent-status.ts";
 export {
   findOnPath,

@@ -16,7 +16,13 @@ export * from "./checkpoints_mod.ts";
 export { captureGit, type GitInfo, writeGitInfo, writeRequirements } from "./capture.ts";
 export { exitCodeOfSignal } from "./exit-status.ts";
 export { markedProcesses, reapGroup } from "./process-group.ts";
-export { pythonClientDir, withPythonClient } from "./python-client.ts";
+export {
+  materializePythonZip,
+  pythonClientCacheDir,
+  pythonClientDir,
+  pythonClientPath,
+  withPythonClient,
+} from "./python-client.ts";
 export { freePort, type RankLayout, rankEnv } from "./rank-env.ts";
 export { FORWARDABLE_SIGNALS, type SignalWatch, watchSignalOps } from "./signal-op.ts";
 export { type RanksOutcome, type RunOutcome, Supervisor, type SupervisorHooks } from "./supervisor.ts";

@@ -4,6 +4,7 @@
  * store and the provider registry. It imports no other runctl package.
  */
 export * from "./artifacts.ts";
+export * from "./bootstrap.ts";
 export * from "./bundle/mod.ts";
 export * from "./config/mod.ts";
 export * from "./control.ts";

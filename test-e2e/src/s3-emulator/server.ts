@@ -41,6 +41,12 @@ export interface S3EmulatorOptions {
    * `localhost` and `s3.localhost`; any other Host is path-style.
    */
   virtualHostSuffixes?: readonly string[];
+  /**
+   * Buckets anyone may read without signing (GET and HEAD of objects), as a bucket policy
+   * granting `s3:GetObject` to `"Principal": "*"` allows on S3: the bare-host harness's Node
+   * mirror. Everything else on them still needs SigV4.
+   */
+  publicReadBuckets?: readonly string[];
 }
 
 export interface S3Emulator {
@@ -76,6 +82,7 @@ export async function startS3Emulator(options: S3EmulatorOptions): Promise<S3Emu
     store,
     new CredentialBook(credentials),
     options.virtualHostSuffixes ?? ["localhost", "s3.localhost"],
+    new Set(options.publicReadBuckets ?? []),
   );
   const server = createServer((req, res) => {
     emulator.handle(req, res).catch((error: unknown) => emulator.fail(req, res, error));
@@ -123,6 +130,7 @@ class Emulator {
     private readonly store: ObjectStore,
     private readonly book: CredentialBook,
     private readonly suffixes: readonly string[],
+    private readonly publicRead: ReadonlySet<string>,
   ) {}
 
   private route(req: IncomingMessage): Route {
@@ -184,8 +192,19 @@ class Emulator {
       );
       return;
     }
-    const auth = authenticate(req, route.target, this.book);
     const { bucket, key, query } = route;
+    if (
+      (method === "GET" || method === "HEAD") &&
+      bucket !== undefined &&
+      key !== undefined &&
+      this.publicRead.has(bucket) &&
+      header(req, "authorization") === undefined &&
+      !query.has("X-Amz-Algorithm") &&
+      !query.has("uploadId")
+    ) {
+      return this.getObject(req, res, bucket, key, method === "HEAD");
+    }
+    const auth = authenticate(req, route.target, this.book);
     if (bucket === undefined) {
       if (method !== "GET")
         throw new S3Failure(
