@@ -1,0 +1,175 @@
+// A remote run end to end on the bare host: the launching side uploads the agent and the code to
+// the store once (content-addressed), presigns them, makes the run's POST policy and builds the
+// bootstrap (prepareRemoteLaunch); the "machine" runs that bootstrap as a fresh process tree with
+// an empty HOME and no node on PATH, downloads Node 24 from the mirror, starts the agent, which
+// runs a 2-rank torch (gloo) run, syncs it to the store and reports over NATS. From a workspace
+// without the run: `runctl logs -f` shows it live, `runctl ctl … --wait` gets both ranks' acks
+// and both change at the same step; once the machine has shut itself down, `runctl show` reads
+// the whole run from the store. A second launch of the same code uploads nothing.
+import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { prepareRemoteLaunch, type RemoteLaunchInput } from "@runctl/agent";
+import { S3ArtifactStore } from "@runctl/s3";
+import { StoreRunSource } from "@runctl/tracker";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { type BareHost, MINIMAL_HOST_TOOLS, startBareHost } from "../src/bare-host.ts";
+import { type NodeMirror, publishNodeMirror } from "../src/node-mirror.ts";
+import { startNatsServer } from "../src/nats-server.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
+import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
+
+const TRAIN = fileURLToPath(new URL("../fixtures/remote_train.py", import.meta.url));
+const KEY = { accessKeyId: "AKIDREMOTE", secretAccessKey: "remote-run-secret-key" };
+const STORE_URL = "s3://artifacts/store";
+const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).loose()) });
+
+let base: string;
+let nats: Awaited<ReturnType<typeof startNatsServer>>;
+let s3: S3Emulator;
+let store: S3ArtifactStore;
+let mirror: NodeMirror;
+let user: Workspace;
+let project: string;
+const hosts: BareHost[] = [];
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), "runctl-remote-run-"));
+  nats = await startNatsServer();
+  s3 = await startS3Emulator({
+    dataDir: join(base, "s3"),
+    credentials: [KEY],
+    buckets: ["artifacts"],
+    publicReadBuckets: ["node-mirror"],
+  });
+  mirror = await publishNodeMirror(s3, { bucket: "node-mirror" });
+  store = S3ArtifactStore.fromUrl(STORE_URL, {
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: KEY,
+  });
+  project = join(base, "project");
+  await mkdir(project);
+  await cp(TRAIN, join(project, "train.py"));
+  user = await workspace({
+    RUNCTL_NATS_URL: nats.url,
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
+}, 180_000);
+
+afterAll(async () => {
+  for (const host of hosts.splice(0)) await host.close();
+  await nats?.close();
+  await s3?.stop();
+  await rm(base, { recursive: true, force: true });
+  await rm(user.home, { recursive: true, force: true });
+});
+
+function launchInput(runId: string, hostId: string): RemoteLaunchInput {
+  return {
+    hostId,
+    provider: "test",
+    run: {
+      v: 1,
+      runId,
+      command: ["python3", "train.py"],
+      commandKind: "python",
+      cwd: ".",
+      runsDir: "runs",
+      checkpointDir: "checkpoints",
+      nprocPerNode: 2,
+    },
+    projectRoot: project,
+    bundleCacheDir: join(base, "bundles"),
+    store,
+    nats: { url: nats.url, prefix: "runctl" },
+    node: { version: mirror.version, mirror: mirror.url },
+    idle: { minutes: 0, action: "terminate" },
+    ttlSeconds: 3600,
+  };
+}
+
+it("a 2-rank run launched by a bootstrap: followed live, steered with every rank's ack, read from the store once the machine is gone", async () => {
+  const runId = "bare-ddp-1";
+  const first = await prepareRemoteLaunch(launchInput(runId, "bare-1"));
+  expect(first.uploadedBytes).toBeGreaterThan(0);
+  expect(Buffer.byteLength(first.bootstrap)).toBeLessThanOrEqual(16 * 1024);
+
+  const follow = startRunctl(["logs", "-f", runId, "--from", STORE_URL], user);
+  let followErr = "";
+  follow.child.stderr?.on("data", (d: Buffer) => {
+    followErr += d.toString();
+  });
+  await waitFor(() => /following bare-ddp-1 over NATS/.test(followErr), `logs -f to subscribe: ${followErr}`);
+
+  const host = await startBareHost({ userData: first.bootstrap, tools: [...MINIMAL_HOST_TOOLS, "setpriv"] });
+  hosts.push(host);
+  const runDir = join(host.runctlHome, "runs", runId);
+  await waitFor(
+    async () => (await readFile(join(runDir, "polling"), "utf8").then(() => true)) === true,
+    "the ranks to poll for commands",
+    120_000,
+  ).catch(async (error: unknown) => {
+    const logs = await host.logs();
+    throw new Error(`${String(error)}\nbootstrap.log:\n${logs.bootstrap}\nagent.log:\n${logs.agent}\n${logs.console}`);
+  });
+
+  const ctl = await runctlJson(["ctl", runId, "optimizer.lr.multiplier", "0.5", "--wait", "--timeout", "60"], user);
+  expect(ctl.code, ctl.stderr).toBe(0);
+  expect(
+    Acks.parse(ctl.doc)
+      .acks.map((a) => [a.rank, a.status])
+      .sort(),
+  ).toEqual([
+    [0, "applied"],
+    [1, "applied"],
+  ]);
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const followed = await follow.result;
+  expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
+  expect(followed.stdout).toMatch(/rank 0 step 0 lr 0.1/);
+  expect(followed.stdout).toMatch(/rank 1 stopped at step/);
+
+  // Idle right after its run: the machine shuts itself down (and is gone).
+  expect(await host.shutdownRequested).toMatch(/-h now/);
+  const logs = await host.logs();
+  expect(logs.agent).toMatch(/node v24\./);
+
+  // Everything is in the store: show, logs, and both ranks changed the lr at the same step.
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  const stored = await runctlJson(["logs", runId, "--from", STORE_URL], user);
+  expect(stored.doc).toMatchObject({ success: true, output: followed.stdout });
+  const source = new StoreRunSource(store, "runs");
+  const changes = async (rank: number) => {
+    const text = (await source.readFile(runId, `lr.rank${rank}.jsonl`))?.toString("utf8") ?? "";
+    const points = text
+      .trim()
+      .split("\n")
+      .map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
+    return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
+  };
+  const [rank0, rank1] = [await changes(0), await changes(1)];
+  expect(rank0).toHaveLength(1);
+  expect(rank1).toEqual(rank0);
+
+  // No long-lived secret anywhere the machine could leak it.
+  const secret = KEY.secretAccessKey;
+  expect(first.bootstrap).not.toContain(secret);
+  expect(logs.bootstrap + logs.agent + logs.console).not.toContain(secret);
+  for (const file of ["meta.json", "output.log", "config.json"]) {
+    expect((await source.readFile(runId, file))?.toString("utf8") ?? "").not.toContain(secret);
+  }
+
+  // Launching the same code again uploads nothing.
+  const second = await prepareRemoteLaunch(launchInput("bare-ddp-2", "bare-2"));
+  expect(second.uploadedBytes).toBe(0);
+});
