@@ -54,6 +54,15 @@ export {
   type ReconnectBackoff,
   reconnectBackoff,
 } from "./nats/connect.ts";
+export {
+  accountKeyPair,
+  MintRunCredentialsOptions,
+  mintRunCredentials,
+  type RunCredentials,
+  type RunPermissionOptions,
+  type RunPermissions,
+  runPermissions,
+} from "./nats/credentials.ts";
 export type { SubjectMessage } from "./nats/scan.ts";
 export {
   loadNatsContext,
@@ -72,12 +81,16 @@ export {
   type ControlStreamConfig,
   controlStreamConfig,
   DEFAULT_PREFIX,
+  hostSubjectBase,
   PROTOCOL_VERSION,
   type RunSubjects,
+  runInboxPrefix,
   runSubjects,
   runToken,
   STREAM_LIMITS,
   streamName,
+  type TelemetrySubjects,
+  telemetrySubjects,
 } from "./nats/subjects.ts";
 export {
   ControlsMessage,

@@ -78,7 +78,9 @@ export async function natsConnectOptions(
     pingInterval: 20_000,
     maxPingOut: 3,
   };
-  if (s.credsFile !== undefined) {
+  if (s.credsText !== undefined) {
+    opts.authenticator = credsAuthenticator(new TextEncoder().encode(s.credsText));
+  } else if (s.credsFile !== undefined) {
     let creds: Uint8Array;
     try {
       creds = await readFile(s.credsFile);
