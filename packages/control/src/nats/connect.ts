@@ -152,6 +152,16 @@ export async function connectNats(
         continue;
       }
       const where = settings.url === undefined ? "the configured server" : redactUrlCredentials(settings.url);
+      if (isAuthRefusal(error)) {
+        throw new ProviderError(
+          `NATS at ${where} refused the credentials: ${redactUrlCredentials(message)}`,
+          {
+            code: "nats_auth_refused",
+            hint: "Check nats.creds / nats.user and nats.password / nats.token (or the context's); a run's minted credentials expire (`runctl nats creds` mints new ones).",
+            cause: error,
+          },
+        );
+      }
       throw new ProviderError(`Cannot reach NATS at ${where}: ${redactUrlCredentials(message)}`, {
         code: "nats_unreachable",
         hint: "Start the server (`nats-server -js`), or fix --nats / `nats.url` / RUNCTL_NATS_URL.",
@@ -165,6 +175,19 @@ export async function connectNats(
     }
   })().catch(() => {});
   return nc;
+}
+
+/** The server said no to the credentials (wrong, expired, revoked), as opposed to not answering. */
+function isAuthRefusal(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (
+      e.name === "AuthorizationError" ||
+      /authorization violation|authentication expired/i.test(e.message)
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /**
