@@ -200,6 +200,35 @@ describe("a run's NATS credentials", () => {
     expect((await operator.read()).entries).toHaveLength(1);
   });
 
+  it("are minted by `runctl nats creds` from the configured account seed, which config show hides", async () => {
+    const env = { ...ws.env, RUNCTL_NATS_ACCOUNT_SEED: auth.accountSeed };
+    const minted = await runctlJson(["nats", "creds", "--run", RUN_A, "--ttl", "10m"], { ...ws, env });
+    expect(minted.code, minted.stderr).toBe(0);
+    const doc = z
+      .object({ creds: z.string(), user: z.string(), expiresAt: z.string(), inboxPrefix: z.string() })
+      .parse(minted.doc);
+    expect(minted.stderr).toMatch(/Secret: whoever holds these credentials acts as run/);
+    const expiresIn = Date.parse(doc.expiresAt) - Date.now();
+    expect(expiresIn).toBeGreaterThan(0);
+    expect(expiresIn).toBeLessThanOrEqual(600_000);
+    const nc = await connectNats({ url: server.url, credsText: doc.creds, inboxPrefix: doc.inboxPrefix });
+    cleanup.push(() => nc.close());
+    await expect(jetstream(nc).publish(B.commands, "steer", { timeout: 5_000 })).rejects.toThrow(
+      "Permissions Violation",
+    );
+    expect(await serverLog()).toContain(`Publish Violation - Nkey "${doc.user}"`);
+
+    const shown = await runctlJson(["config", "show"], { ...ws, env });
+    expect(JSON.stringify(shown.doc)).not.toContain(auth.accountSeed);
+    expect(JSON.stringify(shown.doc)).toContain('"account_seed":"***"');
+    const wrong = await runctlJson(["nats", "creds", "--run", RUN_A], {
+      ...ws,
+      env: { ...ws.env, RUNCTL_NATS_ACCOUNT_SEED: auth.accountPublicKey },
+    });
+    expect(wrong.code).not.toBe(0);
+    expect(JSON.stringify(wrong.doc)).toContain("must be a NATS account seed");
+  });
+
   it("expire: the server closes the connection that holds them and refuses new ones", async () => {
     const creds = await runCreds(RUN_A, 3);
     const nc = await connectNats({ url: server.url, credsText: creds.creds, inboxPrefix: creds.inboxPrefix });

@@ -56,6 +56,7 @@ export {
 } from "./nats/connect.ts";
 export {
   accountKeyPair,
+  loadAccountSeed,
   MintRunCredentialsOptions,
   mintRunCredentials,
   type RunCredentials,

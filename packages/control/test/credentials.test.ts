@@ -1,11 +1,16 @@
 // Per-run NATS credentials: the claims of the minted user JWT, checked by decoding and verifying
 // it with the NATS JWT library (a real server's verdict is in test-e2e/test/nats-run-credentials).
+
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createAccount, createOperator, createUser, decode, parseCreds, type User } from "@nats-io/jwt";
 import { fromSeed } from "@nats-io/nkeys";
 import { ConfigError, UserError } from "@runctl/core";
 import { describe, expect, it } from "vitest";
 import {
   accountKeyPair,
+  loadAccountSeed,
   mintRunCredentials,
   runInboxPrefix,
   runPermissions,
@@ -188,6 +193,35 @@ describe("mintRunCredentials", () => {
           expiresInSeconds,
         }),
       ).rejects.toBeInstanceOf(UserError);
+    }
+  });
+});
+
+describe("loadAccountSeed", () => {
+  it("reads the seed inline or from an nsc .nk file, and names the fix otherwise", async () => {
+    const seed = seedOf(createAccount());
+    expect(await loadAccountSeed({ account_seed: ` ${seed} ` })).toBe(seed);
+    const dir = await mkdtemp(join(tmpdir(), "runctl-seed-"));
+    try {
+      const file = join(dir, "account.nk");
+      await writeFile(file, `${seed}\n`);
+      expect(await loadAccountSeed({ account_seed_file: file })).toBe(seed);
+      const codeOf = (config: Parameters<typeof loadAccountSeed>[0]) =>
+        loadAccountSeed(config).then(
+          () => "loaded",
+          (e: unknown) => (e instanceof ConfigError ? e.code : String(e)),
+        );
+      expect(await codeOf({})).toBe("nats_account_seed_missing");
+      expect(await codeOf({ account_seed: seed, account_seed_file: file })).toBe(
+        "nats_account_seed_ambiguous",
+      );
+      expect(await codeOf({ account_seed_file: join(dir, "missing.nk") })).toBe(
+        "nats_account_seed_unreadable",
+      );
+      await writeFile(file, `${seedOf(createUser())}\n`);
+      expect(await codeOf({ account_seed_file: file })).toBe("nats_account_seed_invalid");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -10,8 +10,9 @@
  * of the nats.js v3 line); nats-server, which runs the Go JWT library,
  * validates what they encode.
  */
+import { readFile } from "node:fs/promises";
 import { createUser, encodeUser, fmtCreds, fromSeed, type KeyPair } from "@nats-io/jwt";
-import { ConfigError, UserError } from "@runctl/core";
+import { ConfigError, type NatsConfig, UserError } from "@runctl/core";
 import { z } from "zod";
 import { hostSubjectBase, runInboxPrefix, runToken, streamName, validatePrefix } from "./subjects.ts";
 
@@ -171,4 +172,48 @@ export async function mintRunCredentials(options: MintRunCredentialsOptions): Pr
     inboxPrefix: runInboxPrefix(o.runId),
     permissions,
   };
+}
+
+/**
+ * The account seed from `[nats]`: `account_seed` (or RUNCTL_NATS_ACCOUNT_SEED)
+ * or the file `account_seed_file` (an nsc `.nk` file: the seed is its first
+ * line starting with SA), checked. A ConfigError names the fix when neither
+ * or both are set, the file cannot be read, or it is not an account seed.
+ */
+export async function loadAccountSeed(
+  config: Pick<NatsConfig, "account_seed" | "account_seed_file">,
+): Promise<string> {
+  const { account_seed: inline, account_seed_file: file } = config;
+  if (inline !== undefined && file !== undefined) {
+    throw new ConfigError("both nats.account_seed and nats.account_seed_file are set", {
+      code: "nats_account_seed_ambiguous",
+      hint: "Keep one of them (RUNCTL_NATS_ACCOUNT_SEED sets nats.account_seed).",
+    });
+  }
+  if (inline !== undefined) {
+    accountKeyPair(inline, "nats.account_seed");
+    return inline.trim();
+  }
+  if (file === undefined) {
+    throw new ConfigError("no NATS account seed is configured to sign run credentials", {
+      code: "nats_account_seed_missing",
+      hint: "Set nats.account_seed_file to the account's seed file (or RUNCTL_NATS_ACCOUNT_SEED); `nsc` keeps it under ~/.local/share/nats/nsc/keys/keys/A/…/.nk.",
+    });
+  }
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read nats.account_seed_file ${file}: ${String(error)}`, {
+      code: "nats_account_seed_unreadable",
+      hint: "Point nats.account_seed_file at a readable file holding the account seed (SA…).",
+    });
+  }
+  const seed =
+    text
+      .split(/\r?\n/)
+      .find((line) => line.trim().startsWith("SA"))
+      ?.trim() ?? text.trim();
+  accountKeyPair(seed, `nats.account_seed_file ${file}`);
+  return seed;
 }
