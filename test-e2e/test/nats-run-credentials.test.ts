@@ -185,6 +185,10 @@ describe("a run's NATS credentials", () => {
     // Its own run's last command is readable (none, or the one the first test sent).
     const own = await jsm.direct.getMessage(STREAM, { last_by_subj: A.commands });
     expect(own === null || own.subject === A.commands).toBe(true);
+    // What stays exposed (docs/protocol.md, "Security"): stream info names the subjects with
+    // messages and their counts, so which runs exist, but no content.
+    const info = await jsm.streams.info(STREAM, { subjects_filter: `${PREFIX}.ctl.>` });
+    expect(info.state.subjects?.[B.commands]).toBe(1);
     // Its telemetry goes out.
     nc.publish(telemetrySubjects(PREFIX, RUN_A).heartbeat, "alive");
     await nc.flush();
