@@ -16,7 +16,9 @@ import {
   mintRunCredentials,
   NatsChannel,
   RuntimeController,
+  renewRunCredentials,
   runSubjects,
+  serveCredentialRenewals,
   streamName,
   telemetrySubjects,
 } from "@runctl/control";
@@ -231,6 +233,69 @@ describe("a run's NATS credentials", () => {
     });
     expect(wrong.code).not.toBe(0);
     expect(JSON.stringify(wrong.doc)).toContain("must be a NATS account seed");
+  });
+
+  it("are renewed over NATS before they expire, for as long as the run is active, and by their own run only", async () => {
+    const first = await runCreds(RUN_A, 3);
+    let current = first.creds;
+    const nc = await connectNats(
+      { url: server.url, inboxPrefix: first.inboxPrefix },
+      { credentials: () => current },
+    );
+    cleanup.push(() => nc.close());
+    const statuses: string[] = [];
+    let reconnected: () => void = () => undefined;
+    const reconnect = new Promise<void>((resolve) => {
+      reconnected = resolve;
+    });
+    void (async () => {
+      for await (const status of nc.status()) {
+        statuses.push(status.type === "error" ? status.error.message : status.type);
+        if (status.type === "reconnect") reconnected();
+      }
+    })();
+    let active = true;
+    const service = serveCredentialRenewals({
+      connection: operator.nc,
+      account: auth.accountSeed,
+      prefix: PREFIX,
+      runId: RUN_A,
+      expiresInSeconds: 600,
+      isActive: () => active,
+    });
+    cleanup.push(() => service.stop());
+
+    const renewed = await renewRunCredentials(nc, { prefix: PREFIX, runId: RUN_A });
+    expect(renewed.expiresAt.getTime()).toBeGreaterThan(first.expiresAt.getTime());
+    expect(renewed.inboxPrefix).toBe(first.inboxPrefix);
+    current = renewed.creds;
+    await nc.reconnect();
+    await reconnect;
+    // Past the first credentials' expiry the connection is still up and still scoped to run A.
+    await delay(Math.max(0, first.expiresAt.getTime() + 1_000 - Date.now()));
+    await nc.flush();
+    nc.publish(telemetrySubjects(PREFIX, RUN_A).heartbeat, "alive");
+    await nc.flush();
+    expect(statuses).not.toContain("User Authentication Expired");
+    expect(nc.isClosed()).toBe(false);
+    await expect(jetstream(nc).publish(B.commands, "steer", { timeout: 5_000 })).rejects.toThrow(
+      "Permissions Violation",
+    );
+
+    // Run B's credentials cannot ask for run A's.
+    const other = await connectAs(await runCreds(RUN_B));
+    await expect(renewRunCredentials(other, { prefix: PREFIX, runId: RUN_A })).rejects.toThrow(
+      `Permissions Violation for Publish to "${telemetrySubjects(PREFIX, RUN_A).renew}"`,
+    );
+    // Once the run has ended, the launching side says no.
+    active = false;
+    const refused = await renewRunCredentials(nc, { prefix: PREFIX, runId: RUN_A }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(ProviderError);
+    expect((refused as ProviderError).code).toBe("nats_renewal_failed");
+    expect((refused as ProviderError).message).toMatch(/no longer active/);
   });
 
   it("expire: the server closes the connection that holds them and refuses new ones", async () => {

@@ -44,6 +44,7 @@ export {
   type NatsSequencedCommand,
 } from "./nats/channel.ts";
 export {
+  type ConnectNatsOptions,
   checkOpenServer,
   connectNats,
   DEFAULT_NATS_URL,
@@ -64,6 +65,14 @@ export {
   type RunPermissions,
   runPermissions,
 } from "./nats/credentials.ts";
+export {
+  RenewalReply,
+  type RenewalService,
+  type RenewedCredentials,
+  renewRunCredentials,
+  type ServeCredentialRenewalsOptions,
+  serveCredentialRenewals,
+} from "./nats/renewal.ts";
 export type { SubjectMessage } from "./nats/scan.ts";
 export {
   loadNatsContext,

@@ -123,6 +123,12 @@ export async function natsConnectOptions(
 
 export interface ConnectNatsOptions extends NatsContextOptions {
   /**
+   * The `.creds` text to present at every (re)connect, read each time: a
+   * run's renewed credentials (renewal.ts) take effect at the next reconnect
+   * (`nc.reconnect()`). Wins over the settings' creds.
+   */
+  credentials?: () => string;
+  /**
    * Keep trying a server that is not up yet for this long (ms) before failing;
    * a command published "during an outage" then goes out once it is back.
    */
@@ -139,6 +145,10 @@ export async function connectNats(
 ): Promise<NatsConnection> {
   const backoff = reconnectBackoff();
   const connectOptions = await natsConnectOptions(settings, { ...options, backoff });
+  const current = options.credentials;
+  if (current !== undefined) {
+    connectOptions.authenticator = credsAuthenticator(() => new TextEncoder().encode(current()));
+  }
   const deadline = Date.now() + (options.waitForServerMs ?? 0);
   let nc: NatsConnection;
   for (;;) {
