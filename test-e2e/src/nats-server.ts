@@ -9,17 +9,34 @@
  *   await server.restart();  // both
  *   await server.close();    // down for good; the temporary store is removed
  *
+ * With `{ jwt: true }` the server runs in JWT (operator) mode, as a
+ * production server for remote runs does: an operator, a system account and
+ * one application account with JetStream, generated with nkeys at start and
+ * preloaded into a memory resolver. No client gets in without a user JWT
+ * signed by the account; `server.jwt` has the account seed (to mint run
+ * credentials) and an unrestricted user of the account (what a user's CLI
+ * holds), as `.creds` text and file.
+ *
  * The binary is `$NATS_SERVER_BIN`, else `nats-server` on PATH, else
  * `/usr/sbin/nats-server` (Debian's package). Ready means the server greeted a
  * TCP client with an `INFO` line that says JetStream is on.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, closeSync, constants, openSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
+import {
+  createAccount,
+  createOperator,
+  createUser,
+  encodeAccount,
+  encodeOperator,
+  encodeUser,
+  fmtCreds,
+} from "@nats-io/jwt";
 import { freePort } from "./ports.ts";
 
 export interface StartNatsOptions {
@@ -29,6 +46,22 @@ export interface StartNatsOptions {
   args?: readonly string[];
   /** How long to wait for the server to accept clients (default 30 s). */
   readyTimeoutMs?: number;
+  /** Run in JWT (operator) mode; see `NatsServer.jwt`. */
+  jwt?: boolean;
+}
+
+/** The keys and credentials of a JWT-mode server. Test secrets, made fresh per server. */
+export interface NatsJwtAuth {
+  operatorPublicKey: string;
+  systemAccountPublicKey: string;
+  /** The application account, with JetStream. */
+  accountPublicKey: string;
+  /** Its seed (`SA…`): what the launching side holds to mint per-run credentials. */
+  accountSeed: string;
+  /** A user of the account without permission limits (what a user's CLI holds), as `.creds` text … */
+  userCreds: string;
+  /** … and as a file (mode 0600). */
+  userCredsFile: string;
 }
 
 export interface NatsServer {
@@ -39,6 +72,8 @@ export interface NatsServer {
   readonly storeDir: string;
   /** The server's stdout and stderr, appended across restarts. */
   readonly logPath: string;
+  /** Set when started with `{ jwt: true }`. */
+  readonly jwt: NatsJwtAuth | undefined;
   /** Whether the process is running. */
   readonly running: boolean;
   /** The running process's pid, or undefined. */
@@ -73,12 +108,14 @@ export async function startNatsServer(options: StartNatsOptions = {}): Promise<N
   const logPath = join(root, "nats-server.log");
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const bin = natsServerBin();
+  const jwt = options.jwt === true ? await jwtMode(root) : undefined;
+  const extraArgs = [...(jwt === undefined ? [] : ["-c", jwt.configPath]), ...(options.args ?? [])];
   let port = 0;
   let proc: Tracked | undefined;
   let closed = false;
 
   const launch = async (): Promise<void> => {
-    const tracked = spawnServer(bin, port, storeDir, logPath, options.args ?? []);
+    const tracked = spawnServer(bin, port, storeDir, logPath, extraArgs);
     try {
       await waitReady(port, tracked, readyTimeoutMs, logPath);
     } catch (error) {
@@ -111,6 +148,7 @@ export async function startNatsServer(options: StartNatsOptions = {}): Promise<N
     port,
     storeDir,
     logPath,
+    jwt: jwt?.auth,
     get running() {
       return proc !== undefined && !proc.done;
     },
@@ -151,6 +189,74 @@ export async function startNatsServer(options: StartNatsOptions = {}): Promise<N
     },
   };
   return server;
+}
+
+/** Keys, JWTs and a server config for operator mode, written under `root`. */
+async function jwtMode(root: string): Promise<{ auth: NatsJwtAuth; configPath: string }> {
+  const operator = createOperator();
+  const system = createAccount();
+  const account = createAccount();
+  const user = createUser();
+  const unlimited = {
+    subs: -1,
+    data: -1,
+    payload: -1,
+    imports: -1,
+    exports: -1,
+    wildcards: true,
+    conn: -1,
+    leaf: -1,
+  };
+  const operatorJwt = await encodeOperator("runctl-test-operator", operator, {
+    system_account: system.getPublicKey(),
+  });
+  const systemJwt = await encodeAccount("SYS", system, { limits: unlimited }, { signer: operator });
+  const accountJwt = await encodeAccount(
+    "RUNCTL",
+    account,
+    {
+      limits: {
+        ...unlimited,
+        mem_storage: -1,
+        disk_storage: -1,
+        streams: -1,
+        consumer: -1,
+        max_ack_pending: -1,
+        mem_max_stream_bytes: -1,
+        disk_max_stream_bytes: -1,
+      },
+    },
+    { signer: operator },
+  );
+  const userJwt = await encodeUser("runctl-cli", user, account);
+  const userCreds = new TextDecoder().decode(fmtCreds(userJwt, user));
+  const userCredsFile = join(root, "user.creds");
+  await writeFile(userCredsFile, userCreds, { mode: 0o600 });
+  const configPath = join(root, "nats-server.conf");
+  // JSON is valid nats-server configuration syntax.
+  const config = {
+    operator: operatorJwt,
+    system_account: system.getPublicKey(),
+    resolver: "MEMORY",
+    resolver_preload: {
+      [system.getPublicKey()]: systemJwt,
+      [account.getPublicKey()]: accountJwt,
+    },
+    // The store directory comes from the command line (-sd), as for a server without JWT.
+    jetstream: "enabled",
+  };
+  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  return {
+    configPath,
+    auth: {
+      operatorPublicKey: operator.getPublicKey(),
+      systemAccountPublicKey: system.getPublicKey(),
+      accountPublicKey: account.getPublicKey(),
+      accountSeed: new TextDecoder().decode(account.getSeed()),
+      userCreds,
+      userCredsFile,
+    },
+  };
 }
 
 interface Tracked {

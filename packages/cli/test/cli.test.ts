@@ -168,6 +168,11 @@ describe("runctl", () => {
     "plugins:update": ["plugins", "update"],
     "plugins:reset": ["plugins", "reset"],
     autocomplete: ["autocomplete", "bash"],
+    "nats:creds": ["nats", "creds", "--run", SAMPLE_RUN, "--ttl", "5m"],
+  };
+  // A throwaway NATS account seed, made for this test: no server trusts its account.
+  const sampleEnv: Record<string, Record<string, string>> = {
+    "nats:creds": { RUNCTL_NATS_ACCOUNT_SEED: "SAABPGGAMQGTEXJUBI4ZSS7OS4VPT3FQNBQTM4S3W62PR4PDCZWTKADIFQ" },
   };
   // Commands whose sample fails on purpose (they would install or link something): the failure
   // must still be one envelope, with exit code 1.
@@ -268,7 +273,7 @@ describe("runctl", () => {
       const r = await cli(
         [...args.slice(0, end), "--json", ...args.slice(end)],
         box.project,
-        {},
+        sampleEnv[id] ?? {},
         stopWhen[id],
       );
       const doc = parseJson(r.stdout);

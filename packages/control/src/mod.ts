@@ -44,6 +44,7 @@ export {
   type NatsSequencedCommand,
 } from "./nats/channel.ts";
 export {
+  type ConnectNatsOptions,
   checkOpenServer,
   connectNats,
   DEFAULT_NATS_URL,
@@ -54,6 +55,24 @@ export {
   type ReconnectBackoff,
   reconnectBackoff,
 } from "./nats/connect.ts";
+export {
+  accountKeyPair,
+  loadAccountSeed,
+  MintRunCredentialsOptions,
+  mintRunCredentials,
+  type RunCredentials,
+  type RunPermissionOptions,
+  type RunPermissions,
+  runPermissions,
+} from "./nats/credentials.ts";
+export {
+  RenewalReply,
+  type RenewalService,
+  type RenewedCredentials,
+  renewRunCredentials,
+  type ServeCredentialRenewalsOptions,
+  serveCredentialRenewals,
+} from "./nats/renewal.ts";
 export type { SubjectMessage } from "./nats/scan.ts";
 export {
   loadNatsContext,
@@ -72,12 +91,16 @@ export {
   type ControlStreamConfig,
   controlStreamConfig,
   DEFAULT_PREFIX,
+  hostSubjectBase,
   PROTOCOL_VERSION,
   type RunSubjects,
+  runInboxPrefix,
   runSubjects,
   runToken,
   STREAM_LIMITS,
   streamName,
+  type TelemetrySubjects,
+  telemetrySubjects,
 } from "./nats/subjects.ts";
 export {
   encodeTelemetry,

@@ -42,11 +42,26 @@ describe("redactConfig", () => {
   it("hides nats secrets and secret-looking provider keys, leaving the input intact", () => {
     const config = {
       ...defaultConfig(),
-      nats: { ...defaultConfig().nats, token: "t0k", password: "pw", user: "me", creds: "/c.creds" },
+      nats: {
+        ...defaultConfig().nats,
+        token: "t0k",
+        password: "pw",
+        user: "me",
+        creds: "/c.creds",
+        account_seed: "SAEXAMPLE",
+        account_seed_file: "/a.nk",
+      },
       runpod: { api_key: "k", apiToken: "x", nested: { client_secret: "s" }, region: "eu" },
     };
     const shown = redactConfig(config);
-    expect(shown.nats).toMatchObject({ token: "***", password: "***", user: "me", creds: "/c.creds" });
+    expect(shown.nats).toMatchObject({
+      token: "***",
+      password: "***",
+      user: "me",
+      creds: "/c.creds",
+      account_seed: "***",
+      account_seed_file: "/a.nk",
+    });
     expect(shown.runpod).toEqual({
       api_key: "k",
       apiToken: "***",

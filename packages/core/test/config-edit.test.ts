@@ -160,10 +160,22 @@ describe("starterConfig", () => {
       "tls_cert",
       "tls_key",
       "prefix",
+      "account_seed",
+      "account_seed_file",
     ]) {
       expect(text).toMatch(new RegExp(`^# ${key} = `, "m"));
     }
     expect(text).toMatch(/^# color = true$/m);
+  });
+
+  it("takes an account seed, and refuses anything else as one with the reason", () => {
+    const nats = (account_seed: string) => configSchemaWith().safeParse({ nats: { account_seed } });
+    expect(nats(" SAAB2345 ").data?.nats.account_seed).toBe("SAAB2345");
+    for (const wrong of ["SUAB2345", "ABCDEFG", "", "SA ab"]) {
+      const result = nats(wrong);
+      expect(result.success, wrong).toBe(false);
+      expect(JSON.stringify(result.error?.issues)).toContain("must be a NATS account seed");
+    }
   });
 
   it("loads as a project file and takes `set` under the commented example", async () => {

@@ -41,7 +41,14 @@ import { commandFromDraft, commandLine } from "../command-draft.ts";
 import { type HistoryItem, readHistory } from "../history.ts";
 import { type ConnectNatsOptions, connectNats } from "./connect.ts";
 import { type ConnectionState, connectionState } from "./connection-state.ts";
-import { getAt, getLast, type ScanContext, type SubjectMessage, scanSubject } from "./scan.ts";
+import {
+  getAt,
+  getLast,
+  type ScanContext,
+  type SubjectMessage,
+  scanSubject,
+  scanSubjectScoped,
+} from "./scan.ts";
 import { type NatsContextOptions, type NatsSettings, resolveNatsSettings } from "./settings.ts";
 import { ensureControlStream } from "./stream.ts";
 import { DEFAULT_PREFIX, type RunSubjects, runSubjects, streamName, validatePrefix } from "./subjects.ts";
@@ -313,11 +320,16 @@ export class NatsChannel implements ControlChannel {
 
   /**
    * The raw messages of the run's command subject from stream sequence
-   * `offset` on (one page), for a consumer that decodes them itself (the bridge).
+   * `offset` on (one page), for a consumer that decodes them itself (the
+   * bridge). Read only through API subjects that name the run's subject, so
+   * the run's own credentials (credentials.ts) suffice.
    */
   async readMessages(offset: number): Promise<SubjectMessage[]> {
     return await this.#whileConnected(() =>
-      scanSubject(this.#scan, this.subjects.commands, { from: offset, limit: this.#options.pageSize }),
+      scanSubjectScoped(this.#scan, this.subjects.commands, {
+        from: offset,
+        limit: this.#options.pageSize,
+      }),
     );
   }
 

@@ -78,7 +78,9 @@ export async function natsConnectOptions(
     pingInterval: 20_000,
     maxPingOut: 3,
   };
-  if (s.credsFile !== undefined) {
+  if (s.credsText !== undefined) {
+    opts.authenticator = credsAuthenticator(new TextEncoder().encode(s.credsText));
+  } else if (s.credsFile !== undefined) {
     let creds: Uint8Array;
     try {
       creds = await readFile(s.credsFile);
@@ -121,6 +123,12 @@ export async function natsConnectOptions(
 
 export interface ConnectNatsOptions extends NatsContextOptions {
   /**
+   * The `.creds` text to present at every (re)connect, read each time: a
+   * run's renewed credentials (renewal.ts) take effect at the next reconnect
+   * (`nc.reconnect()`). Wins over the settings' creds.
+   */
+  credentials?: () => string;
+  /**
    * Keep trying a server that is not up yet for this long (ms) before failing;
    * a command published "during an outage" then goes out once it is back.
    */
@@ -137,6 +145,10 @@ export async function connectNats(
 ): Promise<NatsConnection> {
   const backoff = reconnectBackoff();
   const connectOptions = await natsConnectOptions(settings, { ...options, backoff });
+  const current = options.credentials;
+  if (current !== undefined) {
+    connectOptions.authenticator = credsAuthenticator(() => new TextEncoder().encode(current()));
+  }
   const deadline = Date.now() + (options.waitForServerMs ?? 0);
   let nc: NatsConnection;
   for (;;) {
@@ -150,6 +162,16 @@ export async function connectNats(
         continue;
       }
       const where = settings.url === undefined ? "the configured server" : redactUrlCredentials(settings.url);
+      if (isAuthRefusal(error)) {
+        throw new ProviderError(
+          `NATS at ${where} refused the credentials: ${redactUrlCredentials(message)}`,
+          {
+            code: "nats_auth_refused",
+            hint: "Check nats.creds / nats.user and nats.password / nats.token (or the context's); a run's minted credentials expire (`runctl nats creds` mints new ones).",
+            cause: error,
+          },
+        );
+      }
       throw new ProviderError(`Cannot reach NATS at ${where}: ${redactUrlCredentials(message)}`, {
         code: "nats_unreachable",
         hint: "Start the server (`nats-server -js`), or fix --nats / `nats.url` / RUNCTL_NATS_URL.",
@@ -163,6 +185,19 @@ export async function connectNats(
     }
   })().catch(() => {});
   return nc;
+}
+
+/** The server said no to the credentials (wrong, expired, revoked), as opposed to not answering. */
+function isAuthRefusal(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (
+      e.name === "AuthorizationError" ||
+      /authorization violation|authentication expired/i.test(e.message)
+    ) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /**

@@ -68,6 +68,28 @@ export async function scanSubject(
   return out;
 }
 
+/**
+ * scanSubject through API subjects that name `subject`, so a client whose
+ * credentials are scoped to one run can make it (docs/protocol.md,
+ * "Security"): the subject's last message by direct get
+ * (`$JS.API.DIRECT.GET.<stream>.<subject>`) says whether anything is new
+ * (one request when nothing is), and a consumer created with the filter in
+ * its API subject reads the rest. Neither can read another subject.
+ */
+export async function scanSubjectScoped(
+  ctx: ScanContext,
+  subject: string,
+  options: Pick<ScanOptions, "from" | "limit">,
+): Promise<SubjectMessage[]> {
+  const from = Math.max(1, options.from);
+  const last = await getLast(ctx, subject, false);
+  if (last === null || last.seq < from || options.limit <= 0) return [];
+  if (last.seq === from) return [last];
+  const out: SubjectMessage[] = [];
+  await streamRest(ctx, subject, from, out, () => out.length >= options.limit);
+  return out;
+}
+
 /** The first message of `subject` at or after stream sequence `seq`, or null. */
 export async function getNext(
   ctx: ScanContext,

@@ -28,6 +28,11 @@ export const NatsSettings = z.strictObject({
   pass: z.string().optional(),
   /** A `.creds` file (user JWT and NKey seed). */
   credsFile: z.string().min(1).optional(),
+  /**
+   * The text of a `.creds` file (a run's minted credentials, held in memory
+   * rather than written to disk); wins over `credsFile`.
+   */
+  credsText: z.string().min(1).optional(),
   tls: NatsTlsSettings.optional(),
   /** A `nats` CLI context to start from; `""`/unset means none (not the CLI's selected one). */
   context: z.string().optional(),

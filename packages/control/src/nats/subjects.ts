@@ -86,6 +86,52 @@ export function runSubjects(prefix: string, runId: string): RunSubjects {
   };
 }
 
+export interface TelemetrySubjects {
+  /** `<prefix>.tel.<run>.status`: the run's status as the agent sees it. */
+  status: string;
+  /** `<prefix>.tel.<run>.hb`: the agent's heartbeats. */
+  heartbeat: string;
+  /** `<prefix>.tel.<run>.out`: output lines. */
+  output: string;
+  /** `<prefix>.tel.<run>.metrics`: metrics as they are logged. */
+  metrics: string;
+  /** `<prefix>.tel.<run>.renew`: requests (with a reply subject) to renew the run's credentials and policies. */
+  renew: string;
+}
+
+/**
+ * The subjects a run's agent publishes telemetry on, under
+ * `<prefix>.tel.<run>`. They are not captured by the control stream.
+ */
+export function telemetrySubjects(prefix: string, runId: string): TelemetrySubjects {
+  const base = `${validatePrefix(prefix)}.tel.${runToken(runId)}`;
+  return {
+    status: `${base}.status`,
+    heartbeat: `${base}.hb`,
+    output: `${base}.out`,
+    metrics: `${base}.metrics`,
+    renew: `${base}.renew`,
+  };
+}
+
+/**
+ * `<prefix>.host.<host>`: the subjects of one machine (its inbox for the next
+ * run, its heartbeats) live below it. The host id is one token, written as a
+ * run id is.
+ */
+export function hostSubjectBase(prefix: string, hostId: string): string {
+  return `${validatePrefix(prefix)}.host.${runToken(hostId)}`;
+}
+
+/**
+ * The reply-inbox prefix of a connection that holds a run's credentials
+ * (`_INBOX_<run>`): its credentials let it subscribe below this prefix
+ * only, so no other run's client can read its replies, nor it theirs.
+ */
+export function runInboxPrefix(runId: string): string {
+  return `_INBOX_${runToken(runId)}`;
+}
+
 /** Nanoseconds, as the JetStream API counts durations. */
 export function nanos(ms: number): number {
   return ms * 1_000_000;

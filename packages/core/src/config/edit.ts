@@ -223,7 +223,7 @@ async function resolveLink(file: string): Promise<string> {
 
 // A new file may be about to hold a token; keep it private from the start.
 function newFileMode(path: readonly string[]): number {
-  return path.some((p) => /secret|token|password/i.test(p)) ? 0o600 : 0o644;
+  return path.some((p) => /secret|token|password|seed/i.test(p)) ? 0o600 : 0o644;
 }
 
 async function writeAtomically(file: string, text: string, mode: number | undefined): Promise<void> {

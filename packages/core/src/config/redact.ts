@@ -4,9 +4,9 @@ import { isPlainObject, type Tree } from "./tree.ts";
 
 export const REDACTED = "***";
 
-/** Core keys holding secrets. nats.creds and tls_key are paths to secrets, not secrets, so they show. */
+/** Core keys holding secrets. nats.creds, account_seed_file and tls_key are paths to secrets, not secrets, so they show. */
 const CORE_SECRET_KEYS: Readonly<Record<string, readonly string[]>> = {
-  nats: ["token", "password"],
+  nats: ["token", "password", "account_seed"],
   server: ["token"],
 };
 

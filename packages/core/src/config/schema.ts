@@ -35,6 +35,21 @@ export const natsSectionSchema = z.strictObject({
   creds: z.string().min(1).optional(),
   /** Name of a `nats` CLI context to take connection settings from. */
   context: z.string().min(1).optional(),
+  /**
+   * The seed of the NATS account (`SA…`) whose key signs per-run credentials
+   * (`runctl nats creds`, remote runs): held by the launching side only, never
+   * sent to a machine. A secret; prefer account_seed_file or RUNCTL_NATS_ACCOUNT_SEED.
+   */
+  account_seed: z
+    .string()
+    .trim()
+    .regex(
+      /^SA[A-Z2-7]+$/,
+      "must be a NATS account seed (it starts with SA), not a public key or another kind of seed",
+    )
+    .optional(),
+  /** A file holding the account seed (an nsc `.nk` file); not both. */
+  account_seed_file: z.string().min(1).optional(),
   tls_ca: z.string().min(1).optional(),
   tls_cert: z.string().min(1).optional(),
   tls_key: z.string().min(1).optional(),

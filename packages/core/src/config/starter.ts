@@ -45,6 +45,10 @@ export function starterConfig(): string {
 # creds = "/path/to/runctl.creds"
 # Name of a \`nats\` CLI context to take connection settings from. Default: unset.
 # context = "runctl"
+# Seed of the NATS account (SA...) that signs per-run credentials (runctl nats creds, remote runs);
+# kept on the launching side only. A secret: prefer a file or RUNCTL_NATS_ACCOUNT_SEED. Default: unset.
+# account_seed = "SA..."
+# account_seed_file = "/path/to/account.nk"
 # TLS: CA certificate, client certificate and key (PEM paths). Default: unset.
 # tls_ca = "ca.pem"
 # tls_cert = "client-cert.pem"
