@@ -192,13 +192,13 @@ describe("a run's NATS credentials", () => {
     const info = await jsm.streams.info(STREAM, { subjects_filter: `${PREFIX}.ctl.>` });
     expect(info.state.subjects?.[B.commands]).toBe(1);
     // Its telemetry goes out.
-    nc.publish(telemetrySubjects(PREFIX, RUN_A).heartbeat, "alive");
+    nc.publish(telemetrySubjects(PREFIX, RUN_A).hb, "alive");
     await nc.flush();
 
     // The client was told, and the server logged each violation with the user's key.
     expect(errors).toContain(refused(B.commands));
     expect(errors).toContain(`Permissions Violation for Subscription to "${B.acks}"`);
-    expect(errors).not.toContain(refused(telemetrySubjects(PREFIX, RUN_A).heartbeat));
+    expect(errors).not.toContain(refused(telemetrySubjects(PREFIX, RUN_A).hb));
     const log = await serverLog();
     expect(log).toContain(`Publish Violation - Nkey "${creds.userPublicKey}", Subject "${B.commands}"`);
     expect(log).toContain(`Subscription Violation - Nkey "${creds.userPublicKey}", Subject "${B.acks}"`);
@@ -274,7 +274,7 @@ describe("a run's NATS credentials", () => {
     // Past the first credentials' expiry the connection is still up and still scoped to run A.
     await delay(Math.max(0, first.expiresAt.getTime() + 1_000 - Date.now()));
     await nc.flush();
-    nc.publish(telemetrySubjects(PREFIX, RUN_A).heartbeat, "alive");
+    nc.publish(telemetrySubjects(PREFIX, RUN_A).hb, "alive");
     await nc.flush();
     expect(statuses).not.toContain("User Authentication Expired");
     expect(nc.isClosed()).toBe(false);

@@ -11,13 +11,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareRemoteLaunch, type RemoteLaunchInput } from "@runctl/agent";
+import { listStoredRunFiles } from "@runctl/core";
 import { S3ArtifactStore } from "@runctl/s3";
 import { StoreRunSource } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { type BareHost, MINIMAL_HOST_TOOLS, startBareHost } from "../src/bare-host.ts";
-import { type NodeMirror, publishNodeMirror } from "../src/node-mirror.ts";
 import { startNatsServer } from "../src/nats-server.ts";
+import { type NodeMirror, publishNodeMirror } from "../src/node-mirror.ts";
 import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
 import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
@@ -37,7 +38,8 @@ const hosts: BareHost[] = [];
 
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), "runctl-remote-run-"));
-  nats = await startNatsServer();
+  // JWT mode: the machine gets a credential for its run only, minted from the account key.
+  nats = await startNatsServer({ jwt: true });
   s3 = await startS3Emulator({
     dataDir: join(base, "s3"),
     credentials: [KEY],
@@ -56,6 +58,7 @@ beforeAll(async () => {
   await cp(TRAIN, join(project, "train.py"));
   user = await workspace({
     RUNCTL_NATS_URL: nats.url,
+    RUNCTL_NATS_CREDS: jwt().userCredsFile,
     AWS_ACCESS_KEY_ID: KEY.accessKeyId,
     AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
     AWS_ENDPOINT_URL_S3: s3.endpoint,
@@ -71,6 +74,11 @@ afterAll(async () => {
   await rm(base, { recursive: true, force: true });
   await rm(user.home, { recursive: true, force: true });
 });
+
+function jwt() {
+  if (!nats.jwt) throw new Error("nats-server runs in JWT mode");
+  return nats.jwt;
+}
 
 function launchInput(runId: string, hostId: string): RemoteLaunchInput {
   return {
@@ -89,7 +97,12 @@ function launchInput(runId: string, hostId: string): RemoteLaunchInput {
     projectRoot: project,
     bundleCacheDir: join(base, "bundles"),
     store,
-    nats: { url: nats.url, prefix: "runctl" },
+    nats: {
+      url: nats.url,
+      prefix: "runctl",
+      accountSeed: jwt().accountSeed,
+      launcher: { url: nats.url, credsFile: jwt().userCredsFile },
+    },
     node: { version: mirror.version, mirror: mirror.url },
     idle: { minutes: 0, action: "terminate" },
     ttlSeconds: 3600,
@@ -118,10 +131,26 @@ it("a 2-rank run launched by a bootstrap: followed live, steered with every rank
     120_000,
   ).catch(async (error: unknown) => {
     const logs = await host.logs();
-    throw new Error(`${String(error)}\nbootstrap.log:\n${logs.bootstrap}\nagent.log:\n${logs.agent}\n${logs.console}`);
+    throw new Error(
+      `${String(error)}\nbootstrap.log:\n${logs.bootstrap}\nagent.log:\n${logs.agent}\n${logs.console}`,
+    );
   });
 
-  const ctl = await runctlJson(["ctl", runId, "optimizer.lr.multiplier", "0.5", "--wait", "--timeout", "60"], user);
+  // The environment of every process on the machine (bootstrap loop, agent, ranks) holds no secret.
+  const environs = await Promise.all(
+    (await host.processes()).map((pid) => readFile(`/proc/${pid}/environ`, "utf8").catch(() => "")),
+  );
+  expect(environs.length).toBeGreaterThan(2);
+  for (const environ of environs) {
+    expect(environ).not.toContain(KEY.secretAccessKey);
+    expect(environ).not.toContain(jwt().accountSeed);
+    expect(environ).not.toMatch(/SU[A-Z0-9]{56}/);
+  }
+
+  const ctl = await runctlJson(
+    ["ctl", runId, "optimizer.lr.multiplier", "0.5", "--wait", "--timeout", "60"],
+    user,
+  );
   expect(ctl.code, ctl.stderr).toBe(0);
   expect(
     Acks.parse(ctl.doc)
@@ -146,8 +175,8 @@ it("a 2-rank run launched by a bootstrap: followed live, steered with every rank
   // Everything is in the store: show, logs, and both ranks changed the lr at the same step.
   const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
   expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
-  const stored = await runctlJson(["logs", runId, "--from", STORE_URL], user);
-  expect(stored.doc).toMatchObject({ success: true, output: followed.stdout });
+  const storedLogs = await runctlJson(["logs", runId, "--from", STORE_URL], user);
+  expect(storedLogs.doc).toMatchObject({ success: true, output: followed.stdout });
   const source = new StoreRunSource(store, "runs");
   const changes = async (rank: number) => {
     const text = (await source.readFile(runId, `lr.rank${rank}.jsonl`))?.toString("utf8") ?? "";
@@ -161,13 +190,22 @@ it("a 2-rank run launched by a bootstrap: followed live, steered with every rank
   expect(rank0).toHaveLength(1);
   expect(rank1).toEqual(rank0);
 
-  // No long-lived secret anywhere the machine could leak it.
-  const secret = KEY.secretAccessKey;
-  expect(first.bootstrap).not.toContain(secret);
-  expect(logs.bootstrap + logs.agent + logs.console).not.toContain(secret);
-  for (const file of ["meta.json", "output.log", "config.json"]) {
-    expect((await source.readFile(runId, file))?.toString("utf8") ?? "").not.toContain(secret);
+  // No long-lived secret anywhere the machine could leak it: not the store's key, not the NATS
+  // account key (only the run's own short-lived credential travels, and never into logs or the
+  // run directory).
+  const runCreds = first.hostSpec.run.nats?.creds ?? "";
+  const runSeed = /SU[A-Z0-9]{56}/.exec(runCreds)?.[0];
+  expect(runSeed).toBeDefined();
+  const leaks = [KEY.secretAccessKey, jwt().accountSeed, runSeed as string];
+  const stored = await Promise.all(
+    (await listStoredRunFiles(store, `runs/${runId}`)).map(
+      async (f) => (await source.readFile(runId, f)) ?? "",
+    ),
+  );
+  for (const text of [logs.bootstrap, logs.agent, logs.console, ...stored.map(String)]) {
+    for (const secret of leaks) expect(text).not.toContain(secret);
   }
+  for (const secret of leaks.slice(0, 2)) expect(first.bootstrap).not.toContain(secret);
 
   // Launching the same code again uploads nothing.
   const second = await prepareRemoteLaunch(launchInput("bare-ddp-2", "bare-2"));

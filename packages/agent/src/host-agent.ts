@@ -28,6 +28,7 @@ import {
 } from "@runctl/control";
 import {
   HostInboxMessage,
+  type HostNats,
   type HostRun,
   type HostSpec,
   parseAt,
@@ -260,10 +261,7 @@ export class HostAgent {
     };
     if (run.nats) {
       const creds = run.nats.creds ? await this.#writeCreds(spec.runId, run.nats.creds) : undefined;
-      spec.control = {
-        kind: "nats",
-        nats: { url: run.nats.url, prefix: run.nats.prefix, ...(creds ? { creds } : {}) },
-      };
+      spec.control = { kind: "nats", nats: natsSection(run.nats, creds) };
     }
     return spec;
   }
@@ -280,10 +278,7 @@ export class HostAgent {
     const nats = run.nats;
     if (!nats) throw new Error("no NATS settings");
     const creds = nats.creds ? await this.#writeCreds(run.spec.runId, nats.creds) : undefined;
-    return connectNats(
-      natsSettingsFromConfig({ url: nats.url, prefix: nats.prefix, ...(creds ? { creds } : {}) }),
-      { waitForServerMs: 60_000 },
-    );
+    return connectNats(natsSettingsFromConfig(natsSection(nats, creds)), { waitForServerMs: 60_000 });
   }
 
   async #ended(runDir: string): Promise<boolean> {
@@ -326,6 +321,16 @@ export class HostAgent {
       child.on("exit", () => done());
     });
   }
+}
+
+/** The run's NATS settings as the supervisor's bridge takes them: the credential as a file. */
+function natsSection(nats: HostNats, credsFile: string | undefined) {
+  return {
+    url: nats.url,
+    prefix: nats.prefix,
+    ...(credsFile ? { creds: credsFile } : {}),
+    ...(nats.inboxPrefix ? { inbox_prefix: nats.inboxPrefix } : {}),
+  };
 }
 
 function fileError(log: (line: string) => void) {

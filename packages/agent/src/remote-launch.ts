@@ -11,6 +11,8 @@
  *   launching side holds;
  * - all of it goes into a host spec, and core builds the bootstrap around it.
  */
+
+import type { NatsSettings } from "@runctl/control";
 import {
   type ArtifactStore,
   bootstrapErrorKey,
@@ -41,6 +43,11 @@ export interface RemoteLaunchInput {
      * machine connects with no credential: only for a server on a network you control.
      */
     accountSeed?: string;
+    /**
+     * The launching side's own connection (its user's credentials): it makes sure the control
+     * stream exists, which a run's credential may not create.
+     */
+    launcher?: NatsSettings;
   };
   node: { version: string; mirror: string };
   idle?: HostSpecInput["idle"];
@@ -92,6 +99,10 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
   const runPrefix = `runs/${runId}`;
   const post = await store.presignPost(`${runPrefix}/`, { expiresInSeconds: ttl, maxBytes: 1024 ** 3 });
   let nats: HostSpecInput["run"]["nats"];
+  if (input.nats?.launcher) {
+    const { prepareControlStream } = await import("@runctl/control");
+    await prepareControlStream({ ...input.nats.launcher, prefix: input.nats.prefix });
+  }
   if (input.nats && input.nats.accountSeed === undefined) {
     nats = { url: input.nats.url, prefix: input.nats.prefix };
   } else if (input.nats?.accountSeed !== undefined) {
@@ -103,14 +114,24 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
       hostId: input.hostId,
       expiresInSeconds: ttl,
     });
-    nats = { url: input.nats.url, prefix: input.nats.prefix, creds: minted.creds };
+    nats = {
+      url: input.nats.url,
+      prefix: input.nats.prefix,
+      creds: minted.creds,
+      inboxPrefix: minted.inboxPrefix,
+    };
   }
   const hostSpec = HostSpec.parse({
     v: HOST_SPEC_VERSION,
     hostId: input.hostId,
     provider: input.provider,
     ...(input.idle ? { idle: input.idle } : {}),
-    run: { spec: input.run, code: { sha256: bundle.archiveSha256 }, store: { post }, ...(nats ? { nats } : {}) },
+    run: {
+      spec: input.run,
+      code: { sha256: bundle.archiveSha256 },
+      store: { post },
+      ...(nats ? { nats } : {}),
+    },
   } satisfies HostSpecInput);
   const bootstrap = buildBootstrap({
     node: input.node,

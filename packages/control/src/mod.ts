@@ -86,7 +86,7 @@ export {
   type ParsedNatsSettings,
   resolveNatsSettings,
 } from "./nats/settings.ts";
-export { ensureControlStream } from "./nats/stream.ts";
+export { ensureControlStream, prepareControlStream } from "./nats/stream.ts";
 export {
   type ControlStreamConfig,
   controlStreamConfig,
@@ -117,8 +117,6 @@ export {
   type TelemetryHandlers,
   TelemetryHeartbeat,
   TelemetryStatus,
-  type TelemetrySubjects,
-  telemetrySubjects,
 } from "./nats/telemetry.ts";
 export {
   ControlsMessage,

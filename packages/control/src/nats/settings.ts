@@ -64,6 +64,7 @@ export function natsSettingsFromConfig(config: NatsConfig): NatsSettings {
     tls: Object.keys(tls).length > 0 ? tls : undefined,
     context: config.context,
     prefix: config.prefix,
+    inboxPrefix: config.inbox_prefix,
   });
 }
 

@@ -12,11 +12,14 @@
 import {
   JetStreamApiError,
   type JetStreamManager,
+  jetstreamManager,
   type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
 import { ConfigError } from "@runctl/core";
-import { type ControlStreamConfig, controlStreamConfig } from "./subjects.ts";
+import { connectNats } from "./connect.ts";
+import type { NatsSettings } from "./settings.ts";
+import { type ControlStreamConfig, controlStreamConfig, DEFAULT_PREFIX } from "./subjects.ts";
 
 const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
@@ -101,4 +104,21 @@ function drift(have: StreamConfig, want: ControlStreamConfig): Partial<StreamCon
 function smaller(have: number | undefined, want: number): boolean {
   if (have === undefined) return true;
   return have > 0 && have < want;
+}
+
+/**
+ * Connects with `settings` (the launching side's own credentials), makes sure
+ * the prefix's control stream exists, and disconnects: a machine whose
+ * credential is scoped to its run may use the stream but not create it.
+ */
+export async function prepareControlStream(
+  settings: NatsSettings,
+  options: EnsureStreamOptions = {},
+): Promise<void> {
+  const nc = await connectNats(settings);
+  try {
+    await ensureControlStream(await jetstreamManager(nc), settings.prefix ?? DEFAULT_PREFIX, options);
+  } finally {
+    await nc.close();
+  }
 }

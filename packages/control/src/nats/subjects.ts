@@ -87,31 +87,20 @@ export function runSubjects(prefix: string, runId: string): RunSubjects {
 }
 
 export interface TelemetrySubjects {
-  /** `<prefix>.tel.<run>.status`: the run's status as the agent sees it. */
+  /** `<prefix>.tel.<run>.out`: growth of output.log and metrics.jsonl, by offset (telemetry.ts). */
+  out: string;
+  /** `<prefix>.tel.<run>.status`: the run's status when it changes. */
   status: string;
   /** `<prefix>.tel.<run>.hb`: the agent's heartbeats. */
-  heartbeat: string;
-  /** `<prefix>.tel.<run>.out`: output lines. */
-  output: string;
-  /** `<prefix>.tel.<run>.metrics`: metrics as they are logged. */
-  metrics: string;
+  hb: string;
   /** `<prefix>.tel.<run>.renew`: requests (with a reply subject) to renew the run's credentials and policies. */
   renew: string;
 }
 
-/**
- * The subjects a run's agent publishes telemetry on, under
- * `<prefix>.tel.<run>`. They are not captured by the control stream.
- */
+/** The subjects a run's agent publishes telemetry on, under `<prefix>.tel.<run>`. */
 export function telemetrySubjects(prefix: string, runId: string): TelemetrySubjects {
   const base = `${validatePrefix(prefix)}.tel.${runToken(runId)}`;
-  return {
-    status: `${base}.status`,
-    heartbeat: `${base}.hb`,
-    output: `${base}.out`,
-    metrics: `${base}.metrics`,
-    renew: `${base}.renew`,
-  };
+  return { out: `${base}.out`, status: `${base}.status`, hb: `${base}.hb`, renew: `${base}.renew` };
 }
 
 /**

@@ -13,7 +13,7 @@ import { RunStatus, type RunSyncTarget, TERMINAL_STATUSES, UserError } from "@ru
 import { Packr, Unpackr } from "msgpackr";
 import { z } from "zod";
 import { connectionState } from "./connection-state.ts";
-import { PROTOCOL_VERSION, runToken, validatePrefix } from "./subjects.ts";
+import { hostSubjectBase, PROTOCOL_VERSION, type TelemetrySubjects, telemetrySubjects } from "./subjects.ts";
 
 /** Files whose growth travels as telemetry; everything else waits for the store. */
 export const TELEMETRY_FILES = ["output.log", "metrics.jsonl"] as const;
@@ -21,20 +21,6 @@ export type TelemetryFile = (typeof TELEMETRY_FILES)[number];
 
 /** Below NATS's default 1 MiB max_payload with room for the envelope. */
 export const MAX_TELEMETRY_CHUNK = 256 * 1024;
-
-export interface TelemetrySubjects {
-  /** `<prefix>.tel.<run>.out`: growth of output.log and metrics.jsonl. */
-  out: string;
-  /** `<prefix>.tel.<run>.status`: the run's status when it changes. */
-  status: string;
-  /** `<prefix>.tel.<run>.hb`: the agent is alive. */
-  hb: string;
-}
-
-export function telemetrySubjects(prefix: string, runId: string): TelemetrySubjects {
-  const base = `${validatePrefix(prefix)}.tel.${runToken(runId)}`;
-  return { out: `${base}.out`, status: `${base}.status`, hb: `${base}.hb` };
-}
 
 export interface HostSubjects {
   /** `<prefix>.host.<host>.inbox`: requests to start a run on a live machine. */
@@ -44,7 +30,7 @@ export interface HostSubjects {
 }
 
 export function hostSubjects(prefix: string, hostId: string): HostSubjects {
-  const base = `${validatePrefix(prefix)}.host.${runToken(hostId)}`;
+  const base = hostSubjectBase(prefix, hostId);
   return { inbox: `${base}.inbox`, status: `${base}.status` };
 }
 

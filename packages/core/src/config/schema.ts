@@ -53,6 +53,14 @@ export const natsSectionSchema = z.strictObject({
   tls_ca: z.string().min(1).optional(),
   tls_cert: z.string().min(1).optional(),
   tls_key: z.string().min(1).optional(),
+  /**
+   * Prefix of this client's reply subjects (`_INBOX` by default). A run's own
+   * credentials may subscribe only below `_INBOX_<run>`, so its agent sets it.
+   */
+  inbox_prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
   /** Subject prefix; every runctl subject lives under it. */
   // The same rule @runctl/control applies when it connects (subjects.ts), so
   // `config validate` refuses what would only fail at run time: wildcards
