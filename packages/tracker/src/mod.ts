@@ -20,6 +20,7 @@ export {
 } from "./liveness.ts";
 export { type AcquireLockOptions, acquireLock, type DirLock, LOCK_FILE, LockInfo } from "./lock.ts";
 export * from "./queue-api.ts";
+export * from "./runner-api.ts";
 export {
   type ArtifactOptions,
   type CallOptions,
