@@ -64,12 +64,19 @@ export class RunnerExecutor {
       try {
         cwd = await this.#bundle(runner);
       } catch (error) {
-        return { ok: false, error: `could not fetch the code bundle ${runner.bundle_key}: ${(error as Error).message}` };
+        return {
+          ok: false,
+          error: `could not fetch the code bundle ${runner.bundle_key}: ${(error as Error).message}`,
+        };
       }
       pool = this.#pools.get(key);
       if (pool === undefined) {
         const env = jobEnvFrom(this.#o.env);
-        const pythonPath = [cwd, pythonClientDir(), ...(env.PYTHONPATH ? env.PYTHONPATH.split(delimiter) : [])];
+        const pythonPath = [
+          cwd,
+          pythonClientDir(),
+          ...(env.PYTHONPATH ? env.PYTHONPATH.split(delimiter) : []),
+        ];
         pool = new ServicePool(
           {
             python: this.#o.python ?? "python3",

@@ -128,7 +128,8 @@ class ExecutorProcess {
   }
 
   call(id: number, method: string, payload: unknown): Promise<CallOutcome> {
-    if (!this.#alive) return Promise.resolve({ ok: false, error: `the service's Python process ${this.#exitText}` });
+    if (!this.#alive)
+      return Promise.resolve({ ok: false, error: `the service's Python process ${this.#exitText}` });
     this.used = true;
     return new Promise<CallOutcome>((resolve) => {
       this.#pending = { id, resolve };
@@ -199,7 +200,9 @@ export class ServicePool {
     }
   }
 
-  async #acquire(signal: AbortSignal): Promise<ExecutorProcess | { ok: false; error: string; cancelled?: boolean }> {
+  async #acquire(
+    signal: AbortSignal,
+  ): Promise<ExecutorProcess | { ok: false; error: string; cancelled?: boolean }> {
     for (;;) {
       if (this.#closed) return { ok: false, error: "the service was stopped on this worker" };
       if (this.#lost) return { ok: false, error: this.#lost };

@@ -78,7 +78,8 @@ export class RunnerTask {
         ? () =>
             this.#o.client.failJob(this.job.id, {
               ...this.#owner(),
-              error_message: this.#reason === "timeout" ? `timed out after ${this.job.timeout_seconds} s` : "cancelled",
+              error_message:
+                this.#reason === "timeout" ? `timed out after ${this.job.timeout_seconds} s` : "cancelled",
               reason: this.#reason,
             })
         : () =>
@@ -106,7 +107,9 @@ export class RunnerTask {
         return "reported";
       } catch (error) {
         if (isLeaseLost(error)) {
-          this.#loseLease(`the server refused the report of task ${this.job.id}: ${(error as Error).message}`);
+          this.#loseLease(
+            `the server refused the report of task ${this.job.id}: ${(error as Error).message}`,
+          );
           return "lease_lost";
         }
         if (!isTransient(error)) {

@@ -19,9 +19,9 @@ import {
   type QueueClient,
 } from "@runctl/tracker";
 import { z } from "zod";
-import type { WorkerEvent } from "./worker-events.ts";
 import { RunnerExecutor } from "./runner-executor.ts";
 import { RunnerTask } from "./runner-task.ts";
+import type { WorkerEvent } from "./worker-events.ts";
 import { JobRun } from "./worker-job.ts";
 import { reportUnreported } from "./worker-recovery.ts";
 
@@ -301,7 +301,11 @@ export class QueueWorker {
       emit: (event) => this.#emit(event),
     });
     this.#jobs.set(task, []);
-    this.#emit({ type: "claimed", message: `task ${job.id} attempt ${job.attempt} claimed: ${job.name ?? ""}`, job });
+    this.#emit({
+      type: "claimed",
+      message: `task ${job.id} attempt ${job.attempt} claimed: ${job.name ?? ""}`,
+      job,
+    });
     void task.done.then(
       () => this.#release(task),
       (error: unknown) => {

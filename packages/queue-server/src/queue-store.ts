@@ -19,22 +19,20 @@ import {
   JobCreate,
   JobFail,
   JobHeartbeat,
+  type JobKind,
   type JobResponse,
   type JobRunStatus,
   type JobStatus,
   type JobStatusFilter,
   jobRunId,
-  type StatusResponse,
-  WorkerRegistration,
-  type WorkerResponse,
-} from "@runctl/tracker";
-import {
-  type JobKind,
   RunnerCreate,
   type RunnerResponse,
   ServiceCreate,
   type ServiceResponse,
+  type StatusResponse,
   TasksCreate,
+  WorkerRegistration,
+  type WorkerResponse,
 } from "@runctl/tracker";
 import Database from "better-sqlite3";
 import type { z } from "zod";
@@ -501,7 +499,14 @@ export class QueueStore {
         JSON.stringify(kinds),
         claim.worker_id,
       ) as
-        | { id: number; attempt: number; gpus: number; kind: JobKind; runner: string | null; service: string | null }
+        | {
+            id: number;
+            attempt: number;
+            gpus: number;
+            kind: JobKind;
+            runner: string | null;
+            service: string | null;
+          }
         | undefined;
       this.#touchWorker(claim.worker_id, now, claim.lease_seconds);
       if (!claimed) return null;
@@ -783,7 +788,11 @@ export class QueueStore {
       this.#stmt(
         "INSERT INTO runners (name, bundle_key, store_url, owner, created_at) VALUES (?, ?, ?, ?, ?)",
       ).run(spec.name, spec.bundle_key, spec.store_url, spec.owner, iso(this.#now()));
-      return { ok: true, runner: this.#runnerResponse(this.#runnerRow(spec.name) as RunnerRow), created: true };
+      return {
+        ok: true,
+        runner: this.#runnerResponse(this.#runnerRow(spec.name) as RunnerRow),
+        created: true,
+      };
     });
   }
 
@@ -813,7 +822,10 @@ export class QueueStore {
   }
 
   /** Adds a service; a service of the same id is returned as it is (`created: false`). */
-  createService(runner: string, input: ServiceCreate): Outcome<{ service: ServiceResponse; created: boolean }> {
+  createService(
+    runner: string,
+    input: ServiceCreate,
+  ): Outcome<{ service: ServiceResponse; created: boolean }> {
     const spec = parseInput(ServiceCreate, input, "service");
     return this.#write(() => {
       if (!this.#runnerRow(runner)) return this.#runnerNotFound(runner);
@@ -823,7 +835,11 @@ export class QueueStore {
         `INSERT INTO runner_services (runner, id, stateful, target, label, gpus, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ).run(runner, spec.id, spec.stateful ? 1 : 0, spec.target, spec.label, spec.gpus, iso(this.#now()));
-      return { ok: true, service: toServiceResponse(this.#serviceRow(runner, spec.id) as ServiceRow), created: true };
+      return {
+        ok: true,
+        service: toServiceResponse(this.#serviceRow(runner, spec.id) as ServiceRow),
+        created: true,
+      };
     });
   }
 
@@ -839,7 +855,10 @@ export class QueueStore {
   }
 
   /** Queues one job of kind `runner_task` per call, in order; one transaction for the batch. */
-  createTasks(runner: string, input: TasksCreate): Outcome<{ tasks: Array<{ job_id: number; created: boolean }> }> {
+  createTasks(
+    runner: string,
+    input: TasksCreate,
+  ): Outcome<{ tasks: Array<{ job_id: number; created: boolean }> }> {
     const batch = parseInput(TasksCreate, input, "tasks");
     return this.#write(() => {
       if (!this.#runnerRow(runner)) return this.#runnerNotFound(runner);
@@ -865,11 +884,14 @@ export class QueueStore {
           ) as { id: number; runner: string | null } | undefined;
           if (existing) {
             if (existing.runner !== runner) {
-              throw new UserError(`Idempotency key "${task.idempotency_key}" was already used for job ${existing.id}`, {
-                code: "idempotency_conflict",
-                hint: "Use a new idempotency key for each task.",
-                details: { job_id: existing.id },
-              });
+              throw new UserError(
+                `Idempotency key "${task.idempotency_key}" was already used for job ${existing.id}`,
+                {
+                  code: "idempotency_conflict",
+                  hint: "Use a new idempotency key for each task.",
+                  details: { job_id: existing.id },
+                },
+              );
             }
             out.push({ job_id: existing.id, created: false });
             continue;
@@ -892,12 +914,9 @@ export class QueueStore {
           "task",
         );
         const id = this.#insertJob(spec, null);
-        this.#stmt("UPDATE jobs SET kind = 'runner_task', runner = ?, service = ?, depends_on = ? WHERE id = ?").run(
-          runner,
-          task.service,
-          task.depends_on.length > 0 ? JSON.stringify(task.depends_on) : null,
-          id,
-        );
+        this.#stmt(
+          "UPDATE jobs SET kind = 'runner_task', runner = ?, service = ?, depends_on = ? WHERE id = ?",
+        ).run(runner, task.service, task.depends_on.length > 0 ? JSON.stringify(task.depends_on) : null, id);
         out.push({ job_id: id, created: true });
       }
       return { ok: true, tasks: out };
@@ -995,7 +1014,12 @@ export class QueueStore {
       this.#stmt(
         `UPDATE jobs SET status = 'failed', finished_at = ?, lease_expires_at = NULL, lost_count = ?,
            error_message = ? WHERE id = ?`,
-      ).run(at, lost, `the stateful instance of service ${job.service} was lost with its worker (${why})`, job.id);
+      ).run(
+        at,
+        lost,
+        `the stateful instance of service ${job.service} was lost with its worker (${why})`,
+        job.id,
+      );
     } else if (job.cancel_requested === 1) {
       status = "cancelled";
       this.#stmt(

@@ -99,7 +99,11 @@ export const TaskCreate = z.strictObject({
   payload: z.record(z.string(), z.unknown()),
   /** Tasks whose results this one reads: it is claimable once they completed, and fails if one did not. */
   depends_on: z.array(z.number().int().min(1)).max(1000).default([]),
-  timeout_seconds: z.number().positive().max(24 * 86_400).nullish(),
+  timeout_seconds: z
+    .number()
+    .positive()
+    .max(24 * 86_400)
+    .nullish(),
   max_retries: z.number().int().min(0).max(100).default(0),
   idempotency_key: z.string().min(1).max(200).nullish(),
 });
@@ -128,5 +132,3 @@ export const RunnerCloseResponse = z.object({
   cancel_requested: z.array(z.number().int()),
 });
 export type RunnerCloseResponse = z.infer<typeof RunnerCloseResponse>;
-
-

@@ -61,7 +61,8 @@ export default class Bundle extends RunctlCommand {
       for (const f of info.largest.slice(0, 5))
         this.log(`  ${formatBytes(f.size).padStart(10)}  ${terminalSafe(f.path)}`);
     }
-    if (upload) this.log(`store    ${terminalSafe(upload.url)} (${upload.uploaded ? "uploaded" : "already there"})`);
+    if (upload)
+      this.log(`store    ${terminalSafe(upload.url)} (${upload.uploaded ? "uploaded" : "already there"})`);
     const { files, ...summary } = info;
     return { bundle: flags.list ? info : summary, ...(upload ? { upload } : {}) };
   }

@@ -18,14 +18,15 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pickle
 import sys
+import threading
+import time
 import traceback
 from typing import Any, Dict, Optional
 
 from ._pickling import dumps, encode_error, loads
 from ._store import FileStore
-
-import pickle
 
 
 class _Service:
@@ -74,7 +75,22 @@ class _Service:
         self.store.put_bytes(result_key, data)
 
 
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Orphan guard: a worker killed with SIGKILL cannot stop us, and a lost attempt must not go
+    on to write a result over the one of the attempt that replaced it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(70)
+
+    threading.Thread(target=watch, name="runctl-orphan-guard", daemon=True).start()
+
+
 def main() -> int:
+    _exit_with_parent()
     # The protocol gets the real stdout; fd 1 becomes stderr for the user's prints.
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
