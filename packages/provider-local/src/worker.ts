@@ -17,6 +17,7 @@ import {
   type JobResponse,
   LeaseSeconds,
   type QueueClient,
+  QueueServerError,
 } from "@runctl/tracker";
 import { z } from "zod";
 import { RunnerExecutor } from "./runner-executor.ts";
@@ -93,6 +94,7 @@ export class QueueWorker {
   readonly #jobs = new Map<Attempt, readonly number[]>();
   readonly #runner: RunnerExecutor | undefined;
   #reapTimer: NodeJS.Timeout | undefined;
+  #runnerClaims = true;
   #state: State = "new";
   #done: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -224,7 +226,7 @@ export class QueueWorker {
             worker_id: this.id,
             free_gpus: this.#freeGpus(),
             lease_seconds: this.#leaseSeconds,
-            ...(this.#runner ? { kinds: ["job", "runner_task"] } : {}),
+            ...(this.#runner && this.#runnerClaims ? { kinds: ["job", "runner_task"] } : {}),
           });
           lastError = undefined;
           if (!job && this.#jobs.size === 0 && this.#o.exitWhenIdle) {
@@ -237,6 +239,15 @@ export class QueueWorker {
             claimed = true;
           }
         } catch (error) {
+          if (this.#runnerClaims && error instanceof QueueServerError && error.code === "invalid_body") {
+            // A server from before runner tasks refuses the `kinds` field: claim jobs only.
+            this.#runnerClaims = false;
+            this.#emit({
+              type: "warning",
+              message: `the server at ${this.#client.url} does not know runner tasks (upgrade it for runctl.Runner); claiming jobs only`,
+            });
+            continue;
+          }
           const text = errorText(error);
           // Once per distinct trouble, not once per poll.
           if (text !== lastError) this.#emit({ type: "error", message: `claim failed: ${text}` });
