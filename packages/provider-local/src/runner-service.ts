@@ -153,7 +153,8 @@ export class ServicePool {
   readonly spec: ExecutorSpec;
   readonly #maxProcesses: number;
   readonly #processes: ExecutorProcess[] = [];
-  readonly #waiting: Array<() => void> = [];
+  /** Calls waiting for a process, first come first served: a freed process goes straight to the first. */
+  readonly #waiting: Array<(proc: ExecutorProcess | undefined) => void> = [];
   readonly #log: WriteStream;
   /** A stateful service whose process died: its state is gone. */
   #lost: string | undefined;
@@ -192,17 +193,37 @@ export class ServicePool {
         signal.removeEventListener("abort", onAbort);
       }
     } finally {
-      proc.busy = false;
       if (!proc.alive && this.spec.stateful && proc.used) {
         this.#lost ??= `the stateful instance's process ${proc.exitText}; its state is gone`;
       }
-      this.#waiting.shift()?.();
+      this.#release(proc);
+    }
+  }
+
+  /**
+   * Hands a live process to the first waiting call without marking it idle in
+   * between, so a call arriving meanwhile cannot overtake: a stateful
+   * instance sees its calls in the order they were claimed.
+   */
+  #release(proc: ExecutorProcess): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) {
+      proc.busy = false;
+      return;
+    }
+    if (proc.alive) {
+      next(proc);
+    } else {
+      proc.busy = false;
+      next(undefined);
     }
   }
 
   async #acquire(
     signal: AbortSignal,
   ): Promise<ExecutorProcess | { ok: false; error: string; cancelled?: boolean }> {
+    // Woken without a process (the one freed had died): take or start one now, ahead of later waiters.
+    let woken = false;
     for (;;) {
       if (this.#closed) return { ok: false, error: "the service was stopped on this worker" };
       if (this.#lost) return { ok: false, error: this.#lost };
@@ -210,31 +231,47 @@ export class ServicePool {
       for (let i = this.#processes.length - 1; i >= 0; i--) {
         if (!(this.#processes[i] as ExecutorProcess).alive) this.#processes.splice(i, 1);
       }
-      const idle = this.#processes.find((p) => !p.busy);
-      if (idle) {
-        idle.busy = true;
-        return idle;
+      // Behind earlier waiters, a call waits even if a process looks idle (it is being handed over).
+      if (woken || this.#waiting.length === 0) {
+        const idle = this.#processes.find((p) => !p.busy);
+        if (idle) {
+          idle.busy = true;
+          return idle;
+        }
+        if (this.#processes.length < this.#maxProcesses) {
+          const proc = new ExecutorProcess(this.spec, this.#log);
+          proc.busy = true;
+          this.#processes.push(proc);
+          return proc;
+        }
       }
-      if (this.#processes.length < this.#maxProcesses) {
-        const proc = new ExecutorProcess(this.spec, this.#log);
-        proc.busy = true;
-        this.#processes.push(proc);
-        return proc;
-      }
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          signal.removeEventListener("abort", wake);
-          resolve();
+      const given = await new Promise<ExecutorProcess | undefined>((resolve) => {
+        const take = (proc: ExecutorProcess | undefined) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(proc);
         };
-        this.#waiting.push(wake);
-        signal.addEventListener("abort", wake, { once: true });
+        const onAbort = () => {
+          const at = this.#waiting.indexOf(take);
+          if (at >= 0) this.#waiting.splice(at, 1);
+          resolve(undefined);
+        };
+        this.#waiting.push(take);
+        signal.addEventListener("abort", onAbort, { once: true });
       });
+      if (given !== undefined) {
+        if (signal.aborted || this.#closed) {
+          this.#release(given);
+          continue;
+        }
+        return given;
+      }
+      woken = true;
     }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const wake of this.#waiting.splice(0)) wake();
+    for (const wake of this.#waiting.splice(0)) wake(undefined);
     await Promise.all(this.#processes.map((p) => p.kill(this.spec.graceMs)));
     this.#log.end();
   }
