@@ -20,7 +20,6 @@ export {
 } from "./liveness.ts";
 export { type AcquireLockOptions, acquireLock, type DirLock, LOCK_FILE, LockInfo } from "./lock.ts";
 export * from "./queue-api.ts";
-export * from "./runner-api.ts";
 export {
   type ArtifactOptions,
   type CallOptions,
@@ -52,6 +51,7 @@ export {
   sourceMeta,
   sourceMetrics,
 } from "./run-source.ts";
+export * from "./runner-api.ts";
 export {
   CORRUPT_META_ERROR,
   type ListRunsOptions,
