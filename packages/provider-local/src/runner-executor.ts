@@ -42,14 +42,20 @@ export class RunnerExecutor {
     return this.#pools.size;
   }
 
-  async execute(job: JobResponse, signal: AbortSignal): Promise<CallOutcome> {
+  /**
+   * Runs one task. `cudaDevices` is the `CUDA_VISIBLE_DEVICES` its process gets ("" hides every GPU,
+   * undefined leaves the worker's own): stateless services get a pool per GPU set; a stateful
+   * instance keeps the set of its first call, since its state lives in that one process.
+   */
+  async execute(job: JobResponse, signal: AbortSignal, cudaDevices?: string): Promise<CallOutcome> {
     const name = job.runner;
     const serviceId = job.service;
     const method = job.command_argv[3];
     if (!name || !serviceId || !method || !job.config) {
       return { ok: false, error: `job ${job.id} is not a well-formed runner task` };
     }
-    const key = `${name}/${serviceId}`;
+    const cached = this.#runners.get(name)?.services.find((s) => s.id === serviceId);
+    let key = poolKey(name, serviceId, cached?.stateful ?? false, cudaDevices);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       let runner: RunnerResponse;
@@ -60,6 +66,7 @@ export class RunnerExecutor {
       }
       const service = runner.services.find((s) => s.id === serviceId);
       if (!service) return { ok: false, error: `runner ${name} has no service ${serviceId}` };
+      key = poolKey(name, serviceId, service.stateful, cudaDevices);
       let cwd: string;
       try {
         cwd = await this.#bundle(runner);
@@ -72,6 +79,7 @@ export class RunnerExecutor {
       pool = this.#pools.get(key);
       if (pool === undefined) {
         const env = jobEnvFrom(this.#o.env);
+        if (cudaDevices !== undefined) env.CUDA_VISIBLE_DEVICES = cudaDevices;
         const pythonPath = [
           cwd,
           pythonClientDir(),
@@ -89,7 +97,8 @@ export class RunnerExecutor {
             logFile: join(this.#o.dataDir, "runner", "logs", `${name}.${serviceId}.log`),
             graceMs: this.#o.graceMs,
           },
-          this.#o.maxProcesses,
+          // A GPU set is one process's: two calls on the same GPUs at once would share them.
+          cudaDevices ? 1 : this.#o.maxProcesses,
         );
         this.#pools.set(key, pool);
       }
@@ -172,6 +181,15 @@ export class RunnerExecutor {
     }
     await Promise.all(closing);
   }
+}
+
+function poolKey(
+  runner: string,
+  service: string,
+  stateful: boolean,
+  cudaDevices: string | undefined,
+): string {
+  return stateful ? `${runner}/${service}` : `${runner}/${service}#${cudaDevices ?? "-"}`;
 }
 
 async function isDirectory(path: string): Promise<boolean> {

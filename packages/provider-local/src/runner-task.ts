@@ -19,6 +19,8 @@ export interface RunnerTaskOptions {
   workerId: string;
   job: JobResponse;
   leaseSeconds: number;
+  /** `CUDA_VISIBLE_DEVICES` for the task's process ("" hides every GPU); undefined leaves the worker's own. */
+  cudaDevices?: string | undefined;
   emit: (event: WorkerEvent) => void;
 }
 
@@ -68,7 +70,7 @@ export class RunnerTask {
     this.#scheduleBeat();
     const timeout = this.job.timeout_seconds;
     if (timeout != null) this.#deadline = setTimeout(() => this.#stopFor("timeout"), timeout * 1000);
-    const outcome = await this.#o.executor.execute(this.job, this.#stop.signal);
+    const outcome = await this.#o.executor.execute(this.job, this.#stop.signal, this.#o.cudaDevices);
     clearTimeout(this.#deadline);
     if (this.#leaseLost) return "lease_lost";
     if (this.#handedBack) return "handed_back";

@@ -303,15 +303,18 @@ export class QueueWorker {
   }
 
   #launchTask(job: JobResponse): void {
+    const gpus = this.#assignGpus(job);
     const task = new RunnerTask({
       client: this.#client,
       executor: this.#runner as RunnerExecutor,
       workerId: this.id,
       job,
       leaseSeconds: this.#leaseSeconds,
+      // As for jobs: a worker that hands out GPUs hides them from tasks that asked for none.
+      cudaDevices: this.#gpus.length > 0 ? gpus.join(",") : undefined,
       emit: (event) => this.#emit(event),
     });
-    this.#jobs.set(task, []);
+    this.#jobs.set(task, gpus);
     this.#emit({
       type: "claimed",
       message: `task ${job.id} attempt ${job.attempt} claimed: ${job.name ?? ""}`,
