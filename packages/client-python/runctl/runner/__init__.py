@@ -232,17 +232,23 @@ class Runner:
         bundle = Trainctl(binary)._run(["bundle", self.workdir, "--store", store_url])
         self.bundle_key = str(bundle["bundle"]["key"])
         uploaded = bool(bundle.get("upload", {}).get("uploaded"))
-        answer = self._json(
-            "POST",
-            "/runners",
-            {
-                "name": name,
-                "bundle_key": self.bundle_key,
-                "store_url": _file_url(store_url),
-                "owner": self.owner,
-                "fail_if_exists": bool(fail_if_exists),
-            },
-        )
+        try:
+            answer = self._json(
+                "POST",
+                "/runners",
+                {
+                    "name": name,
+                    "bundle_key": self.bundle_key,
+                    "store_url": _file_url(store_url),
+                    "owner": self.owner,
+                    "fail_if_exists": bool(fail_if_exists),
+                },
+            )
+        except BaseException:
+            # Nothing will use the bundle this session just uploaded.
+            if uploaded:
+                FileStore(store_url).delete("bundles/%s.tar.gz" % self.bundle_key)
+            raise
         record = answer["runner"]
         #: True when this session created the runner (and so closes it).
         self.owned = bool(answer["created"])
