@@ -19,7 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from runctl.runner import ObjectRef, RemoteTraceback, RunnerTaskError, UnpicklableTarget  # noqa: E402
 from runctl.runner._pickling import check_importable, decode_error, dumps, encode_error, loads  # noqa: E402
-from runctl.runner._store import FileStore, StoreError  # noqa: E402
+from runctl.runner._s3 import S3Store  # noqa: E402
+from runctl.runner._store import FileStore, StoreError, open_store  # noqa: E402
 from support import PKG_DIR, IsolatedTest  # noqa: E402
 
 MODULE_SOURCE = textwrap.dedent(
@@ -141,9 +142,46 @@ class FileStoreTest(IsolatedTest):
 
     def test_other_schemes_are_refused_with_a_hint(self) -> None:
         with self.assertRaises(StoreError) as caught:
-            FileStore("s3://bucket/prefix")
+            open_store("gs://bucket/prefix")
         self.assertEqual(caught.exception.code, "runner_store_unsupported")
-        self.assertIn("file://", str(caught.exception))
+        self.assertIn("s3://", str(caught.exception))
+
+
+class S3SigningTest(unittest.TestCase):
+    """SigV4 against AWS's own worked example (S3 docs, "GET Bucket (List Objects)" with
+    max-keys=2&prefix=J); talking to an S3 store is test-e2e/test/runner-s3.test.ts."""
+
+    ENV = {
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AWS_REGION": "us-east-1",
+    }
+
+    def test_the_documented_signature(self) -> None:
+        store = S3Store("s3://examplebucket", env=self.ENV)
+        empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        header = store.authorization(
+            "GET",
+            "/",
+            "max-keys=2&prefix=J",
+            {"host": "examplebucket.s3.amazonaws.com", "x-amz-date": "20130524T000000Z", "x-amz-content-sha256": empty},
+            empty,
+            "20130524T000000Z",
+        )
+        self.assertEqual(
+            header,
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+            "SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
+            "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7",
+        )
+
+    def test_keys_sit_under_the_url_prefix_and_missing_credentials_are_named(self) -> None:
+        store = S3Store("s3://examplebucket/team/runs", env=self.ENV)
+        self.assertEqual(store._key("bundles/k.tar.gz"), "team/runs/bundles/k.tar.gz")
+        with self.assertRaises(StoreError) as caught:
+            S3Store("s3://examplebucket", env={})
+        self.assertEqual(caught.exception.code, "s3_no_credentials")
+        self.assertIn("AWS_ACCESS_KEY_ID", str(caught.exception))
 
 
 class ExecutorTest(IsolatedTest):

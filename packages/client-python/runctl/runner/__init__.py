@@ -44,7 +44,7 @@ from ._pickling import (
     dumps,
     loads,
 )
-from ._store import FileStore, StoreError, default_store_url
+from ._store import StoreError, default_store_url, normalize_url, open_store
 
 __all__ = [
     "ObjectFuture",
@@ -224,7 +224,7 @@ class Runner:
         self.poll_interval = poll_interval
         self.workdir = os.path.abspath(os.fspath(workdir) if workdir is not None else os.getcwd())
         store_url = store or default_store_url()
-        FileStore(store_url)  # refuses an unsupported store before anything is uploaded
+        self._store = open_store(normalize_url(store_url))  # refuses a bad store before anything is uploaded
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
         self._keys: List[str] = []
@@ -239,7 +239,7 @@ class Runner:
                 {
                     "name": name,
                     "bundle_key": self.bundle_key,
-                    "store_url": _file_url(store_url),
+                    "store_url": normalize_url(store_url),
                     "owner": self.owner,
                     "fail_if_exists": bool(fail_if_exists),
                 },
@@ -247,7 +247,7 @@ class Runner:
         except BaseException:
             # Nothing will use the bundle this session just uploaded.
             if uploaded:
-                FileStore(store_url).delete("bundles/%s.tar.gz" % self.bundle_key)
+                self._store.delete("bundles/%s.tar.gz" % self.bundle_key)
             raise
         record = answer["runner"]
         #: True when this session created the runner (and so closes it).
@@ -256,7 +256,8 @@ class Runner:
         self.bundle_uploaded = uploaded
         self.prefix = str(record["prefix"])
         self.store_url = str(record["store_url"])
-        self._store = FileStore(self.store_url)
+        if self.store_url != normalize_url(store_url):
+            self._store = open_store(self.store_url)
         if not self.owned:
             # The existing runner's code is what its workers run; ours is not used.
             self.bundle_key = str(record["bundle_key"])
@@ -426,12 +427,6 @@ class Runner:
         except Exception:  # noqa: BLE001 - the server may be gone; nothing left to wait for
             return True
         return record is None or record.get("status") in _FINISHED
-
-
-def _file_url(url: str) -> str:
-    """``file://`` URLs with an absolute path, as the server's schema (and the workers) need them."""
-    store = FileStore(url)
-    return "file://" + store.root
 
 
 # ---------------------------------------------------------------- many futures

@@ -26,7 +26,7 @@ import traceback
 from typing import Any, Dict, Optional
 
 from ._pickling import dumps, encode_error, loads
-from ._store import FileStore
+from ._store import FileStore, open_store
 
 
 class _Service:
@@ -105,7 +105,7 @@ def main() -> int:
 
     try:
         service = _Service(
-            FileStore(os.environ["RUNCTL_RUNNER_STORE"]),
+            open_store(os.environ["RUNCTL_RUNNER_STORE"]),
             os.environ["RUNCTL_RUNNER_PREFIX"],
             os.environ["RUNCTL_RUNNER_TARGET"],
             os.environ.get("RUNCTL_RUNNER_STATEFUL") == "1",

@@ -42,6 +42,22 @@ def _check_key(key: str) -> str:
     return key
 
 
+def open_store(url: str):
+    """The store for ``url``: ``file://`` here, ``s3://`` in ``_s3`` (standard library, SigV4)."""
+    if url.startswith("s3://"):
+        from ._s3 import S3Store
+
+        return S3Store(url)
+    return FileStore(url)
+
+
+def normalize_url(url: str) -> str:
+    """``file://`` URLs with an absolute path (what the server and the workers need); others as given."""
+    if url.startswith("s3://"):
+        return url
+    return "file://" + FileStore(url).root
+
+
 class FileStore:
     """A ``file://`` store rooted at a local directory."""
 
@@ -49,10 +65,10 @@ class FileStore:
         parsed = urlparse(url)
         if parsed.scheme != "file":
             raise StoreError(
-                "the Python Runner reads and writes objects in file:// stores only, not %s" % parsed.scheme,
+                "the Python Runner reads and writes objects in file:// and s3:// stores, not %s" % parsed.scheme,
                 code="runner_store_unsupported",
-                hint="Use a file:// store (shared by the client and the workers, e.g. on one machine or NFS); "
-                "s3:// for runner objects is not implemented yet.",
+                hint="Use a file:// store (shared by the client and the workers, e.g. on one machine or NFS) "
+                "or s3://bucket/prefix.",
             )
         if parsed.netloc not in ("", "localhost"):
             raise StoreError("file:// URL with a host: %s" % url, code="runner_store_unsupported")
