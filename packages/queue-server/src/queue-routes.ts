@@ -44,6 +44,8 @@ import {
   ServiceCreate,
   type ServiceCreateResponse,
   type TaskListResponse,
+  TasksCancel,
+  type TasksCancelResponse,
   TasksCreate,
   type TasksCreateResponse,
   WorkerRegistration,
@@ -298,6 +300,12 @@ export const ROUTES: readonly Route[] = [
     handle: (ctx): TaskListResponse => ({
       tasks: ctx.server.store.listTasks(runnerName(ctx), parseQuery(TaskIdsQuery, ctx.query).ids),
     }),
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/v1\/runners\/([^/]+)\/tasks\/cancel$/,
+    handle: async (ctx): Promise<TasksCancelResponse> =>
+      ctx.server.store.cancelTasks(runnerName(ctx), await jsonBody(ctx, TasksCancel, "task ids")),
   },
   {
     method: "POST",

@@ -30,6 +30,7 @@ import {
   ServiceCreate,
   type ServiceResponse,
   type StatusResponse,
+  TasksCancel,
   TasksCreate,
   WorkerRegistration,
   type WorkerResponse,
@@ -945,6 +946,27 @@ export class QueueStore {
          SELECT 1 FROM json_each(jobs.depends_on) AS dep JOIN jobs AS d ON d.id = dep.value
          WHERE d.status IN ('failed', 'cancelled'))`,
     ).run(iso(now));
+  }
+
+  /** Cancels the given tasks of `runner` that are still queued, and asks running ones to stop. */
+  cancelTasks(runner: string, input: TasksCancel): { cancelled: number[]; cancel_requested: number[] } {
+    const { ids } = parseInput(TasksCancel, input, "task ids");
+    return this.#write(() => {
+      const now = iso(this.#now());
+      const list = JSON.stringify(ids);
+      const cancelled = this.#stmt(
+        `UPDATE jobs SET status = 'cancelled', finished_at = ?
+         WHERE runner = ? AND status = 'queued' AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
+      ).all(now, runner, list) as Array<{ id: number }>;
+      const requested = this.#stmt(
+        `UPDATE jobs SET cancel_requested = 1
+         WHERE runner = ? AND status = 'running' AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
+      ).all(runner, list) as Array<{ id: number }>;
+      return {
+        cancelled: cancelled.map((r) => r.id).sort((a, b) => a - b),
+        cancel_requested: requested.map((r) => r.id).sort((a, b) => a - b),
+      };
+    });
   }
 
   /**

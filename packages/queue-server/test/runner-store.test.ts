@@ -193,6 +193,23 @@ describe("closing a runner", () => {
     expect(store.heartbeat(running as number, { worker_id: "w1" })).toMatchObject({ cancel_requested: true });
   });
 
+  it("cancels only the listed tasks of that runner for a session that reused it", () => {
+    const { store } = fresh();
+    withRunner(store);
+    const [running, mine, theirs] = tasks(store, [{}, {}, {}]);
+    claim(store, "w1");
+    expect(store.cancelTasks("exp", { ids: [running as number, mine as number] })).toEqual({
+      cancelled: [mine],
+      cancel_requested: [running],
+    });
+    expect(store.listTasks("exp", [theirs as number])[0]).toMatchObject({ status: "queued" });
+    expect(store.cancelTasks("other", { ids: [theirs as number] })).toEqual({
+      cancelled: [],
+      cancel_requested: [],
+    });
+    expect(store.getRunner("exp")).toBeDefined();
+  });
+
   it("keeps a database from before runners readable (migration 2 adds kind with default job)", () => {
     const { store } = fresh();
     const { job } = store.createJob({ command_argv: ["true"], workdir: "/" });

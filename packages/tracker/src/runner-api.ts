@@ -121,6 +121,16 @@ export type TasksCreateResponse = z.infer<typeof TasksCreateResponse>;
 export const TaskListResponse = z.object({ tasks: z.array(JobResponse) });
 export type TaskListResponse = z.infer<typeof TaskListResponse>;
 
+/** Cancels some of a runner's tasks (a session that reused a runner, closing: only its own). */
+export const TasksCancel = z.strictObject({ ids: z.array(z.number().int().min(1)).min(1).max(10_000) });
+export type TasksCancel = z.input<typeof TasksCancel>;
+
+export const TasksCancelResponse = z.object({
+  cancelled: z.array(z.number().int()),
+  cancel_requested: z.array(z.number().int()),
+});
+export type TasksCancelResponse = z.infer<typeof TasksCancelResponse>;
+
 export const RunnerCloseRequest = z.strictObject({ owner: z.string().min(8).max(100) });
 export type RunnerCloseRequest = z.input<typeof RunnerCloseRequest>;
 

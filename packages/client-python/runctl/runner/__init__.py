@@ -228,6 +228,7 @@ class Runner:
         self._lock = threading.Lock()
         self._counter = itertools.count(1)
         self._keys: List[str] = []
+        self._task_ids: List[int] = []
         self._closed = False
         bundle = Trainctl(binary)._run(["bundle", self.workdir, "--store", store_url])
         self.bundle_key = str(bundle["bundle"]["key"])
@@ -260,6 +261,9 @@ class Runner:
             self._store = open_store(self.store_url)
         if not self.owned:
             # The existing runner's code is what its workers run; ours is not used.
+            if uploaded and str(record["bundle_key"]) != self.bundle_key:
+                self._store.delete("bundles/%s.tar.gz" % self.bundle_key)
+            self.bundle_uploaded = False
             self.bundle_key = str(record["bundle_key"])
 
     def __repr__(self) -> str:
@@ -363,6 +367,8 @@ class Runner:
         for start in range(0, len(tasks), SUBMIT_BATCH):
             batch = tasks[start : start + SUBMIT_BATCH]
             answer = self._json("POST", self._path("/tasks"), {"tasks": batch})
+            with self._lock:
+                self._task_ids.extend(int(created["job_id"]) for created in answer["tasks"])
             for task, created in zip(batch, answer["tasks"]):
                 payload = task["payload"]
                 futures.append(ObjectFuture(self, int(created["job_id"]), payload["result"], payload["error"]))
@@ -394,7 +400,8 @@ class Runner:
         The owner closes the runner on the server (queued tasks cancelled,
         running ones stopped), waits for them to stop, then deletes every
         object under the runner's prefix and the bundle if it uploaded it. A
-        session that reused a runner deletes only the objects it created.
+        session that reused a runner cancels only its own tasks and deletes
+        only the objects it created.
         """
         if self._closed:
             return {"closed": False}
@@ -402,13 +409,24 @@ class Runner:
         summary: Dict[str, Any] = {"owned": self.owned}
         if self.owned:
             answer = self._json("POST", self._path("/close"), {"owner": self.owner})
-            summary["cancelled"] = answer["cancelled"]
-            running = [ObjectFuture(self, int(i), "", "") for i in answer["cancel_requested"]]
-            deadline = time.monotonic() + timeout
-            while running and time.monotonic() < deadline:
-                running = [f for f in running if not self._stopped(f.job_id)]
-                if running:
-                    time.sleep(self.poll_interval)
+        else:
+            # Someone else's runner: stop only this session's tasks.
+            answer = {"cancelled": [], "cancel_requested": []}
+            with self._lock:
+                ids = list(self._task_ids)
+            for start in range(0, len(ids), 10_000):
+                part = self._json("POST", self._path("/tasks/cancel"), {"ids": ids[start : start + 10_000]})
+                answer["cancelled"] += part["cancelled"]
+                answer["cancel_requested"] += part["cancel_requested"]
+        summary["cancelled"] = answer["cancelled"]
+        # Their results would land after the objects are deleted: wait for them to stop first.
+        running = list(answer["cancel_requested"])
+        deadline = time.monotonic() + timeout
+        while running and time.monotonic() < deadline:
+            running = [i for i in running if not self._stopped(int(i))]
+            if running:
+                time.sleep(self.poll_interval)
+        if self.owned:
             summary["deleted_objects"] = self._store.delete_prefix(self.prefix)
             if self.bundle_uploaded:
                 self._store.delete("bundles/%s.tar.gz" % self.bundle_key)
