@@ -97,6 +97,8 @@ const MIGRATIONS: readonly string[] = [
     target TEXT NOT NULL,
     label TEXT NOT NULL,
     gpus INTEGER NOT NULL DEFAULT 0,
+    -- At most this many of its tasks run at once (NULL: no limit).
+    max_instances INTEGER,
     -- A stateful service's worker, set by the claim of its first task.
     worker_id TEXT,
     created_at TEXT NOT NULL,

@@ -218,6 +218,7 @@ interface ServiceRow {
   target: string;
   label: string;
   gpus: number;
+  max_instances: number | null;
   worker_id: string | null;
   created_at: string;
 }
@@ -475,8 +476,9 @@ export class QueueStore {
       this.#requeueExpired(now);
       if (kinds.includes("runner_task")) this.#failOrphanedTasks(now);
       const leaseEnd = iso(plusSeconds(now, claim.lease_seconds));
-      // Runner tasks wait for the tasks they depend on, and a stateful service's
-      // tasks go only to the worker holding its instance.
+      // Runner tasks wait for the tasks they depend on, a stateful service's tasks
+      // go only to the worker holding its instance, and a service with
+      // max_instances runs no more of its tasks at once.
       const claimed = this.#stmt(
         `UPDATE jobs SET status = 'running', worker_id = ?, started_at = ?, finished_at = NULL, exit_code = NULL,
            error_message = NULL, lease_expires_at = ?, lease_seconds = ?
@@ -487,7 +489,10 @@ export class QueueStore {
                        WHERE d.status != 'completed'))
                      AND (kind = 'job' OR NOT EXISTS (
                        SELECT 1 FROM runner_services AS s WHERE s.runner = jobs.runner AND s.id = jobs.service
-                       AND s.stateful = 1 AND s.worker_id IS NOT NULL AND s.worker_id != ?))
+                       AND ((s.stateful = 1 AND s.worker_id IS NOT NULL AND s.worker_id != ?)
+                         OR (s.max_instances IS NOT NULL AND s.max_instances <= (
+                           SELECT count(*) FROM jobs AS r WHERE r.runner = s.runner AND r.service = s.id
+                           AND r.status = 'running')))))
                      ORDER BY priority DESC, id ASC LIMIT 1)
          RETURNING id, attempt, gpus, kind, runner, service`,
       ).get(
@@ -833,9 +838,18 @@ export class QueueStore {
       const existing = this.#serviceRow(runner, spec.id);
       if (existing) return { ok: true, service: toServiceResponse(existing), created: false };
       this.#stmt(
-        `INSERT INTO runner_services (runner, id, stateful, target, label, gpus, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-      ).run(runner, spec.id, spec.stateful ? 1 : 0, spec.target, spec.label, spec.gpus, iso(this.#now()));
+        `INSERT INTO runner_services (runner, id, stateful, target, label, gpus, max_instances, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        runner,
+        spec.id,
+        spec.stateful ? 1 : 0,
+        spec.target,
+        spec.label,
+        spec.gpus,
+        spec.max_instances ?? null,
+        iso(this.#now()),
+      );
       return {
         ok: true,
         service: toServiceResponse(this.#serviceRow(runner, spec.id) as ServiceRow),
@@ -1344,6 +1358,7 @@ function toServiceResponse(row: ServiceRow): ServiceResponse {
     target: row.target,
     label: row.label,
     gpus: row.gpus,
+    max_instances: row.max_instances,
     worker_id: row.worker_id,
     created_at: row.created_at,
   };

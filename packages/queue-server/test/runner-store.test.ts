@@ -167,6 +167,26 @@ describe("runner tasks as jobs", () => {
     expect(store.listTasks("exp", [c as number])[0]).toMatchObject({ status: "failed" });
   });
 
+  it("of a service with max_instances run no more than that many at once", () => {
+    const { store } = fresh();
+    withRunner(store);
+    const limited = store.createService("exp", {
+      id: "one-at-a-time",
+      target: "services/svc.pkl",
+      max_instances: 1,
+    });
+    expect(limited).toMatchObject({ ok: true, service: { max_instances: 1 } });
+    const out = store.createTasks("exp", {
+      tasks: [0, 1].map(() => ({ service: "one-at-a-time", method: "__call__", payload: {} })),
+    });
+    if (!out.ok) throw new Error(out.detail);
+    const [a, b] = out.tasks.map((t) => t.job_id);
+    expect(claim(store, "w1")).toMatchObject({ id: a });
+    expect(claim(store, "w2")).toBeNull();
+    store.complete(a as number, { worker_id: "w1", exit_code: 0 });
+    expect(claim(store, "w2")).toMatchObject({ id: b });
+  });
+
   it("are requeued like jobs when a stateless task's lease expires", () => {
     const { store, advance } = fresh();
     withRunner(store);

@@ -51,6 +51,8 @@ export const ServiceResponse = z.object({
   /** What it is, for people: `module.qualname`. */
   label: z.string(),
   gpus: z.number().int().min(0),
+  /** At most this many of its tasks run at once, across all workers; null for no limit. */
+  max_instances: z.number().int().min(1).nullish(),
   /** The worker a stateful service is pinned to, once its first task was claimed. */
   worker_id: z.string().nullish(),
   created_at: z.string(),
@@ -82,6 +84,7 @@ export const ServiceCreate = z.strictObject({
   target: ObjectKey,
   label: z.string().max(500).default(""),
   gpus: z.number().int().min(0).max(64).default(0),
+  max_instances: z.number().int().min(1).max(100_000).nullish(),
 });
 export type ServiceCreate = z.input<typeof ServiceCreate>;
 

@@ -292,8 +292,9 @@ class Runner:
         """A function or class becomes a stateless service (each call a task on any worker); an
         instance a stateful one, pinned to one worker process that keeps its state across calls.
 
-        ``warmup`` and ``max_instances`` are accepted for Flame compatibility; the workers decide
-        how many warm processes a service gets (one per worker slot).
+        ``max_instances`` caps how many of its calls run at once across all workers; ``gpus``
+        is what each call needs on its worker (given as ``CUDA_VISIBLE_DEVICES``). ``warmup``
+        is accepted for Flame compatibility: workers start processes on a service's first calls.
         """
         self._check_open()
         check_importable(target)
@@ -308,7 +309,14 @@ class Runner:
         self._json(
             "POST",
             self._path("/services"),
-            {"id": service_id, "stateful": stateful, "target": key, "label": label[:500], "gpus": int(gpus)},
+            {
+                "id": service_id,
+                "stateful": stateful,
+                "target": key,
+                "label": label[:500],
+                "gpus": int(gpus),
+                "max_instances": None if max_instances is None else int(max_instances),
+            },
         )
         return Service(self, service_id, label, stateful, is_function)
 
