@@ -149,6 +149,35 @@ describe("runctl.Runner against runctl server and two runctl workers", () => {
     expect(await readdir(join(ws.home, "store", "bundles"))).toEqual([]);
   });
 
+  it("passes its own self-check, python -m runctl.runner.e2e --json", async () => {
+    const child = spawn(PYTHON, ["-m", "runctl.runner.e2e", "--json", "--timeout", "60"], {
+      cwd: ws.home,
+      env: ws.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    const result = JSON.parse(out) as { ok: boolean; checks: Array<{ check: string; ok: boolean }> };
+    expect(
+      result.checks.map((c) => [c.check, c.ok]),
+      err,
+    ).toEqual([
+      ["function service", true],
+      ["chained futures", true],
+      ["stateful instance", true],
+      ["exception", true],
+    ]);
+    expect(result.ok).toBe(true);
+    expect(code).toBe(0);
+  }, 120_000);
+
   it("runs a task again elsewhere when its worker is SIGKILLed, and resolves it once", () => {
     const killed = check("sigkill");
     expect(killed.ran_on).not.toBe(killed.killed);
