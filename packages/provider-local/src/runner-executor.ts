@@ -159,6 +159,9 @@ export class RunnerExecutor {
       try {
         const runner = await this.#o.client.getRunner(name, { retries: 0 });
         this.#runners.set(name, runner);
+        // A runner closed and opened again under the same name has new services: the old ones' processes go.
+        const live = new Set(runner.services.map((svc) => `${name}/${svc.id}`));
+        await this.#closeWhere((key) => key.startsWith(`${name}/`) && !live.has(key.split("#")[0] as string));
       } catch (error) {
         if (error instanceof QueueServerError && error.code === "runner_not_found") {
           this.#runners.delete(name);
