@@ -54,7 +54,7 @@ it("runs tasks from the runner's bundle, each process with the GPUs the worker g
   await mkdir(project);
   await writeFile(
     join(project, "gmod.py"),
-    "import os\n\ndef gpus(_):\n    return os.environ.get('CUDA_VISIBLE_DEVICES'), os.getcwd()\n",
+    "import os\n\ndef gpus(_):\n    return os.environ.get('CUDA_VISIBLE_DEVICES'), os.getcwd()\n\ndef pid(_):\n    return os.getpid()\n",
   );
   await writeFile(join(project, ".runctlignore"), "ignored.txt\n");
   await writeFile(join(project, "ignored.txt"), "x");
@@ -126,4 +126,70 @@ print(json.dumps({k: loads(s.get_bytes("${prefix}objects/" + k + ".pkl"), None) 
   expect(
     (await readdir(join(root, "worker", "runner", "bundles"))).filter((n) => !n.startsWith(".")),
   ).toEqual([bundle.key]);
+});
+
+it("stops a closed runner's executors when it next looks the runner up", async () => {
+  const project = join(root, "project");
+  const storeUrl = `file://${join(root, "store")}`;
+  const bundle = await buildBundle(project, { cacheDir: join(root, "cache") });
+  await FileArtifactStore.fromUrl(new URL(storeUrl)).putFile(
+    `bundles/${bundle.key}.tar.gz`,
+    bundle.archivePath,
+  );
+  const made = python(
+    `import base64, json
+from runctl.runner._pickling import dumps
+from runctl.runner._store import FileStore
+import gmod
+FileStore(${JSON.stringify(storeUrl)}).put_bytes("runners/r/services/p.pkl", dumps(gmod.pid)[0])
+print(json.dumps(base64.b64encode(dumps(((0,), {}))[0]).decode()))`,
+    project,
+  ) as string;
+  await api("/runners", { name: "r", bundle_key: bundle.key, store_url: storeUrl, owner: "owner-0002" });
+  await api("/runners/r/services", { id: "p", target: "services/p.pkl" });
+  const created = TasksCreateResponse.parse(
+    await api("/runners/r/tasks", {
+      tasks: [
+        {
+          service: "p",
+          method: "__call__",
+          payload: { args: made, result: "objects/p.pkl", error: "objects/p.err.pkl" },
+        },
+      ],
+    }),
+  );
+  const client = new QueueClient({ url: server.url });
+  const worker = new QueueWorker({
+    client,
+    dataDir: join(root, "worker-reap"),
+    pollMs: 50,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    runner: { python: PYTHON, reapIntervalMs: 100 },
+  });
+  await worker.start();
+  try {
+    const jobId = created.tasks[0]?.job_id as number;
+    await client.waitForJob(jobId, { timeoutMs: 30_000, pollMs: 50 });
+    const pid = python(
+      `import json
+from runctl.runner._pickling import loads
+from runctl.runner._store import FileStore
+print(json.dumps(loads(FileStore(${JSON.stringify(storeUrl)}).get_bytes("runners/r/objects/p.pkl"), None)))`,
+      project,
+    ) as number;
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    await api("/runners/r/close", { owner: "owner-0002" });
+    for (let i = 0; i < 300 && alive(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toBe(false);
+  } finally {
+    await worker.drain();
+  }
 });
