@@ -291,6 +291,13 @@ class ExecutorTest(IsolatedTest):
         self.assertFalse(self.store.exists(self.prefix + "objects/r1.pkl"))
         self.assertFalse(self.call(proc, 2, "__call__", ["again"])["ok"])
 
+    def test_a_warmup_call_builds_a_class_service_and_writes_nothing(self) -> None:
+        proc, _ = self.start(self.mod.Counter)
+        self.assertTrue(self.call(proc, 1, "__runctl_warmup__")["ok"])
+        self.assertFalse(self.store.exists(self.prefix + "objects/r1.pkl"))
+        self.call(proc, 2, "add", [5])
+        self.assertEqual(self.result(2), 5)
+
     def test_an_unknown_method_fails_that_call_only(self) -> None:
         proc, _ = self.start(self.mod.Counter(), stateful=True)
         self.assertFalse(self.call(proc, 1, "nope")["ok"])

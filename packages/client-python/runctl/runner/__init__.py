@@ -294,7 +294,8 @@ class Runner:
 
         ``max_instances`` caps how many of its calls run at once across all workers; ``gpus``
         is what each call needs on its worker (given as ``CUDA_VISIBLE_DEVICES``). ``warmup``
-        is accepted for Flame compatibility: workers start processes on a service's first calls.
+        queues that many no-op calls, so that workers start the service's processes (and pay
+        its imports) before the first real call; which workers take them is the queue's choice.
         """
         self._check_open()
         check_importable(target)
@@ -318,7 +319,10 @@ class Runner:
                 "max_instances": None if max_instances is None else int(max_instances),
             },
         )
-        return Service(self, service_id, label, stateful, is_function)
+        service = Service(self, service_id, label, stateful, is_function)
+        if warmup > 0:
+            self._submit(service, "__runctl_warmup__", [((), {})] * int(warmup))
+        return service
 
     def put_object(self, obj: Any) -> ObjectRef:
         """Stores ``obj`` once; pass the reference to many calls instead of the value."""

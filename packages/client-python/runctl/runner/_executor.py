@@ -29,6 +29,10 @@ from ._pickling import dumps, encode_error, loads
 from ._store import FileStore, open_store
 
 
+#: A call that only starts the process (``Runner.service(..., warmup=n)``): no arguments, no result.
+WARMUP_METHOD = "__runctl_warmup__"
+
+
 class _Service:
     def __init__(self, store: FileStore, prefix: str, target_key: str, stateful: bool) -> None:
         self.store = store
@@ -57,6 +61,11 @@ class _Service:
         return target
 
     def call(self, method: str, payload: Dict[str, Any]) -> None:
+        if method == WARMUP_METHOD:
+            # Loading the target (done at start) was the point; a class service builds its instance too.
+            if isinstance(self.target, type) and not self.stateful and self._instance is None:
+                self._instance = self.target()
+            return
         result_key = self.prefix + str(payload["result"])
         error_key = self.prefix + str(payload["error"])
         try:
