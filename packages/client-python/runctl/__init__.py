@@ -11,7 +11,9 @@ Standard library only, Python >= 3.9::
 
 ``runctl.RuntimeController`` receives ``runctl ctl`` commands in the training
 loop (runtimectl's API; see docs/control.md). ``runctl.Client`` submits and
-follows jobs on a ``runctl server`` (docs/job-queue.md).
+follows jobs on a ``runctl server`` (docs/job-queue.md). ``runctl.Runner`` runs
+Python functions and objects on ``runctl worker`` processes and returns futures
+(docs/runner.md).
 
 See docs/run-directory.md in the runctl repository for the on-disk format.
 """
@@ -29,10 +31,16 @@ from ._meta import METRICS_FILE, TERMINAL_STATUSES, new_run_id
 from ._meta import read_meta as _read_meta
 from ._run import Run, init
 from ._trainctl import Trainctl, TrainctlError
+from .runner import ObjectFuture, ObjectRef, Runner, RunnerError, RunnerTaskError, get, select, wait
 
 __all__ = [
     "ArtifactNameError",
     "Client",
+    "ObjectFuture",
+    "ObjectRef",
+    "Runner",
+    "RunnerError",
+    "RunnerTaskError",
     "Run",
     "RuntimeController",
     "ServerError",
@@ -40,10 +48,13 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Trainctl",
     "TrainctlError",
+    "get",
     "init",
     "new_run_id",
     "read_meta",
     "read_metrics",
+    "select",
+    "wait",
 ]
 
 __version__ = "0.1.0"

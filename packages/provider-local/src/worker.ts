@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import { resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { isRunctlError, parseAt, UserError } from "@runctl/core";
+import { type ArtifactStore, isRunctlError, parseAt, UserError } from "@runctl/core";
 import {
   acquireLock,
   DEFAULT_LEASE_SECONDS,
@@ -17,8 +17,11 @@ import {
   type JobResponse,
   LeaseSeconds,
   type QueueClient,
+  QueueServerError,
 } from "@runctl/tracker";
 import { z } from "zod";
+import { RunnerExecutor } from "./runner-executor.ts";
+import { RunnerTask } from "./runner-task.ts";
 import type { WorkerEvent } from "./worker-events.ts";
 import { JobRun } from "./worker-job.ts";
 import { reportUnreported } from "./worker-recovery.ts";
@@ -49,7 +52,18 @@ export interface QueueWorkerOptions {
   /** Echo the jobs' output here; default: only to their output.log. */
   terminal?: { stdout: Writable; stderr: Writable };
   onEvent?: (event: WorkerEvent) => void;
+  /**
+   * Runner tasks (docs/runner.md), claimed beside jobs unless `false`: the
+   * interpreter of the warm service processes (default `python3`), how to
+   * open a runner's store (file:// without it), and how often to look for
+   * closed runners whose processes can go (default 10 s).
+   */
+  runner?:
+    | false
+    | { python?: string; openStore?: (url: string) => Promise<ArtifactStore>; reapIntervalMs?: number };
 }
+
+type Attempt = JobRun | RunnerTask;
 
 const Options = z.object({
   dataDir: z.string().min(1),
@@ -77,7 +91,10 @@ export class QueueWorker {
   readonly #leaseSeconds: number;
   readonly #pollMs: number;
   /** Running attempts, and the GPUs each was given. */
-  readonly #jobs = new Map<JobRun, readonly number[]>();
+  readonly #jobs = new Map<Attempt, readonly number[]>();
+  readonly #runner: RunnerExecutor | undefined;
+  #reapTimer: NodeJS.Timeout | undefined;
+  #runnerClaims = true;
   #state: State = "new";
   #done: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -95,6 +112,17 @@ export class QueueWorker {
     this.#maxJobs = options.maxJobs ?? 1;
     this.#leaseSeconds = options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
     this.#pollMs = options.pollMs ?? 1000;
+    if (options.runner !== false) {
+      this.#runner = new RunnerExecutor({
+        client: this.#client,
+        dataDir: this.#dataDir,
+        ...(options.runner?.python ? { python: options.runner.python } : {}),
+        ...(options.runner?.openStore ? { openStore: options.runner.openStore } : {}),
+        maxProcesses: this.#maxJobs,
+        env: options.env ?? process.env,
+        graceMs: options.graceMs ?? 10_000,
+      });
+    }
   }
 
   /** Jobs running now. */
@@ -142,6 +170,7 @@ export class QueueWorker {
     }
     this.#emit({ type: "registered", message: `worker ${this.id} registered with ${this.#client.url}` });
     await reportUnreported(this.#client, this.#dataDir, (event) => this.#emit(event));
+    this.#scheduleReap();
     this.#done = this.#run();
   }
 
@@ -172,6 +201,8 @@ export class QueueWorker {
   async #run(): Promise<void> {
     await this.#claimLoop();
     while (this.#jobs.size > 0) await Promise.all([...this.#jobs.keys()].map((run) => run.done));
+    clearTimeout(this.#reapTimer);
+    await this.#runner?.close();
     try {
       await this.#client.unregisterWorker(this.id);
       this.#emit({ type: "unregistered", message: `worker ${this.id} unregistered` });
@@ -195,6 +226,7 @@ export class QueueWorker {
             worker_id: this.id,
             free_gpus: this.#freeGpus(),
             lease_seconds: this.#leaseSeconds,
+            ...(this.#runner && this.#runnerClaims ? { kinds: ["job", "runner_task"] } : {}),
           });
           lastError = undefined;
           if (!job && this.#jobs.size === 0 && this.#o.exitWhenIdle) {
@@ -207,6 +239,15 @@ export class QueueWorker {
             claimed = true;
           }
         } catch (error) {
+          if (this.#runnerClaims && error instanceof QueueServerError && error.code === "invalid_body") {
+            // A server from before runner tasks refuses the `kinds` field: claim jobs only.
+            this.#runnerClaims = false;
+            this.#emit({
+              type: "warning",
+              message: `the server at ${this.#client.url} does not know runner tasks (upgrade it for runctl.Runner); claiming jobs only`,
+            });
+            continue;
+          }
           const text = errorText(error);
           // Once per distinct trouble, not once per poll.
           if (text !== lastError) this.#emit({ type: "error", message: `claim failed: ${text}` });
@@ -220,6 +261,10 @@ export class QueueWorker {
   }
 
   #launch(job: JobResponse): void {
+    if (job.kind === "runner_task") {
+      this.#launchTask(job);
+      return;
+    }
     const gpus = this.#assignGpus(job);
     // An older copy of the same job (its lease lost) may still be stopping: it holds the checkpoint lock.
     const older = [...this.#jobs.keys()].filter((run) => run.job.id === job.id).map((run) => run.done);
@@ -257,12 +302,53 @@ export class QueueWorker {
     if (this.#stopping()) run.handBack();
   }
 
+  #launchTask(job: JobResponse): void {
+    const gpus = this.#assignGpus(job);
+    const task = new RunnerTask({
+      client: this.#client,
+      executor: this.#runner as RunnerExecutor,
+      workerId: this.id,
+      job,
+      leaseSeconds: this.#leaseSeconds,
+      // As for jobs: a worker that hands out GPUs hides them from tasks that asked for none.
+      cudaDevices: this.#gpus.length > 0 ? gpus.join(",") : undefined,
+      emit: (event) => this.#emit(event),
+    });
+    this.#jobs.set(task, gpus);
+    this.#emit({
+      type: "claimed",
+      message: `task ${job.id} attempt ${job.attempt} claimed: ${job.name ?? ""}`,
+      job,
+    });
+    void task.done.then(
+      () => this.#release(task),
+      (error: unknown) => {
+        this.#emit({ type: "error", message: `task ${job.id}: ${errorText(error)}`, job });
+        this.#release(task);
+      },
+    );
+    if (this.#stopping()) task.handBack();
+  }
+
+  /** Looks for closed runners now and then, to stop their warm processes. */
+  #scheduleReap(): void {
+    const runner = this.#runner;
+    if (!runner || this.#o.runner === false) return;
+    const interval = this.#o.runner?.reapIntervalMs ?? 10_000;
+    this.#reapTimer = setTimeout(() => {
+      void runner.reap().finally(() => {
+        if (this.#state === "running" || this.#state === "draining") this.#scheduleReap();
+      });
+    }, interval);
+    this.#reapTimer.unref();
+  }
+
   // A method, not an inline comparison: the state changes while the claim loop awaits.
   #stopping(): boolean {
     return this.#state === "stopping";
   }
 
-  #release(run: JobRun): void {
+  #release(run: Attempt): void {
     this.#jobs.delete(run);
     this.#kick();
   }

@@ -73,6 +73,38 @@ const MIGRATIONS: readonly string[] = [
     lease_seconds INTEGER
   );
   `,
+  // 2: Runner records and services; tasks are jobs of kind 'runner_task' (docs/runner.md).
+  `
+  ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'job';
+  ALTER TABLE jobs ADD COLUMN runner TEXT;
+  ALTER TABLE jobs ADD COLUMN service TEXT;
+  -- JSON array of job ids whose results the task reads.
+  ALTER TABLE jobs ADD COLUMN depends_on TEXT;
+  CREATE INDEX jobs_runner ON jobs (runner, status);
+
+  CREATE TABLE runners (
+    name TEXT PRIMARY KEY,
+    bundle_key TEXT NOT NULL,
+    store_url TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE runner_services (
+    runner TEXT NOT NULL REFERENCES runners(name) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    stateful INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    label TEXT NOT NULL,
+    gpus INTEGER NOT NULL DEFAULT 0,
+    -- At most this many of its tasks run at once (NULL: no limit).
+    max_instances INTEGER,
+    -- A stateful service's worker, set by the claim of its first task.
+    worker_id TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (runner, id)
+  );
+  `,
 ];
 
 /** The schema version this code writes. */

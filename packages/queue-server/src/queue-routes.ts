@@ -32,9 +32,22 @@ import {
   type RunArtifactsResponse,
   type RunListResponse,
   type RunMetricsResponse,
+  RunnerCloseRequest,
+  type RunnerCloseResponse,
+  RunnerCreate,
+  type RunnerCreateResponse,
+  RunnerName,
+  type RunnerResponse,
   type RunResponse,
   readMeta,
   readMetrics,
+  ServiceCreate,
+  type ServiceCreateResponse,
+  type TaskListResponse,
+  TasksCancel,
+  type TasksCancelResponse,
+  TasksCreate,
+  type TasksCreateResponse,
   WorkerRegistration,
   WorkerUnregister,
 } from "@runctl/tracker";
@@ -78,7 +91,26 @@ const REFUSAL_STATUS: Record<QueueRefusalCode, number> = {
   lease_lost: 409,
   job_finished: 409,
   job_not_finished: 409,
+  runner_not_found: 404,
+  service_not_found: 404,
+  runner_exists: 409,
+  runner_not_owned: 409,
 };
+
+function runnerName(ctx: RouteContext): string {
+  const raw = decodeURIComponent(ctx.params[0] as string);
+  const parsed = RunnerName.safeParse(raw);
+  if (!parsed.success) throw new HttpError(404, "runner_not_found", `Runner ${raw} not found`);
+  return parsed.data;
+}
+
+const TaskIdsQuery = z.object({
+  ids: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, "comma-separated job ids")
+    .transform((text) => text.split(",").map(Number))
+    .pipe(z.array(z.number().int().min(1)).max(1000)),
+});
 
 function settled<T>(outcome: Outcome<T>): T {
   if (outcome.ok) return outcome;
@@ -233,6 +265,62 @@ function createdResponse(ctx: RouteContext, job: JobResponse, created: boolean):
 }
 
 export const ROUTES: readonly Route[] = [
+  // Runner API (docs/runner.md): tasks are jobs of kind runner_task, so /jobs lists them too.
+  {
+    method: "POST",
+    pattern: /^\/api\/v1\/runners$/,
+    handle: async (ctx): Promise<RunnerCreateResponse> =>
+      settled(ctx.server.store.createRunner(await jsonBody(ctx, RunnerCreate, "runner"))),
+  },
+  {
+    method: "GET",
+    pattern: /^\/api\/v1\/runners\/([^/]+)$/,
+    handle: (ctx): RunnerResponse => {
+      const name = runnerName(ctx);
+      const runner = ctx.server.store.getRunner(name);
+      if (!runner) throw new HttpError(404, "runner_not_found", `Runner ${name} not found`);
+      return runner;
+    },
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/v1\/runners\/([^/]+)\/services$/,
+    handle: async (ctx): Promise<ServiceCreateResponse> =>
+      settled(ctx.server.store.createService(runnerName(ctx), await jsonBody(ctx, ServiceCreate, "service"))),
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/v1\/runners\/([^/]+)\/tasks$/,
+    handle: async (ctx): Promise<TasksCreateResponse> =>
+      settled(ctx.server.store.createTasks(runnerName(ctx), await jsonBody(ctx, TasksCreate, "tasks"))),
+  },
+  {
+    method: "GET",
+    pattern: /^\/api\/v1\/runners\/([^/]+)\/tasks$/,
+    handle: (ctx): TaskListResponse => ({
+      tasks: ctx.server.store.listTasks(runnerName(ctx), parseQuery(TaskIdsQuery, ctx.query).ids),
+    }),
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/v1\/runners\/([^/]+)\/tasks\/cancel$/,
+    handle: async (ctx): Promise<TasksCancelResponse> =>
+      ctx.server.store.cancelTasks(runnerName(ctx), await jsonBody(ctx, TasksCancel, "task ids")),
+  },
+  {
+    method: "POST",
+    pattern: /^\/api\/v1\/runners\/([^/]+)\/close$/,
+    handle: async (ctx): Promise<RunnerCloseResponse> => {
+      const name = runnerName(ctx);
+      const body = await jsonBody(ctx, RunnerCloseRequest, "close");
+      const { cancelled, cancel_requested } = settled(ctx.server.store.closeRunner(name, body.owner));
+      return {
+        message: `Runner ${name} closed: ${cancelled.length} queued task(s) cancelled, ${cancel_requested.length} running asked to stop`,
+        cancelled,
+        cancel_requested,
+      };
+    },
+  },
   {
     method: "GET",
     pattern: /^\/health$/,

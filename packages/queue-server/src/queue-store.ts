@@ -19,12 +19,19 @@ import {
   JobCreate,
   JobFail,
   JobHeartbeat,
+  type JobKind,
   type JobResponse,
   type JobRunStatus,
   type JobStatus,
   type JobStatusFilter,
   jobRunId,
+  RunnerCreate,
+  type RunnerResponse,
+  ServiceCreate,
+  type ServiceResponse,
   type StatusResponse,
+  TasksCancel,
+  TasksCreate,
   WorkerRegistration,
   type WorkerResponse,
 } from "@runctl/tracker";
@@ -55,7 +62,11 @@ export type QueueRefusalCode =
   | "run_not_found"
   | "lease_lost"
   | "job_finished"
-  | "job_not_finished";
+  | "job_not_finished"
+  | "runner_not_found"
+  | "service_not_found"
+  | "runner_exists"
+  | "runner_not_owned";
 
 /** Why an operation did not happen; `code` is the HTTP API's `error_code`. */
 export interface QueueRefusal {
@@ -185,7 +196,36 @@ interface JobRow {
   idempotency_key: string | null;
   lost_count: number;
   failure_count: number;
+  kind: JobKind;
+  runner: string | null;
+  service: string | null;
+  depends_on: string | null;
   runs_json?: string;
+}
+
+interface RunnerRow {
+  name: string;
+  bundle_key: string;
+  store_url: string;
+  owner: string;
+  created_at: string;
+}
+
+interface ServiceRow {
+  runner: string;
+  id: string;
+  stateful: number;
+  target: string;
+  label: string;
+  gpus: number;
+  max_instances: number | null;
+  worker_id: string | null;
+  created_at: string;
+}
+
+/** Runner objects live under this prefix of the runner's store (docs/runner.md). */
+export function runnerPrefix(name: string): string {
+  return `runners/${name}/`;
 }
 
 interface RunRow {
@@ -430,21 +470,57 @@ export class QueueStore {
     const claim = parseInput(JobClaim, input, "claim");
     const free =
       claim.free_gpus ?? (claim.gpu_id === null || claim.gpu_id === undefined ? [] : [claim.gpu_id]);
+    const kinds = claim.kinds ?? ["job"];
     return this.#write(() => {
       const now = this.#now();
       this.#requeueExpired(now);
+      if (kinds.includes("runner_task")) this.#failOrphanedTasks(now);
       const leaseEnd = iso(plusSeconds(now, claim.lease_seconds));
+      // Runner tasks wait for the tasks they depend on, a stateful service's tasks
+      // go only to the worker holding its instance, and a service with
+      // max_instances runs no more of its tasks at once.
       const claimed = this.#stmt(
         `UPDATE jobs SET status = 'running', worker_id = ?, started_at = ?, finished_at = NULL, exit_code = NULL,
            error_message = NULL, lease_expires_at = ?, lease_seconds = ?
          WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND available_at <= ? AND gpus <= ?
+                     AND kind IN (SELECT value FROM json_each(?))
+                     AND (depends_on IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM json_each(jobs.depends_on) AS dep JOIN jobs AS d ON d.id = dep.value
+                       WHERE d.status != 'completed'))
+                     AND (kind = 'job' OR NOT EXISTS (
+                       SELECT 1 FROM runner_services AS s WHERE s.runner = jobs.runner AND s.id = jobs.service
+                       AND ((s.stateful = 1 AND s.worker_id IS NOT NULL AND s.worker_id != ?)
+                         OR (s.max_instances IS NOT NULL AND s.max_instances <= (
+                           SELECT count(*) FROM jobs AS r WHERE r.runner = s.runner AND r.service = s.id
+                           AND r.status = 'running')))))
                      ORDER BY priority DESC, id ASC LIMIT 1)
-         RETURNING id, attempt, gpus`,
-      ).get(claim.worker_id, iso(now), leaseEnd, claim.lease_seconds, iso(now), free.length) as
-        | { id: number; attempt: number; gpus: number }
+         RETURNING id, attempt, gpus, kind, runner, service`,
+      ).get(
+        claim.worker_id,
+        iso(now),
+        leaseEnd,
+        claim.lease_seconds,
+        iso(now),
+        free.length,
+        JSON.stringify(kinds),
+        claim.worker_id,
+      ) as
+        | {
+            id: number;
+            attempt: number;
+            gpus: number;
+            kind: JobKind;
+            runner: string | null;
+            service: string | null;
+          }
         | undefined;
       this.#touchWorker(claim.worker_id, now, claim.lease_seconds);
       if (!claimed) return null;
+      if (claimed.kind === "runner_task") {
+        this.#stmt(
+          "UPDATE runner_services SET worker_id = ? WHERE runner = ? AND id = ? AND stateful = 1 AND worker_id IS NULL",
+        ).run(claim.worker_id, claimed.runner, claimed.service);
+      }
       const runId = jobRunId(claimed.id, claimed.attempt);
       this.#stmt("UPDATE jobs SET assigned_gpus = ?, run_id = ? WHERE id = ?").run(
         JSON.stringify(free.slice(0, claimed.gpus)),
@@ -697,6 +773,250 @@ export class QueueStore {
     });
   }
 
+  // ------------------------------------------------------------ runners (docs/runner.md)
+
+  /** Registers a runner, or returns the existing one of that name (`created: false`) unless `fail_if_exists`. */
+  createRunner(input: RunnerCreate): Outcome<{ runner: RunnerResponse; created: boolean }> {
+    const spec = parseInput(RunnerCreate, input, "runner");
+    return this.#write(() => {
+      const existing = this.#runnerRow(spec.name);
+      if (existing) {
+        if (spec.fail_if_exists) {
+          return {
+            ok: false,
+            code: "runner_exists",
+            detail: `A runner named ${spec.name} exists (created ${existing.created_at})`,
+            hint: "Pick another name, pass fail_if_exists=False to reuse it, or close it first.",
+          };
+        }
+        return { ok: true, runner: this.#runnerResponse(existing), created: false };
+      }
+      this.#stmt(
+        "INSERT INTO runners (name, bundle_key, store_url, owner, created_at) VALUES (?, ?, ?, ?, ?)",
+      ).run(spec.name, spec.bundle_key, spec.store_url, spec.owner, iso(this.#now()));
+      return {
+        ok: true,
+        runner: this.#runnerResponse(this.#runnerRow(spec.name) as RunnerRow),
+        created: true,
+      };
+    });
+  }
+
+  getRunner(name: string): RunnerResponse | undefined {
+    const row = this.#runnerRow(name);
+    return row ? this.#runnerResponse(row) : undefined;
+  }
+
+  #runnerRow(name: string): RunnerRow | undefined {
+    return this.#stmt("SELECT * FROM runners WHERE name = ?").get(name) as RunnerRow | undefined;
+  }
+
+  #runnerResponse(row: RunnerRow): RunnerResponse {
+    const services = this.#stmt("SELECT * FROM runner_services WHERE runner = ? ORDER BY created_at, id").all(
+      row.name,
+    ) as ServiceRow[];
+    return { ...row, prefix: runnerPrefix(row.name), services: services.map(toServiceResponse) };
+  }
+
+  #runnerNotFound(name: string): QueueRefusal {
+    return {
+      ok: false,
+      code: "runner_not_found",
+      detail: `Runner ${name} not found`,
+      hint: "It was closed, or never registered: open it again with runctl.Runner(name).",
+    };
+  }
+
+  /** Adds a service; a service of the same id is returned as it is (`created: false`). */
+  createService(
+    runner: string,
+    input: ServiceCreate,
+  ): Outcome<{ service: ServiceResponse; created: boolean }> {
+    const spec = parseInput(ServiceCreate, input, "service");
+    return this.#write(() => {
+      if (!this.#runnerRow(runner)) return this.#runnerNotFound(runner);
+      const existing = this.#serviceRow(runner, spec.id);
+      if (existing) return { ok: true, service: toServiceResponse(existing), created: false };
+      this.#stmt(
+        `INSERT INTO runner_services (runner, id, stateful, target, label, gpus, max_instances, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        runner,
+        spec.id,
+        spec.stateful ? 1 : 0,
+        spec.target,
+        spec.label,
+        spec.gpus,
+        spec.max_instances ?? null,
+        iso(this.#now()),
+      );
+      return {
+        ok: true,
+        service: toServiceResponse(this.#serviceRow(runner, spec.id) as ServiceRow),
+        created: true,
+      };
+    });
+  }
+
+  #serviceRow(runner: string, id: string): ServiceRow | undefined {
+    return this.#stmt("SELECT * FROM runner_services WHERE runner = ? AND id = ?").get(runner, id) as
+      | ServiceRow
+      | undefined;
+  }
+
+  #pinnedTask(job: JobRow): boolean {
+    if (job.kind !== "runner_task" || job.runner === null || job.service === null) return false;
+    return this.#serviceRow(job.runner, job.service)?.stateful === 1;
+  }
+
+  /** Queues one job of kind `runner_task` per call, in order; one transaction for the batch. */
+  createTasks(
+    runner: string,
+    input: TasksCreate,
+  ): Outcome<{ tasks: Array<{ job_id: number; created: boolean }> }> {
+    const batch = parseInput(TasksCreate, input, "tasks");
+    return this.#write(() => {
+      if (!this.#runnerRow(runner)) return this.#runnerNotFound(runner);
+      const services = new Map<string, ServiceRow>();
+      const out: Array<{ job_id: number; created: boolean }> = [];
+      for (const task of batch.tasks) {
+        let service = services.get(task.service);
+        if (service === undefined) {
+          service = this.#serviceRow(runner, task.service);
+          if (service === undefined) {
+            return {
+              ok: false,
+              code: "service_not_found",
+              detail: `Runner ${runner} has no service ${task.service}`,
+              hint: "Create it first with Runner.service(...).",
+            };
+          }
+          services.set(task.service, service);
+        }
+        if (task.idempotency_key) {
+          const existing = this.#stmt("SELECT id, runner FROM jobs WHERE idempotency_key = ?").get(
+            task.idempotency_key,
+          ) as { id: number; runner: string | null } | undefined;
+          if (existing) {
+            if (existing.runner !== runner) {
+              throw new UserError(
+                `Idempotency key "${task.idempotency_key}" was already used for job ${existing.id}`,
+                {
+                  code: "idempotency_conflict",
+                  hint: "Use a new idempotency key for each task.",
+                  details: { job_id: existing.id },
+                },
+              );
+            }
+            out.push({ job_id: existing.id, created: false });
+            continue;
+          }
+        }
+        const spec = parseInput(
+          JobCreate,
+          {
+            command_argv: ["runner-task", runner, task.service, task.method],
+            workdir: `runner:${runner}`,
+            name: `${runner}/${task.service}.${task.method}`,
+            config: task.payload,
+            tags: [`runner:${runner}`],
+            gpus: service.gpus,
+            timeout_seconds: task.timeout_seconds ?? null,
+            max_retries: task.max_retries,
+            retry_backoff_seconds: 0,
+            idempotency_key: task.idempotency_key ?? null,
+          },
+          "task",
+        );
+        const id = this.#insertJob(spec, null);
+        this.#stmt(
+          "UPDATE jobs SET kind = 'runner_task', runner = ?, service = ?, depends_on = ? WHERE id = ?",
+        ).run(runner, task.service, task.depends_on.length > 0 ? JSON.stringify(task.depends_on) : null, id);
+        out.push({ job_id: id, created: true });
+      }
+      return { ok: true, tasks: out };
+    });
+  }
+
+  /** The records of a runner's tasks by id (unknown ids are left out). */
+  listTasks(runner: string, ids: readonly number[]): JobResponse[] {
+    return this.#write(() => {
+      this.#failOrphanedTasks(this.#now());
+      const rows = this.#stmt(
+        `SELECT ${JOB_COLUMNS} FROM jobs WHERE runner = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+      ).all(runner, JSON.stringify(ids)) as JobRow[];
+      return rows.map(toJobResponse);
+    });
+  }
+
+  /** Queued tasks that depend on a task that failed or was cancelled can never run: they fail, saying which. */
+  #failOrphanedTasks(now: Date): void {
+    this.#stmt(
+      `UPDATE jobs SET status = 'failed', finished_at = ?,
+         error_message = 'a task it depends on did not complete: ' || (
+           SELECT group_concat(d.id || ' ' || d.status, ', ') FROM json_each(jobs.depends_on) AS dep
+           JOIN jobs AS d ON d.id = dep.value WHERE d.status IN ('failed', 'cancelled'))
+       WHERE status = 'queued' AND kind = 'runner_task' AND depends_on IS NOT NULL AND EXISTS (
+         SELECT 1 FROM json_each(jobs.depends_on) AS dep JOIN jobs AS d ON d.id = dep.value
+         WHERE d.status IN ('failed', 'cancelled'))`,
+    ).run(iso(now));
+  }
+
+  /** Cancels the given tasks of `runner` that are still queued, and asks running ones to stop. */
+  cancelTasks(runner: string, input: TasksCancel): { cancelled: number[]; cancel_requested: number[] } {
+    const { ids } = parseInput(TasksCancel, input, "task ids");
+    return this.#write(() => {
+      const now = iso(this.#now());
+      const list = JSON.stringify(ids);
+      const cancelled = this.#stmt(
+        `UPDATE jobs SET status = 'cancelled', finished_at = ?
+         WHERE runner = ? AND status = 'queued' AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
+      ).all(now, runner, list) as Array<{ id: number }>;
+      const requested = this.#stmt(
+        `UPDATE jobs SET cancel_requested = 1
+         WHERE runner = ? AND status = 'running' AND id IN (SELECT value FROM json_each(?)) RETURNING id`,
+      ).all(runner, list) as Array<{ id: number }>;
+      return {
+        cancelled: cancelled.map((r) => r.id).sort((a, b) => a - b),
+        cancel_requested: requested.map((r) => r.id).sort((a, b) => a - b),
+      };
+    });
+  }
+
+  /**
+   * Closes a runner its owner created: queued tasks are cancelled, running
+   * ones asked to stop, and the runner and its services forgotten (workers
+   * stop its warm processes when they next look it up).
+   */
+  closeRunner(name: string, owner: string): Outcome<{ cancelled: number[]; cancel_requested: number[] }> {
+    return this.#write(() => {
+      const runner = this.#runnerRow(name);
+      if (!runner) return this.#runnerNotFound(name);
+      if (runner.owner !== owner) {
+        return {
+          ok: false,
+          code: "runner_not_owned",
+          detail: `Runner ${name} belongs to another session`,
+          hint: "Only the session that created a runner closes it; a session that reused it leaves it as it is.",
+        };
+      }
+      const now = iso(this.#now());
+      const cancelled = this.#stmt(
+        "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE runner = ? AND status = 'queued' RETURNING id",
+      ).all(now, name) as Array<{ id: number }>;
+      const requested = this.#stmt(
+        "UPDATE jobs SET cancel_requested = 1 WHERE runner = ? AND status = 'running' RETURNING id",
+      ).all(name) as Array<{ id: number }>;
+      this.#stmt("DELETE FROM runner_services WHERE runner = ?").run(name);
+      this.#stmt("DELETE FROM runners WHERE name = ?").run(name);
+      return {
+        ok: true,
+        cancelled: cancelled.map((r) => r.id).sort((a, b) => a - b),
+        cancel_requested: requested.map((r) => r.id).sort((a, b) => a - b),
+      };
+    });
+  }
+
   // ------------------------------------------------------------ leases
 
   /** Takes back every running attempt whose lease ended before `now`. */
@@ -724,7 +1044,19 @@ export class QueueStore {
     );
     const lost = job.lost_count + 1;
     let status: JobStatus;
-    if (job.cancel_requested === 1) {
+    if (this.#pinnedTask(job)) {
+      // Its instance lived in that worker's process: running it elsewhere would silently reset the state.
+      status = "failed";
+      this.#stmt(
+        `UPDATE jobs SET status = 'failed', finished_at = ?, lease_expires_at = NULL, lost_count = ?,
+           error_message = ? WHERE id = ?`,
+      ).run(
+        at,
+        lost,
+        `the stateful instance of service ${job.service} was lost with its worker (${why})`,
+        job.id,
+      );
+    } else if (job.cancel_requested === 1) {
       status = "cancelled";
       this.#stmt(
         `UPDATE jobs SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, lost_count = ?,
@@ -846,6 +1178,12 @@ export class QueueStore {
       ).all(workerId) as JobRow[];
       const lost = rows.map((row) => this.#loseAttempt(row, now, `worker ${workerId} unregistered`));
       this.#stmt("DELETE FROM workers WHERE id = ?").run(workerId);
+      this.#stmt(
+        `UPDATE jobs SET status = 'failed', finished_at = ?, error_message = ?
+         WHERE status = 'queued' AND kind = 'runner_task' AND EXISTS (
+           SELECT 1 FROM runner_services AS s WHERE s.runner = jobs.runner AND s.id = jobs.service
+           AND s.stateful = 1 AND s.worker_id = ?)`,
+      ).run(iso(now), `the stateful instance's worker ${workerId} unregistered`, workerId);
       return lost;
     });
   }
@@ -1005,6 +1343,24 @@ function toJobResponse(row: JobRow): JobResponse {
     cancel_requested: row.cancel_requested === 1,
     retry_of: row.retry_of,
     runs: row.runs_json ? (JSON.parse(row.runs_json) as string[]) : [],
+    kind: row.kind,
+    runner: row.runner,
+    service: row.service,
+    depends_on: parseJson<number[]>(row.depends_on),
+  };
+}
+
+function toServiceResponse(row: ServiceRow): ServiceResponse {
+  return {
+    id: row.id,
+    runner: row.runner,
+    stateful: row.stateful === 1,
+    target: row.target,
+    label: row.label,
+    gpus: row.gpus,
+    max_instances: row.max_instances,
+    worker_id: row.worker_id,
+    created_at: row.created_at,
   };
 }
 

@@ -51,6 +51,7 @@ export {
   sourceMeta,
   sourceMetrics,
 } from "./run-source.ts";
+export * from "./runner-api.ts";
 export {
   CORRUPT_META_ERROR,
   type ListRunsOptions,

@@ -124,6 +124,10 @@ export const JobCreateResponse = z.object({
 });
 export type JobCreateResponse = z.infer<typeof JobCreateResponse>;
 
+/** What a job runs: a command (`job`), or one call on a Runner service (`runner_task`). */
+export const JobKind = z.enum(["job", "runner_task"]);
+export type JobKind = z.infer<typeof JobKind>;
+
 export const JobResponse = z.object({
   id: z.number().int(),
   name: z.string().nullish(),
@@ -156,6 +160,12 @@ export const JobResponse = z.object({
   retry_of: z.number().int().nullish(),
   /** Every attempt's run id, oldest first. */
   runs: z.array(z.string()).default([]),
+  /** `job` (a command under the supervisor) or `runner_task` (a call on a Runner service, docs/runner.md). */
+  kind: JobKind.default("job"),
+  /** Runner tasks: the runner's name, the service, and the tasks whose results this one reads. */
+  runner: z.string().nullish(),
+  service: z.string().nullish(),
+  depends_on: z.array(z.number().int()).nullish(),
 });
 export type JobResponse = z.infer<typeof JobResponse>;
 
@@ -166,6 +176,13 @@ export const JobClaim = z.strictObject({
   /** GPU indices free on the worker: a job needing n GPUs is claimable when n ≤ this many. */
   free_gpus: GpuIndices.nullish(),
   lease_seconds: LeaseSeconds.default(DEFAULT_LEASE_SECONDS),
+  /** Kinds the worker runs; default `["job"]`, so workers that predate runner tasks never get one. */
+  kinds: z
+    .array(JobKind)
+    .min(1)
+    .max(2)
+    .refine((kinds) => new Set(kinds).size === kinds.length, "repeats a kind")
+    .nullish(),
 });
 export type JobClaim = z.input<typeof JobClaim>;
 

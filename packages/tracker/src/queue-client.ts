@@ -52,6 +52,7 @@ import {
   type WorkerResponse,
   WorkerUnregister,
 } from "./queue-api.ts";
+import { type RunnerResponse, RunnerResponse as RunnerResponseSchema } from "./runner-api.ts";
 
 export const SERVER_UNREACHABLE_HINT =
   "Start it with `runctl server`, or point --server / RUNCTL_SERVER_URL / [server] url at it.";
@@ -267,6 +268,15 @@ export class QueueClient {
   }
 
   /** Throws QueueServerError with code `job_not_found` when there is no such job. */
+  /** A Runner's record with its services (docs/runner.md); 404 `runner_not_found` once it was closed. */
+  async getRunner(name: string, options: CallOptions = {}): Promise<RunnerResponse> {
+    return this.#json(
+      RunnerResponseSchema,
+      { method: "GET", path: `/runners/${encodeURIComponent(name)}`, idempotent: true },
+      options,
+    );
+  }
+
   async getJob(jobId: number, options: CallOptions = {}): Promise<JobResponse> {
     return this.#json(
       JobResponseSchema,

@@ -1,7 +1,7 @@
 import { join, resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { terminalSafe } from "@runctl/command";
-import { buildBundle, formatBytes } from "@runctl/core";
+import { type BundleInfo, buildBundle, formatBytes, isRunctlError } from "@runctl/core";
 import { RunctlCommand } from "../command.ts";
 import { table } from "../output.ts";
 
@@ -19,6 +19,10 @@ export default class Bundle extends RunctlCommand {
   };
   static override flags = {
     list: Flags.boolean({ description: "List every file that would be shipped.", default: false }),
+    store: Flags.string({
+      description:
+        "Upload the archive to this artifact store as bundles/<key>.tar.gz unless it is there already (file:///dir, s3://bucket/prefix).",
+    }),
   };
 
   async run(): Promise<Record<string, unknown>> {
@@ -32,6 +36,7 @@ export default class Bundle extends RunctlCommand {
       warnBytes: config.bundle.warn_size_mb * 1024 * 1024,
     });
     for (const warning of info.warnings) this.progress(`Warning: ${warning}`);
+    const upload = flags.store === undefined ? undefined : await this.#upload(flags.store, info);
     if (flags.list) {
       this.log(
         table(
@@ -56,7 +61,25 @@ export default class Bundle extends RunctlCommand {
       for (const f of info.largest.slice(0, 5))
         this.log(`  ${formatBytes(f.size).padStart(10)}  ${terminalSafe(f.path)}`);
     }
+    if (upload)
+      this.log(`store    ${terminalSafe(upload.url)} (${upload.uploaded ? "uploaded" : "already there"})`);
     const { files, ...summary } = info;
-    return { bundle: flags.list ? info : summary };
+    return { bundle: flags.list ? info : summary, ...(upload ? { upload } : {}) };
+  }
+
+  /** Content-addressed: an archive already stored under its key is not sent again. */
+  async #upload(url: string, info: BundleInfo): Promise<{ url: string; key: string; uploaded: boolean }> {
+    const store = await (await this.registry()).openArtifactStore(url);
+    const key = `bundles/${info.key}.tar.gz`;
+    const target = { url: `${store.url.replace(/\/+$/, "")}/${key}`, key };
+    if ((await store.head(key)) !== null) return { ...target, uploaded: false };
+    try {
+      await store.putFile(key, info.archivePath, { ifNoneMatch: "*" });
+    } catch (error) {
+      // Another upload of the same content won the race: the bytes are the same.
+      if (isRunctlError(error) && error.code === "artifact_exists") return { ...target, uploaded: false };
+      throw error;
+    }
+    return { ...target, uploaded: true };
   }
 }

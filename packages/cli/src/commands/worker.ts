@@ -76,6 +76,11 @@ Progress (one line per claimed, finished, cancelled or lost job) goes to stderr;
       exitWhenIdle: flags["exit-when-idle"],
       ...(flags.echo ? { terminal: { stdout: process.stdout, stderr: process.stderr } } : {}),
       onEvent,
+      // Runner tasks run in warm processes of the configured interpreter, reading the runner's store.
+      runner: {
+        python: config.local.python ?? "python3",
+        openStore: async (url) => (await this.registry()).openArtifactStore(url),
+      },
     });
     // Handlers before start(): a signal during registration must not kill jobs unannounced.
     let signals = 0;
