@@ -6,11 +6,13 @@
 // without the run: `runctl logs -f` shows it live, `runctl ctl … --wait` gets both ranks' acks
 // and both change at the same step; once the machine has shut itself down, `runctl show` reads
 // the whole run from the store. A second launch of the same code uploads nothing.
-import { cp, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prepareRemoteLaunch, type RemoteLaunchInput } from "@runctl/agent";
+import { AGENT_MAIN } from "@runctl/agent/launcher";
 import { listStoredRunFiles } from "@runctl/core";
 import { S3ArtifactStore } from "@runctl/s3";
 import { StoreRunSource } from "@runctl/tracker";
@@ -210,4 +212,100 @@ it("a 2-rank run launched by a bootstrap: followed live, steered with every rank
   // Launching the same code again uploads nothing.
   const second = await prepareRemoteLaunch(launchInput("bare-ddp-2", "bare-2"));
   expect(second.uploadedBytes).toBe(0);
+});
+
+it("a run outlives its first credential and POST policy: the agent renews both over NATS, control and the store copy keep working", async () => {
+  const runId = "renewed-1";
+  const ttl = 6;
+  const { mintRunCredentials, prepareControlStream, serveCredentialRenewals, connectNats } = await import(
+    "@runctl/control"
+  );
+  // The launching side makes the control stream (a run's credential may not).
+  await prepareControlStream({ url: nats.url, credsFile: jwt().userCredsFile, prefix: "runctl" });
+  const presign = store.presignPost?.bind(store);
+  if (!presign) throw new Error("the S3 store presigns POST policies");
+  const post = () => presign(`runs/${runId}/`, { expiresInSeconds: ttl, maxBytes: 64 * 1024 * 1024 });
+  const minted = await mintRunCredentials({
+    account: jwt().accountSeed,
+    prefix: "runctl",
+    runId,
+    hostId: "renew-1",
+    expiresInSeconds: ttl,
+  });
+  // The launching side answers renewals while the run is live.
+  const launcher = await connectNats({ url: nats.url, credsFile: jwt().userCredsFile });
+  let renewals = 0;
+  const service = serveCredentialRenewals({
+    connection: launcher,
+    account: jwt().accountSeed,
+    prefix: "runctl",
+    runId,
+    hostId: "renew-1",
+    expiresInSeconds: ttl,
+    presignPost: post,
+    onRenewal: () => {
+      renewals += 1;
+    },
+  });
+  const home = await mkdtemp(join(base, "renew-host-"));
+  await writeFile(
+    join(home, "host.json"),
+    JSON.stringify({
+      v: 1,
+      hostId: "renew-1",
+      provider: "test",
+      idle: { minutes: 0, action: "stop" },
+      shutdownCommand: ["true"],
+      run: {
+        spec: {
+          v: 1,
+          runId,
+          command: ["/usr/bin/python3", TRAIN],
+          commandKind: "python",
+          cwd: project,
+          runsDir: "runs",
+          checkpointDir: "checkpoints",
+        },
+        store: { post: await post() },
+        nats: {
+          url: nats.url,
+          prefix: "runctl",
+          creds: minted.creds,
+          credsExpiresAt: minted.expiresAt.toISOString(),
+          inboxPrefix: minted.inboxPrefix,
+        },
+      },
+    }),
+  );
+  const agent = spawn(process.execPath, [AGENT_MAIN, "host", join(home, "host.json")], {
+    env: { PATH: "/usr/bin:/bin", RUNCTL_HOME: home, HOME: home },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  agent.stdout?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  agent.stderr?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
+  try {
+    // Three lifetimes of the first credential: it has been replaced at least twice.
+    await waitFor(() => renewals >= 3, "three renewals", 60_000).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${log}`);
+    });
+    const ctl = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+    expect(ctl.code, `${ctl.stderr}\n${log}`).toBe(0);
+    expect(await exited).toBe(0);
+  } finally {
+    agent.kill("SIGKILL");
+    await service.stop();
+    await launcher.close();
+  }
+  const runDir = join(home, "runs", runId);
+  const source = new StoreRunSource(store, "runs");
+  for (const file of ["metrics.jsonl", "output.log", "lr.rank0.jsonl"]) {
+    expect((await source.readFile(runId, file))?.toString("utf8"), file).toBe(await readFile(join(runDir, file), "utf8"));
+  }
+  expect(log).toMatch(/credentials renewed until/);
 });

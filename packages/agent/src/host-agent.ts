@@ -32,6 +32,7 @@ import {
   type HostRun,
   type HostSpec,
   parseAt,
+  type PresignedPost,
   type RunSpec,
   type RunSyncTarget,
   TERMINAL_STATUSES,
@@ -50,9 +51,15 @@ export interface HostAgentOptions {
   home: string;
   env: Readonly<Record<string, string | undefined>>;
   /** Where a run's directory is synced, given its run (the POST-policy target on a cloud machine). */
-  storeTarget?: (run: HostRun, runDir: string) => RunSyncTarget | undefined;
+  storeTarget?: (run: HostRun, runDir: string) => HostStoreTarget | undefined;
   log: (line: string) => void;
 }
+
+/** A run-sync target; one that writes with a policy that expires also takes a renewed one. */
+export type HostStoreTarget = RunSyncTarget & {
+  readonly expiresAt?: string;
+  renew?(post: PresignedPost): void;
+};
 
 export interface HostOutcome {
   /** Why the agent stopped: the machine went idle (and was told to shut down), or it was signalled. */
@@ -201,15 +208,66 @@ export class HostAgent {
         ),
     ].filter((loop) => loop !== undefined);
     const beat = telemetry && setInterval(() => telemetry.heartbeat(), this.#spec.heartbeatMs);
+    const renewal = nc && run.nats?.creds ? this.#renewal(run, spec.runId, nc, store) : undefined;
     if (this.#stopping) supervisor.stop(this.#stopping);
     const outcome = await supervisor.done;
     if (beat) clearInterval(beat);
+    renewal?.stop();
     await Promise.all(loops.map((loop) => loop.finish()));
     telemetry?.publishStatus(outcome.status, outcome.exitCode);
     await nc?.flush().catch(() => undefined);
     if (nc && nc !== this.#nc) await nc.drain().catch(() => undefined);
     this.#current = undefined;
     log(`run ${spec.runId} ended: ${outcome.status} (exit ${outcome.exitCode})`);
+  }
+
+  /**
+   * Keeps the run's short-lived credential and POST policy alive: once a third
+   * of their lifetime is left, asks the launching side over NATS for fresh ones
+   * (docs/protocol.md, "Renewal"). The new credential goes to the run's creds
+   * file, which every connection of the run reads again when it reconnects (the
+   * server closes a connection whose credential expired); the new policy goes
+   * to the store target. Without an answer the run goes on: the store copy
+   * waits, nothing is lost, and the agent asks again.
+   */
+  #renewal(run: HostRun, runId: string, nc: NatsConnection, store: HostStoreTarget | undefined) {
+    const { log } = this.#options;
+    const prefix = run.nats?.prefix ?? "runctl";
+    const expiry = () =>
+      Math.min(
+        Date.parse(run.nats?.credsExpiresAt ?? "") || Number.POSITIVE_INFINITY,
+        store?.expiresAt ? Date.parse(store.expiresAt) : Number.POSITIVE_INFINITY,
+      );
+    let issued = Date.now();
+    let asking = false;
+    let failed = false;
+    const tick = async () => {
+      const soonest = expiry();
+      if (!Number.isFinite(soonest) || asking) return;
+      if (soonest - Date.now() > (soonest - issued) / 3) return;
+      asking = true;
+      try {
+        const { renewRunCredentials } = await import("@runctl/control");
+        const renewed = await renewRunCredentials(nc, { prefix, runId });
+        await this.#writeCreds(runId, renewed.creds);
+        run.nats = { ...(run.nats as HostNats), creds: renewed.creds, credsExpiresAt: renewed.expiresAt.toISOString() };
+        if (renewed.post) store?.renew?.(renewed.post);
+        // Before the old credential expires and the server closes the connection.
+        await nc.reconnect().catch(() => undefined);
+        issued = Date.now();
+        failed = false;
+        log(`run ${runId}: credentials renewed until ${renewed.expiresAt.toISOString()}`);
+      } catch (error) {
+        if (!failed) log(`run ${runId}: renewal failed (asking again): ${toRunctlError(error).message}`);
+        failed = true;
+      } finally {
+        asking = false;
+      }
+    };
+    const lifetime = expiry() - issued;
+    const every = Math.min(30_000, Math.max(250, Number.isFinite(lifetime) ? lifetime / 20 : 30_000));
+    const timer = setInterval(() => void tick(), every);
+    return { stop: () => clearInterval(timer) };
   }
 
   /** Syncs every `ms` until finish(), which waits for one last complete pass. */

@@ -118,6 +118,7 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
       url: input.nats.url,
       prefix: input.nats.prefix,
       creds: minted.creds,
+      credsExpiresAt: minted.expiresAt.toISOString(),
       inboxPrefix: minted.inboxPrefix,
     };
   }

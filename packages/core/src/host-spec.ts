@@ -24,6 +24,8 @@ export const HostNatsSchema = z.strictObject({
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/)
     .default("runctl"),
   creds: z.string().min(1).optional(),
+  /** When `creds` expires (ISO 8601): the agent asks for fresh ones before. */
+  credsExpiresAt: z.iso.datetime({ offset: true }).optional(),
   /** Replies to this connection's requests come under it (a per-run credential may only subscribe there). */
   inboxPrefix: z.string().min(1).optional(),
 });

@@ -6,6 +6,7 @@
  * outbound buffer is reset on every dial), so NatsChannel holds its publishes
  * until the connection is back (connection-state.ts).
  */
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import {
   connect,
@@ -57,7 +58,8 @@ export function reconnectBackoff(
 }
 
 /**
- * nats.js connect options for `settings` (context resolved, creds file read).
+ * nats.js connect options for `settings` (context resolved, creds file read,
+ * and read again at each reconnect).
  * `backoff` receives the reconnect delays; connectNats resets it on reconnect.
  */
 export async function natsConnectOptions(
@@ -90,7 +92,20 @@ export async function natsConnectOptions(
         hint: "Point nats.creds (or the context's creds) at the .creds file `nsc generate creds` wrote.",
       });
     }
-    opts.authenticator = credsAuthenticator(creds);
+    // Read again at every reconnect: a renewed file (a run's credentials,
+    // renewal.ts) takes effect the next time the connection is made.
+    const file = s.credsFile;
+    // A credential that expired or was refused may be renewed in the file (a
+    // run's credentials are): keep dialling instead of closing.
+    opts.ignoreAuthErrorAbort = true;
+    opts.authenticator = credsAuthenticator(() => {
+      try {
+        creds = readFileSync(file);
+      } catch {
+        // keep the last readable credentials; the server says if they no longer work
+      }
+      return creds;
+    });
   }
   // Explicit settings win over credentials in the URL.
   const explicit = s.token !== undefined || s.user !== undefined;
@@ -147,6 +162,7 @@ export async function connectNats(
   const connectOptions = await natsConnectOptions(settings, { ...options, backoff });
   const current = options.credentials;
   if (current !== undefined) {
+    connectOptions.ignoreAuthErrorAbort = true;
     connectOptions.authenticator = credsAuthenticator(() => new TextEncoder().encode(current()));
   }
   const deadline = Date.now() + (options.waitForServerMs ?? 0);

@@ -8,7 +8,7 @@
  * current text at every (re)connect.
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { ProviderError } from "@runctl/core";
+import { PresignedPost, ProviderError } from "@runctl/core";
 import { z } from "zod";
 import { accountKeyPair, mintRunCredentials, type RunCredentials } from "./credentials.ts";
 import { telemetrySubjects } from "./subjects.ts";
@@ -20,6 +20,8 @@ const RenewalGranted = z
     /** Seconds since the epoch. */
     expires_at: z.number(),
     inbox_prefix: z.string().min(1),
+    /** A fresh POST policy for the run's prefix in the store, when the launching side makes them. */
+    post: PresignedPost.optional(),
   })
   .loose();
 const RenewalRefused = z.object({ error: z.string() }).loose();
@@ -38,6 +40,8 @@ export interface ServeCredentialRenewalsOptions {
   hostId?: string;
   /** Lifetime of each renewed credential. */
   expiresInSeconds: number;
+  /** A fresh POST policy for the run's store prefix, sent with the credentials (the run sync's). */
+  presignPost?: () => Promise<PresignedPost>;
   /** Asked before each renewal; false refuses it (the run has ended). Default: always renew. */
   isActive?: () => boolean | Promise<boolean>;
   onRenewal?: (minted: RunCredentials) => void;
@@ -79,6 +83,7 @@ export function serveCredentialRenewals(options: ServeCredentialRenewalsOptions)
               creds: minted.creds,
               expires_at: minted.expiresAt.getTime() / 1000,
               inbox_prefix: minted.inboxPrefix,
+              ...(options.presignPost ? { post: await options.presignPost() } : {}),
             };
           }
         } catch (e) {
@@ -100,6 +105,8 @@ export interface RenewedCredentials {
   creds: string;
   expiresAt: Date;
   inboxPrefix: string;
+  /** A fresh POST policy for the run's store prefix, if the launching side sent one. */
+  post?: PresignedPost;
 }
 
 /** Asks the launching side for fresh credentials for `runId` (on a connection that holds the current ones). */
@@ -135,5 +142,6 @@ export async function renewRunCredentials(
     creds: reply.creds,
     expiresAt: new Date(reply.expires_at * 1000),
     inboxPrefix: reply.inbox_prefix,
+    ...(reply.post ? { post: reply.post } : {}),
   };
 }
