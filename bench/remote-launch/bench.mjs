@@ -356,7 +356,7 @@ try {
   /** One remote launch: ms from startBareHost to the first metrics.jsonl chunk at the follower. */
   async function remote(kind, i, node) {
     const runId = `bench-${kind}-${i < 0 ? `w${-i}` : i}`;
-    const launch = await prepare(runId, `bench-${kind}-${i}`);
+    const launch = await prepare(runId, runId);
     if (launch.uploadedBytes !== 0) throw new Error(`${runId}: uploaded ${launch.uploadedBytes} bytes`);
     let onMetric;
     const metric = new Promise((r) => {
