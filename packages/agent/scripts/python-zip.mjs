@@ -17,14 +17,27 @@ export function pythonClientSourceDir() {
   return dirname(require.resolve("@runctl/client-python/package.json"));
 }
 
+/** The package's `.py` files, subpackages included (`runctl/runner/…`), as sorted `/` paths. */
+async function pythonSources(dir, prefix) {
+  const found = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory() && entry.name !== "__pycache__") {
+      found.push(...(await pythonSources(join(dir, entry.name), `${prefix}${entry.name}/`)));
+    } else if (entry.isFile() && entry.name.endsWith(".py")) {
+      found.push(`${prefix}${entry.name}`);
+    }
+  }
+  return found.sort();
+}
+
 /** @returns {Promise<{ zip: Uint8Array, sha256: string, files: string[] }>} */
 export async function buildPythonClientZip(sourceDir = pythonClientSourceDir()) {
-  const names = (await readdir(join(sourceDir, "runctl"))).filter((n) => n.endsWith(".py")).sort();
+  const names = await pythonSources(join(sourceDir, "runctl"), "");
   if (!names.includes("__init__.py")) throw new Error(`no runctl/__init__.py under ${sourceDir}`);
   const entries = {};
   for (const name of names) {
     entries[`runctl/${name}`] = [
-      new Uint8Array(await readFile(join(sourceDir, "runctl", name))),
+      new Uint8Array(await readFile(join(sourceDir, "runctl", ...name.split("/")))),
       { mtime: MTIME },
     ];
   }
