@@ -65,7 +65,14 @@ describe("runctl aws", () => {
     const before = ec2.cloud.instances.size;
     const { child, result } = startRunctl(args, ws);
     // Killed once EC2 has accepted the launch but before the CLI hears the answer.
-    ec2.cloud.once("state", () => child.kill("SIGKILL"));
+    const known = new Set(ec2.cloud.instances.keys());
+    const killOnLaunch = (e: { instanceId: string; state: string }) => {
+      if (e.state === "pending" && !known.has(e.instanceId)) {
+        child.kill("SIGKILL");
+        ec2.cloud.off("state", killOnLaunch);
+      }
+    };
+    ec2.cloud.on("state", killOnLaunch);
     const killed = await result;
     expect(killed.signal).toBe("SIGKILL");
     expect(ec2.cloud.instances.size).toBe(before + 1);

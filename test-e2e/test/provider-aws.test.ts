@@ -263,3 +263,23 @@ describe("provider-aws: price, stop and interruptions", () => {
     await p.terminate(resourceId);
   });
 });
+
+describe("provider-aws: eventual consistency", () => {
+  it("finds an instance it just launched even while EC2 still calls the id unknown", async () => {
+    const p = provider();
+    ec2.cloud.eventualConsistency = 2;
+    try {
+      const { resourceId } = await p.launch({ instanceType: "t3.micro" });
+      const before = ec2.cloud.callCount("DescribeInstances");
+      const resource = await p.status(resourceId);
+      expect(resource.id).toBe(resourceId);
+      expect(ec2.cloud.callCount("DescribeInstances") - before).toBe(3);
+      // An id it did not launch is not waited for.
+      const error = await p.status("i-0123456789abcdef0").catch((e: unknown) => e);
+      expect(hasErrorCode(error, "not_found")).toBe(true);
+      await p.terminate(resourceId);
+    } finally {
+      ec2.cloud.eventualConsistency = 0;
+    }
+  });
+});

@@ -393,7 +393,7 @@ export class AwsProvider implements Provider {
 
   // ---- planning --------------------------------------------------------------------------
 
-  async #plan(input: LaunchSpecInput): Promise<Plan> {
+  async #plan(input: LaunchSpecInput, checkZone: boolean): Promise<Plan> {
     const spec = LaunchSpec.parse(input);
     const options = AwsLaunchOptions.parse(spec.providerOptions);
     if (spec.region !== undefined && spec.region !== this.region) {
@@ -405,7 +405,9 @@ export class AwsProvider implements Provider {
         },
       );
     }
-    let zones = await this.#zonesOnce();
+    // A launch passes a named zone on as is (EC2 refuses one it lacks: one call fewer); a quote
+    // checks it, since nothing else would.
+    let zones = spec.zone !== undefined && !checkZone ? [spec.zone] : await this.#zonesOnce();
     if (spec.zone !== undefined) {
       if (!zones.includes(spec.zone)) {
         throw new UserError(`Zone ${spec.zone} is not an available zone of ${this.region}`, {
@@ -441,7 +443,7 @@ export class AwsProvider implements Provider {
   }
 
   async quote(input: LaunchSpecInput): Promise<Quote> {
-    const plan = await this.#plan(input);
+    const plan = await this.#plan(input, true);
     const step = plan.steps.find((s) => !plan.infeasible.has(s));
     if (step === undefined) {
       const first = plan.steps[0] as LaunchStep;
@@ -473,14 +475,17 @@ export class AwsProvider implements Provider {
   // ---- launch ----------------------------------------------------------------------------
 
   async launch(input: LaunchSpecInput, signal?: AbortSignal): Promise<Placement> {
-    const plan = await this.#plan(input);
-    const { spec, options } = plan;
-    const [image, groupId] = await Promise.all([
-      this.#imageFor(spec),
-      options.securityGroup !== undefined
-        ? Promise.resolve(options.securityGroup)
+    const early = LaunchSpec.parse(input);
+    const earlyOptions = AwsLaunchOptions.parse(early.providerOptions);
+    // Independent look-ups run side by side: a launch waits for the slowest, not for the sum.
+    const [plan, image, groupId] = await Promise.all([
+      this.#plan(input, false),
+      this.#imageFor(early),
+      earlyOptions.securityGroup !== undefined
+        ? Promise.resolve(earlyOptions.securityGroup)
         : this.ensureSecurityGroup(),
     ]);
+    const { spec, options } = plan;
     const tags: Record<string, string> = {
       ...spec.tags,
       ...(options.name ? { Name: options.name } : {}),

@@ -188,7 +188,8 @@ export class Ec2Cloud extends EventEmitter {
   private readonly timers = new Set<NodeJS.Timeout>();
   private transitionMs: number;
   machine: MachineHook;
-  private readonly eventualConsistency: number;
+  /** New instances stay unknown to this many describe-by-id calls (settable between launches). */
+  eventualConsistency: number;
   private closed = false;
 
   constructor(options: CloudOptions = {}) {
