@@ -9,6 +9,7 @@ import {
   DescribeAvailabilityZonesCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
+  DescribeInstanceTypesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSpotPriceHistoryCommand,
   DescribeTagsCommand,
@@ -334,6 +335,17 @@ describe("ec2 emulator", () => {
     )[0];
     expect(newest?.ImageId).toBe(IMAGE);
     expect(images.Images?.every((i) => i.OwnerId === "898082745236")).toBe(true);
+    const types = await client().send(
+      new DescribeInstanceTypesCommand({ InstanceTypes: ["g5.xlarge", "t3.micro"] }),
+    );
+    const g5 = types.InstanceTypes?.find((t) => t.InstanceType === "g5.xlarge");
+    expect(g5?.GpuInfo?.Gpus?.[0]).toMatchObject({ Count: 1, Manufacturer: "NVIDIA" });
+    expect(g5?.SupportedUsageClasses).toEqual(["on-demand", "spot"]);
+    expect(types.InstanceTypes?.find((t) => t.InstanceType === "t3.micro")?.GpuInfo).toBeUndefined();
+    const unknownType = await refusal(
+      client().send(new DescribeInstanceTypesCommand({ InstanceTypes: ["z9.huge" as _InstanceType] })),
+    );
+    expect(unknownType.name).toBe("InvalidInstanceType");
     const zones = await client().send(new DescribeAvailabilityZonesCommand({}));
     expect(zones.AvailabilityZones?.map((z) => z.ZoneName)).toEqual([
       "us-east-1a",

@@ -231,8 +231,9 @@ describe("provider-aws: price, stop and interruptions", () => {
       providerOptions: { maxPrice: 0.1 },
     });
     expect(capped).toMatchObject({ available: false, unavailable: { code: "capacity" } });
-    const unknownType = await p.quote({ instanceType: "x9.unknown" });
-    expect(unknownType.pricePerHour).toBeNull();
+    const unknownType = await p.quote({ instanceType: "x9.unknown" }).catch((e: unknown) => e);
+    expect(hasErrorCode(unknownType, "invalid_spec")).toBe(true);
+    expect((unknownType as Error).message).toContain("x9.unknown");
   });
 
   it("refuses to stop a one-time spot instance and reports its interruption", async () => {

@@ -12,6 +12,7 @@ import {
   DescribeImagesCommand,
   DescribeInstancesCommand,
   type DescribeInstancesCommandInput,
+  DescribeInstanceTypesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSpotPriceHistoryCommand,
   EC2Client,
@@ -64,6 +65,7 @@ import {
   type Ec2Instance,
   type Ec2StateName,
   ImagesAnswer,
+  InstanceTypesAnswer,
   RunInstancesAnswer,
   SecurityGroupsAnswer,
   SpotPriceAnswer,
@@ -442,7 +444,30 @@ export class AwsProvider implements Provider {
     return { spec, options, steps, infeasible, maxPrice };
   }
 
+  /** Instance types EC2 offers here; a name it does not know is `invalid_spec`, said before any launch. */
+  async #checkTypes(types: readonly string[]): Promise<void> {
+    const wanted = [...new Set(types)];
+    const answer = InstanceTypesAnswer.parse(
+      await this.#send(`look up instance types ${wanted.join(", ")}`, (c, o) =>
+        c.send(new DescribeInstanceTypesCommand({ InstanceTypes: wanted as _InstanceType[] }), o),
+      ),
+    );
+    const known = new Set(answer.InstanceTypes.map((t) => t.InstanceType));
+    const missing = wanted.filter((t) => !known.has(t));
+    if (missing.length > 0) {
+      throw new UserError(`${missing.join(", ")}: not an instance type EC2 offers in ${this.region}`, {
+        code: "invalid_spec",
+        hint: "Check the spelling (g5.xlarge, g6.xlarge, p4d.24xlarge) and that the region offers it.",
+      });
+    }
+  }
+
   async quote(input: LaunchSpecInput): Promise<Quote> {
+    const parsed = LaunchSpec.parse(input);
+    await this.#checkTypes([
+      parsed.instanceType,
+      ...AwsLaunchOptions.parse(parsed.providerOptions).instanceTypes,
+    ]);
     const plan = await this.#plan(input, true);
     const step = plan.steps.find((s) => !plan.infeasible.has(s));
     if (step === undefined) {

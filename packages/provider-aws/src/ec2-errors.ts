@@ -52,6 +52,7 @@ const INVALID_SPEC_CODES = new Set([
   "InvalidSubnetID.NotFound",
   "InvalidBlockDeviceMapping",
   "IdempotentParameterMismatch",
+  "InvalidInstanceType",
 ]);
 /** Server-side failures that are safe to retry for calls that change nothing. */
 export const TRANSIENT_CODES = new Set([

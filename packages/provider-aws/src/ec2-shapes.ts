@@ -81,3 +81,7 @@ export const CreateSecurityGroupAnswer = z.object({ GroupId: z.string().regex(/^
 export function tagsOf(instance: Ec2Instance): Record<string, string> {
   return Object.fromEntries(instance.Tags.map((t) => [t.Key, t.Value]));
 }
+
+export const InstanceTypesAnswer = z.object({
+  InstanceTypes: z.array(z.object({ InstanceType: z.string() })).default([]),
+});

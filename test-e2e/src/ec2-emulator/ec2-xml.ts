@@ -11,7 +11,7 @@ export const EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
 const builder = new XMLBuilder({ ignoreAttributes: false, suppressEmptyNode: false, processEntities: true });
 
-type Xml = string | number | boolean | XmlObject | XmlObject[];
+type Xml = string | number | boolean | XmlObject | XmlObject[] | string[];
 interface XmlObject {
   [key: string]: Xml | undefined;
 }

@@ -231,3 +231,11 @@ export const DescribeTagsParams = z.strictObject({
   MaxResults: int.optional(),
   NextToken: z.string().optional(),
 });
+
+export const DescribeInstanceTypesParams = z.strictObject({
+  ...Common,
+  InstanceType: list(z.string()).optional(),
+  Filter: list(Filter).optional(),
+  MaxResults: int.optional(),
+  NextToken: z.string().optional(),
+});

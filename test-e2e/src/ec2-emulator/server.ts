@@ -48,6 +48,7 @@ import {
   DescribeAvailabilityZonesParams,
   DescribeImagesParams,
   DescribeInstancesParams,
+  DescribeInstanceTypesParams,
   DescribeSecurityGroupsParams,
   DescribeSpotPriceHistoryParams,
   DescribeTagsParams,
@@ -341,6 +342,55 @@ class QueryApi {
       );
       const { page, next } = paginate(images, p.MaxResults, p.NextToken, [5, 1000]);
       return { imagesSet: items(page.map(imageXml)), ...(next ? { nextToken: next } : {}) };
+    },
+    DescribeInstanceTypes: (raw) => {
+      const p = parseAction(DescribeInstanceTypesParams, raw);
+      const filters = p.Filter ?? [];
+      checkFilterNames(filters, (n) => ["instance-type", "current-generation"].includes(n));
+      const unknown = (p.InstanceType ?? []).filter((t) => !findInstanceType(t));
+      if (unknown.length > 0) {
+        throw new Ec2Failure(
+          400,
+          "InvalidInstanceType",
+          `The following supplied instance types do not exist: [${unknown.join(", ")}]`,
+        );
+      }
+      const types = INSTANCE_TYPES.filter(
+        (t) =>
+          (p.InstanceType === undefined || p.InstanceType.includes(t.name)) &&
+          matchesFilters(
+            filters,
+            (name) => ({ "instance-type": [t.name], "current-generation": ["true"] })[name],
+          ),
+      );
+      const { page, next } = paginate(types, p.MaxResults, p.NextToken, [5, 100]);
+      return {
+        instanceTypeSet: items(
+          page.map((t) => ({
+            instanceType: t.name,
+            currentGeneration: true,
+            supportedUsageClasses: { item: ["on-demand", "spot"] },
+            vCpuInfo: { defaultVCpus: t.vcpus },
+            memoryInfo: { sizeInMiB: t.vcpus * 4096 },
+            ...(t.gpus > 0
+              ? {
+                  gpuInfo: {
+                    gpus: items([
+                      {
+                        name: t.name.startsWith("g4dn") ? "T4" : t.name.startsWith("p3") ? "V100" : "A10G",
+                        manufacturer: "NVIDIA",
+                        count: t.gpus,
+                        memoryInfo: { sizeInMiB: 24_576 },
+                      },
+                    ]),
+                    totalGpuMemoryInMiB: 24_576 * t.gpus,
+                  },
+                }
+              : {}),
+          })),
+        ),
+        ...(next ? { nextToken: next } : {}),
+      };
     },
     DescribeSpotPriceHistory: (raw, region) => {
       const p = parseAction(DescribeSpotPriceHistoryParams, raw);
