@@ -52,6 +52,9 @@ describe("runctl aws", () => {
     );
     ec2.cloud.clearFaults();
 
+    const waited = await runctlJson(["aws", "wait", id, "--interval", "1"], ws);
+    expect(waited.doc).toMatchObject({ success: true, resource: { id, state: "running" } });
+
     const listed = await runctlJson(["aws", "list", "--state", "pending", "--state", "running"], ws);
     const resources = (
       listed.doc as unknown as { resources: Array<{ id: string; tags: Record<string, string> }> }

@@ -225,6 +225,11 @@ describe("ec2 emulator", () => {
     );
     await client().send(new DescribeInstancesCommand({}));
 
+    const dry = await refusal(client().send(new DescribeInstancesCommand({ DryRun: true })));
+    expect(dry.name).toBe("DryRunOperation");
+    const dryRun = await refusal(client().send(new RunInstancesCommand({ ...base, DryRun: true })));
+    expect(dryRun.name).toBe("DryRunOperation");
+
     ec2.cloud.deny("TerminateInstances");
     const denied = await refusal(
       client().send(new TerminateInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })),

@@ -247,6 +247,7 @@ describe("provider-aws: price, stop and interruptions", () => {
     await ec2.cloud.waitForState(resourceId, "terminated");
     const [notice] = await p.interruptions([resourceId]);
     expect(notice).toMatchObject({ resourceId, kind: "spot-termination" });
+    expect(Date.parse(notice?.at ?? "")).not.toBeNaN();
     expect((await p.interruptions()).some((n) => n.resourceId === resourceId)).toBe(true);
   });
 

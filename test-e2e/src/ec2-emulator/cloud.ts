@@ -365,14 +365,14 @@ export class Ec2Cloud extends EventEmitter {
 
   private beginStop(instance: InstanceRecord, reason: { code: string; message: string }): void {
     instance.stateReason = reason;
-    instance.stateTransitionReason = `User initiated (${new Date().toISOString().replace("T", " ").slice(0, 19)} GMT)`;
+    instance.stateTransitionReason = transitionReason(reason.code);
     this.transition(instance, "stopping");
     void this.stopMachine(instance).then(() => this.later(() => this.transition(instance, "stopped")));
   }
 
   private beginTerminate(instance: InstanceRecord, reason: { code: string; message: string }): void {
     instance.stateReason = reason;
-    instance.stateTransitionReason = `User initiated (${new Date().toISOString().replace("T", " ").slice(0, 19)} GMT)`;
+    instance.stateTransitionReason = transitionReason(reason.code);
     this.transition(instance, "shutting-down");
     void this.stopMachine(instance).then(() => this.later(() => this.transition(instance, "terminated")));
   }
@@ -860,6 +860,12 @@ export class Ec2Cloud extends EventEmitter {
     }
     return out;
   }
+}
+
+/** EC2's wording: `User initiated (…)` for the owner's calls and shutdowns, `Service initiated (…)` for its own. */
+function transitionReason(code: string): string {
+  const at = new Date().toISOString().replace("T", " ").slice(0, 19);
+  return `${code.startsWith("Server.") ? "Service" : "User"} initiated (${at} GMT)`;
 }
 
 export function dryRunOk(): Ec2Failure {

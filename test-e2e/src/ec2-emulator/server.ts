@@ -236,6 +236,8 @@ class QueryApi {
     if (handler === undefined)
       throw new Ec2Failure(400, "InvalidAction", `The action ${action} is not valid for this web service.`);
     this.cloud.admit(action, caller.region, caller.credential.accessKeyId);
+    // Read-only actions have nothing to refuse but permission: a dry run of one succeeds here.
+    if (action.startsWith("Describe") && params.DryRun === "true") throw dryRunOk();
     const requestId = newRequestId();
     const result = await handler(params, caller.region);
     res.statusCode = 200;
