@@ -22,6 +22,7 @@ import {
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunInstancesParams } from "../src/ec2-emulator/query-params.ts";
 import { type Ec2Emulator, startEc2Emulator, type VirtualMachineContext } from "../src/ec2-emulator.ts";
 
 const KEY = { accessKeyId: "AKIDEC2TEST", secretAccessKey: "secret-ec2" };
@@ -183,6 +184,22 @@ describe("ec2 emulator", () => {
     const again = await client().send(new RunInstancesCommand(input));
     expect(again.Instances?.[0]?.InstanceId).toBe(first.Instances?.[0]?.InstanceId);
     expect(again.ReservationId).toBe(first.ReservationId);
+    // Two requests with one token in flight at once (driven in-process, so the interleaving is
+    // certain): the second gets the first's reservation.
+    const racing = RunInstancesParams.parse({
+      Action: "RunInstances",
+      Version: "2016-11-15",
+      ImageId: IMAGE,
+      InstanceType: "t3.micro",
+      MinCount: "1",
+      MaxCount: "1",
+      ClientToken: "token-idem-race",
+    });
+    const [r1, r2] = await Promise.all([
+      ec2.cloud.runInstances(racing, "us-east-1"),
+      ec2.cloud.runInstances(racing, "us-east-1"),
+    ]);
+    expect(r2.instances[0]?.instanceId).toBe(r1.instances[0]?.instanceId);
     const mismatch = await refusal(
       client().send(new RunInstancesCommand({ ...input, InstanceType: "t3.small" })),
     );

@@ -183,9 +183,40 @@ describe("provider-aws: launch", () => {
     expect(second.resourceId).toBe(first.resourceId);
     expect(events.some((e) => e.kind === "launched" && e.adopted)).toBe(true);
     expect(instancesTagged("runctl:run-id", "run-once").length).toBe(1);
+    // Two launches of one attempt racing: EC2's token makes one machine, both get it.
+    const race = { ...spec, runId: "run-race" };
+    const [a, b] = await Promise.all([provider().launch(race), provider().launch(race)]);
+    expect(a.resourceId).toBe(b.resourceId);
+    expect(instancesTagged("runctl:run-id", "run-race").length).toBe(1);
+    await provider().terminate(a.resourceId);
     const next = await provider().launch({ ...spec, attempt: 2 });
     expect(next.resourceId).not.toBe(first.resourceId);
     for (const id of [first.resourceId, next.resourceId]) await provider().terminate(id);
+  });
+
+  it("finds a named launch's machine whichever fallback step made it, and never relaunches an ended one", async () => {
+    ec2.cloud.refuseCapacity({ instanceType: "c5.large", zone: "us-east-1a" });
+    const spec = { instanceType: "c5.large", runId: "run-fell-back", attempt: 1 } as const;
+    const first = await provider().launch(spec);
+    expect(ec2.cloud.instances.get(first.resourceId)?.zone).toBe("us-east-1b");
+    // Capacity is back in us-east-1a: a re-run must not make a machine there.
+    ec2.cloud.clearFaults();
+    const before = ec2.cloud.callCount("RunInstances");
+    const again = await provider().launch(spec);
+    expect(again).toMatchObject({
+      resourceId: first.resourceId,
+      instanceType: "c5.large",
+      market: "on-demand",
+    });
+    expect(ec2.cloud.callCount("RunInstances")).toBe(before);
+    expect(instancesTagged("runctl:run-id", "run-fell-back").length).toBe(1);
+    await provider().terminate(first.resourceId);
+    await ec2.cloud.waitForState(first.resourceId, "terminated");
+    const used = await provider()
+      .launch(spec)
+      .catch((e: unknown) => e);
+    expect(hasErrorCode(used, "launch_used")).toBe(true);
+    expect(instancesTagged("runctl:run-id", "run-fell-back").length).toBe(1);
   });
 
   it("gives up on a throttling storm after a bounded number of calls", async () => {

@@ -524,6 +524,28 @@ export class AwsProvider implements Provider {
     const profile = options.iamInstanceProfile ?? this.#config.iam_instance_profile;
     const subnet = options.subnet ?? this.#config.subnet;
     this.#onStep({ kind: "plan", steps: plan.steps });
+    if (name !== undefined) {
+      // A named launch that ran before (killed, retried, or it fell back to a later step) has
+      // its machine already: found by the client tokens of its steps, whichever one made it.
+      const tokens = plan.steps.map((s) => clientToken(name, s));
+      const earlier = await this.#describe(
+        { Filters: [{ Name: "client-token", Values: tokens }] },
+        "look for this launch's machine",
+      );
+      const found = earlier.find((e) => e.State.Name !== "terminated" && e.State.Name !== "shutting-down");
+      if (found) {
+        return this.#placed(
+          found,
+          {
+            instanceType: found.InstanceType,
+            zone: found.Placement?.AvailabilityZone ?? (plan.steps[0] as LaunchStep).zone,
+            market: found.InstanceLifecycle === "spot" ? "spot" : "on-demand",
+          },
+          true,
+        );
+      }
+      if (earlier.length > 0) throw launchUsedUp(name, earlier[0]?.InstanceId ?? "");
+    }
     const refusals: string[] = [];
     const next = (i: number) => plan.steps.slice(i + 1).find((s) => !plan.infeasible.has(s));
     for (let i = 0; i < plan.steps.length; i++) {
@@ -633,17 +655,11 @@ export class AwsProvider implements Provider {
           throw error;
         }
       }
-      this.#recent.set(instance.InstanceId, Date.now());
-      this.#onStep({ kind: "launched", step, instanceId: instance.InstanceId, adopted });
-      return {
-        provider: this.name,
-        resourceId: instance.InstanceId,
-        region: this.region,
-        market: step.market,
-        instanceType: step.instanceType,
-        pricePerHour: await this.#price(step),
-        launchedAt: (instance.LaunchTime ?? new Date()).toISOString(),
-      };
+      if (instance.State.Name === "terminated" || instance.State.Name === "shutting-down") {
+        // EC2 answers a client token with the machine it made, even one ended since.
+        throw launchUsedUp(name ?? token, instance.InstanceId);
+      }
+      return this.#placed(instance, step, adopted);
     }
     throw new ProviderError(
       `No capacity for ${spec.instanceType} (${spec.market}) in ${this.region}: ${refusals.join("; ")}`,
@@ -656,6 +672,20 @@ export class AwsProvider implements Provider {
         details: { attempts: refusals },
       },
     );
+  }
+
+  async #placed(instance: Ec2Instance, step: LaunchStep, adopted: boolean): Promise<Placement> {
+    this.#recent.set(instance.InstanceId, Date.now());
+    this.#onStep({ kind: "launched", step, instanceId: instance.InstanceId, adopted });
+    return {
+      provider: this.name,
+      resourceId: instance.InstanceId,
+      region: this.region,
+      market: step.market,
+      instanceType: step.instanceType,
+      pricePerHour: await this.#price(step),
+      launchedAt: (instance.LaunchTime ?? new Date()).toISOString(),
+    };
   }
 
   // ---- resources -------------------------------------------------------------------------
@@ -786,6 +816,13 @@ export class AwsProvider implements Provider {
     }
     return notices;
   }
+}
+
+function launchUsedUp(name: string, instanceId: string): UserError {
+  return new UserError(`This launch (${name}) already made ${instanceId}, which has been terminated`, {
+    code: "launch_used",
+    hint: "A launch makes one machine, once: start a new attempt of the run, or pass another --idempotency-key.",
+  });
 }
 
 /** The region: `[aws] region`, else AWS_REGION / AWS_DEFAULT_REGION, the profile's, else us-east-1. */

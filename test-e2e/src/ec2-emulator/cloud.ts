@@ -577,17 +577,11 @@ export class Ec2Cloud extends EventEmitter {
         machine: undefined,
         machineError: undefined,
       };
-      instance.imds = await startImds(() => imdsView(instance));
       this.instances.set(instance.instanceId, instance);
       created.push(instance);
-      this.emit("state", { instanceId: instance.instanceId, state: "pending" });
-      this.later(() => {
-        if (instance.state === "pending") {
-          instance.stateReason = undefined;
-          this.transition(instance, "running");
-        }
-      });
     }
+    // The token is taken before anything awaits: a second request with it, arriving while this
+    // one is still starting IMDS, gets this reservation instead of making another.
     if (p.ClientToken !== undefined) {
       this.tokens.set(`${region}/${p.ClientToken}`, {
         fingerprint,
@@ -595,6 +589,19 @@ export class Ec2Cloud extends EventEmitter {
         ids: created.map((i) => i.instanceId),
       });
     }
+    await Promise.all(
+      created.map(async (instance) => {
+        instance.imds = await startImds(() => imdsView(instance));
+        if (instance.state === "terminated") await instance.imds.close();
+        this.emit("state", { instanceId: instance.instanceId, state: "pending" });
+        this.later(() => {
+          if (instance.state === "pending") {
+            instance.stateReason = undefined;
+            this.transition(instance, "running");
+          }
+        });
+      }),
+    );
     return { reservationId, instances: created };
   }
 
