@@ -132,6 +132,7 @@ describe("ec2 emulator", () => {
     await ec2.cloud.waitForState(id, "running");
     const vm = booted.find((b) => b.instanceId === id);
     expect(vm?.userData).toBe(userData);
+    expect(vm?.tags["runctl:run-id"]).toBe("r1");
     const described = await client().send(
       new DescribeInstancesCommand({
         Filters: [

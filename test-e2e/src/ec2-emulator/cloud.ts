@@ -114,6 +114,8 @@ export interface VirtualMachineContext {
   imdsEndpoint: string;
   /** Decoded user-data (the bootstrap); undefined when none was given. */
   userData: string | undefined;
+  /** The instance's tags when it booted (`runctl:run-id` names the run it is for). */
+  tags: Readonly<Record<string, string>>;
   /** `shutdown -h now` from inside: stops or terminates per InstanceInitiatedShutdownBehavior. */
   shutdown(): void;
 }
@@ -334,6 +336,7 @@ export class Ec2Cloud extends EventEmitter {
         zone: instance.zone,
         region: instance.region,
         imdsEndpoint: instance.imds?.endpoint ?? "",
+        tags: Object.fromEntries(instance.tags),
         userData:
           instance.userData === undefined
             ? undefined
