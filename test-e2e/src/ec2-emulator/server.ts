@@ -601,6 +601,7 @@ class QueryApi {
           zone: i.zone,
           market: i.spot ? "spot" : "on-demand",
           tags: Object.fromEntries(i.tags),
+          securityGroupIds: i.securityGroupIds,
           imdsEndpoint: i.imds?.endpoint,
         })),
       );
