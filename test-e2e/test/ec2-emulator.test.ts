@@ -22,7 +22,8 @@ import {
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunInstancesParams } from "../src/ec2-emulator/query-params.ts";
+import { Ec2Failure } from "../src/ec2-emulator/ec2-failure.ts";
+import { formPairs, parseAction, RunInstancesParams, unflatten } from "../src/ec2-emulator/query-params.ts";
 import { type Ec2Emulator, startEc2Emulator, type VirtualMachineContext } from "../src/ec2-emulator.ts";
 
 const KEY = { accessKeyId: "AKIDEC2TEST", secretAccessKey: "secret-ec2" };
@@ -437,5 +438,46 @@ describe("ec2 emulator", () => {
       body: JSON.stringify({ clear: true }),
     });
     await client().send(new RunInstancesCommand({ ...base, InstanceType: "c5.large" }));
+  });
+});
+
+describe("ec2 emulator: the Query protocol's parameters", () => {
+  const failure = (fn: () => unknown): Ec2Failure => {
+    try {
+      fn();
+    } catch (error) {
+      expect(error).toBeInstanceOf(Ec2Failure);
+      return error as Ec2Failure;
+    }
+    throw new Error("expected a refusal");
+  };
+
+  it("nests dotted names into lists by their 1-based indices", () => {
+    const body =
+      "Action=RunInstances&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.2.Key=b&TagSpecification.1.Tag.1.Key=a&TagSpecification.1.Tag.1.Value=x%2By+z";
+    expect(unflatten(formPairs(body))).toEqual({
+      Action: "RunInstances",
+      TagSpecification: [{ ResourceType: "instance", Tag: [{ Key: "a", Value: "x+y z" }, { Key: "b" }] }],
+    });
+  });
+
+  it("refuses repeated, conflicting, unknown and missing parameters with EC2's codes", () => {
+    expect(failure(() => unflatten(formPairs("A=1&A=2"))).code).toBe("InvalidParameter");
+    expect(failure(() => unflatten(formPairs("A.1=x&A.1.B=y"))).code).toBe("InvalidParameter");
+    const base = {
+      Action: "RunInstances",
+      Version: "2016-11-15",
+      ImageId: "ami-0a1b2c3d4e5f60702",
+      MinCount: "1",
+      MaxCount: "1",
+    };
+    expect(failure(() => parseAction(RunInstancesParams, { ...base, Colour: "blue" })).code).toBe(
+      "UnknownParameter",
+    );
+    const { ImageId: _, ...noImage } = base;
+    expect(failure(() => parseAction(RunInstancesParams, noImage)).code).toBe("MissingParameter");
+    expect(failure(() => parseAction(RunInstancesParams, { ...base, MinCount: "one" })).code).toBe(
+      "InvalidParameterValue",
+    );
   });
 });
