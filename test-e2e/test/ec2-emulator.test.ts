@@ -180,6 +180,28 @@ describe("ec2 emulator", () => {
     expect(gone?.StateReason?.Code).toBe("Server.SpotInstanceTermination");
   });
 
+  it("stops or terminates an instance that shuts itself down, per its shutdown behaviour", async () => {
+    const launch = async (behavior: "stop" | "terminate") => {
+      const out = await client().send(
+        new RunInstancesCommand({ ...base, InstanceInitiatedShutdownBehavior: behavior }),
+      );
+      const id = out.Instances?.[0]?.InstanceId as string;
+      await ec2.cloud.waitForState(id, "running");
+      const vm = booted.find((b) => b.instanceId === id);
+      vm?.shutdown();
+      return id;
+    };
+    const stoppedId = await launch("stop");
+    await ec2.cloud.waitForState(stoppedId, "stopped");
+    expect(stopped).toContain(stoppedId);
+    const described = await client().send(new DescribeInstancesCommand({ InstanceIds: [stoppedId] }));
+    expect(described.Reservations?.[0]?.Instances?.[0]?.StateReason?.Code).toBe(
+      "Client.InstanceInitiatedShutdown",
+    );
+    const endedId = await launch("terminate");
+    await ec2.cloud.waitForState(endedId, "terminated");
+  });
+
   it("makes one instance per client token and refuses the same token with other arguments", async () => {
     const input = { ...base, ClientToken: "token-idem-1" };
     const first = await client().send(new RunInstancesCommand(input));
