@@ -3,9 +3,8 @@
  * (so the commands use exactly what a third-party plugin could), the resources table, and the
  * question asked before anything stops or terminates a machine.
  */
-import { createInterface } from "node:readline/promises";
 import { Flags } from "@oclif/core";
-import { RunctlCommand, table } from "@runctl/command";
+import { confirmAction, RunctlCommand, table } from "@runctl/command";
 import { isProtected, type Provider, type Resource, UserError } from "@runctl/core";
 
 export const confirmFlags = {
@@ -62,7 +61,7 @@ export abstract class AwsCommand extends RunctlCommand {
       return { dryRun: true, resources: targets };
     }
     if (!flags.yes) {
-      await this.confirm(
+      await confirmAction(
         `${verb} ${targets.length} instance(s)`,
         targets.map((r) => `  ${verb} ${r.id} (${r.instanceType}, ${r.market}, ${r.state})`),
       );
@@ -74,34 +73,5 @@ export abstract class AwsCommand extends RunctlCommand {
       done.push(r);
     }
     return { dryRun: false, resources: done };
-  }
-
-  /** Without a terminal nobody can answer: refuse and name --yes and --dry-run. Questions go to stderr. */
-  protected async confirm(what: string, lines: readonly string[]): Promise<void> {
-    if (!process.stdin.isTTY) {
-      throw new UserError(`Refusing to ${what} without confirmation: stdin is not a terminal`, {
-        code: "confirmation_required",
-        hint: "Pass --yes to go ahead, or --dry-run to see what would be done.",
-      });
-    }
-    for (const line of lines) this.progress(line);
-    const rl = createInterface({ input: process.stdin, output: process.stderr });
-    const unanswered = new AbortController();
-    rl.on("SIGINT", () => unanswered.abort());
-    rl.on("close", () => unanswered.abort());
-    let yes = false;
-    try {
-      yes = /^y(es)?$/i.test((await rl.question(`${what}? [y/N] `, { signal: unanswered.signal })).trim());
-    } catch (error) {
-      if (!unanswered.signal.aborted) throw error;
-    } finally {
-      rl.close();
-    }
-    if (!yes) {
-      throw new UserError("Cancelled; nothing was changed", {
-        code: "cancelled",
-        hint: "Rerun with --dry-run to review, or with --yes to go ahead without the question.",
-      });
-    }
   }
 }
