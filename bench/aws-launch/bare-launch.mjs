@@ -5,7 +5,8 @@
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 
 const [image, group, zone, type] = process.argv.slice(2);
-const client = new EC2Client({ region: process.env.AWS_REGION, maxAttempts: 1 });
+// Region, endpoint and key come from the environment (AWS_REGION, AWS_ENDPOINT_URL_EC2, …), as for runctl.
+const client = new EC2Client({ maxAttempts: 1 });
 const out = await client.send(
   new RunInstancesCommand({
     ImageId: image,
