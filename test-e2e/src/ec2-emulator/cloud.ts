@@ -91,7 +91,8 @@ export interface InstanceRecord {
   imds: Imds | undefined;
   /** Describe-by-id calls that still answer NotFound (eventual consistency). */
   hiddenFor: number;
-  machine: VirtualMachineHandle | undefined;
+  /** The machine booted for the current run of the instance; a promise, so a stop during boot still stops it. */
+  machine: Promise<VirtualMachineHandle | undefined> | undefined;
   machineError: string | undefined;
 }
 
@@ -324,43 +325,47 @@ export class Ec2Cloud extends EventEmitter {
   private transition(instance: InstanceRecord, state: InstanceStateName): void {
     instance.state = state;
     this.emit("state", { instanceId: instance.instanceId, state });
-    if (state === "running") void this.bootMachine(instance);
+    if (state === "running") this.bootMachine(instance);
     if (state === "terminated") void instance.imds?.close();
   }
 
-  private async bootMachine(instance: InstanceRecord): Promise<void> {
-    try {
-      instance.machine = await this.machine({
-        instanceId: instance.instanceId,
-        instanceType: instance.instanceType,
-        zone: instance.zone,
-        region: instance.region,
-        imdsEndpoint: instance.imds?.endpoint ?? "",
-        tags: Object.fromEntries(instance.tags),
-        userData:
-          instance.userData === undefined
-            ? undefined
-            : Buffer.from(instance.userData, "base64").toString("utf8"),
-        shutdown: () => {
-          if (instance.state !== "running") return;
-          const reason = {
-            code: "Client.InstanceInitiatedShutdown",
-            message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown",
-          };
-          if (instance.shutdownBehavior === "terminate") this.beginTerminate(instance, reason);
-          else this.beginStop(instance, reason);
-        },
-      });
-    } catch (error) {
-      instance.machineError = (error as Error)?.message ?? String(error);
-    }
+  private bootMachine(instance: InstanceRecord): void {
+    const context: VirtualMachineContext = {
+      instanceId: instance.instanceId,
+      instanceType: instance.instanceType,
+      zone: instance.zone,
+      region: instance.region,
+      imdsEndpoint: instance.imds?.endpoint ?? "",
+      tags: Object.fromEntries(instance.tags),
+      userData:
+        instance.userData === undefined
+          ? undefined
+          : Buffer.from(instance.userData, "base64").toString("utf8"),
+      shutdown: () => {
+        if (instance.state !== "running") return;
+        const reason = {
+          code: "Client.InstanceInitiatedShutdown",
+          message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown",
+        };
+        if (instance.shutdownBehavior === "terminate") this.beginTerminate(instance, reason);
+        else this.beginStop(instance, reason);
+      },
+    };
+    instance.machine = (async () => {
+      try {
+        return await this.machine(context);
+      } catch (error) {
+        instance.machineError = (error as Error)?.message ?? String(error);
+        return undefined;
+      }
+    })();
   }
 
   private async stopMachine(instance: InstanceRecord): Promise<void> {
-    const handle = instance.machine;
+    const booting = instance.machine;
     instance.machine = undefined;
     try {
-      await handle?.stop();
+      await (await booting)?.stop();
     } catch (error) {
       instance.machineError = (error as Error)?.message ?? String(error);
     }
