@@ -1,10 +1,14 @@
+import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { type QueueServer, startQueueServer } from "@runctl/queue-server";
 import { RunWriter } from "@runctl/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { runctl, type Sandbox, sandbox } from "./run-cli.ts";
+
+const require = createRequire(import.meta.url);
 
 const Envelope = z.union([
   z.object({ success: z.literal(true) }).passthrough(),
@@ -57,8 +61,51 @@ async function startS3Emulator(dataDir: string): Promise<S3Emulator> {
 }
 
 let box: Sandbox;
+interface Ec2Emulator {
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** The EC2 emulator from test-e2e (a computed path, as for S3), with one running instance for the `aws` samples. */
+async function startEc2Emulator(): Promise<{ ec2: Ec2Emulator; instanceId: string }> {
+  const emulator = (await import(new URL("../../../test-e2e/src/ec2-emulator.ts", import.meta.url).href)) as {
+    startEc2Emulator(options: { credentials: object[]; transitionMs: number }): Promise<
+      Ec2Emulator & {
+        cloud: { runInstances(p: unknown, region: string): Promise<{ instances: { instanceId: string }[] }> };
+      }
+    >;
+  };
+  const params = (await import(
+    new URL("../../../test-e2e/src/ec2-emulator/query-params.ts", import.meta.url).href
+  )) as {
+    RunInstancesParams: { parse(v: unknown): unknown };
+  };
+  const ec2 = await emulator.startEc2Emulator({
+    credentials: [{ accessKeyId: "AKIDSAMPLES", secretAccessKey: "samples-secret" }],
+    transitionMs: 0,
+  });
+  const { instances } = await ec2.cloud.runInstances(
+    params.RunInstancesParams.parse({
+      Action: "RunInstances",
+      Version: "2016-11-15",
+      ImageId: "ami-0a1b2c3d4e5f60702",
+      InstanceType: "t3.micro",
+      MinCount: "1",
+      MaxCount: "1",
+      TagSpecification: [{ ResourceType: "instance", Tag: [{ Key: "CreatedBy", Value: "runctl" }] }],
+    }),
+    "us-east-1",
+  );
+  return { ec2, instanceId: instances[0]?.instanceId as string };
+}
+
+/** Stands for the emulator's instance in the `aws` samples (its id is known only once it runs). */
+const AWS_SAMPLE_INSTANCE = "aws-sample-instance";
+
 let queue: QueueServer;
 let s3: S3Emulator;
+let ec2: Ec2Emulator;
+let awsInstance: string;
 beforeAll(async () => {
   box = await sandbox();
   s3 = await startS3Emulator(join(box.home, "s3"));
@@ -69,6 +116,8 @@ beforeAll(async () => {
     AWS_REGION: "us-east-1",
     AWS_EC2_METADATA_DISABLED: "true",
   });
+  ({ ec2, instanceId: awsInstance } = await startEc2Emulator());
+  box.env.AWS_ENDPOINT_URL_EC2 = ec2.endpoint;
   // A job server for the queue commands' samples: job 1 queued, job 2 cancelled (so it can be retried).
   queue = await startQueueServer({ dataDir: join(box.home, "queue") });
   box.env.RUNCTL_SERVER_URL = queue.url;
@@ -101,6 +150,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await queue?.close();
   await s3?.stop();
+  await ec2?.stop();
 });
 const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}, stopWhen?: RegExp) =>
   runctl(args, { cwd, env: { ...box.env, ...env }, ...(stopWhen ? { stopWhen } : {}) });
@@ -168,6 +218,16 @@ describe("runctl", () => {
     "plugins:update": ["plugins", "update"],
     "plugins:reset": ["plugins", "reset"],
     autocomplete: ["autocomplete", "bash"],
+    "aws:create": ["aws", "create", "t3.micro", "--spot", "--dry-run"],
+    "aws:list": ["aws", "list"],
+    "aws:status": ["aws", "status", AWS_SAMPLE_INSTANCE],
+    "aws:wait": ["aws", "wait", AWS_SAMPLE_INSTANCE, "--interval", "1"],
+    "aws:stop": ["aws", "stop", AWS_SAMPLE_INSTANCE, "--dry-run"],
+    "aws:start": ["aws", "start", AWS_SAMPLE_INSTANCE, "--dry-run"],
+    "aws:terminate": ["aws", "terminate", AWS_SAMPLE_INSTANCE, "--dry-run"],
+    "resources:list": ["resources", "list"],
+    "resources:summary": ["resources", "summary"],
+    "resources:stop-all": ["resources", "stop-all", "--dry-run"],
     "nats:creds": ["nats", "creds", "--run", SAMPLE_RUN, "--ttl", "5m"],
   };
   // A throwaway NATS account seed, made for this test: no server trusts its account.
@@ -185,12 +245,21 @@ describe("runctl", () => {
   const stopWhen: Record<string, RegExp> = { server: /listening on/ };
 
   it("has a --json sample for every command it ships", async () => {
-    const manifest = JSON.parse(
-      await readFile(new URL("../oclif.manifest.json", import.meta.url), "utf8"),
-    ) as {
-      commands: Record<string, unknown>;
+    // Its own commands and those of its first-party core plugins (provider-aws's `aws …`).
+    const pjson = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as {
+      oclif: { plugins: string[] };
     };
-    expect(Object.keys(manifest.commands).sort()).toEqual(Object.keys({ ...samples, ...failing }).sort());
+    const manifests = [new URL("../oclif.manifest.json", import.meta.url).pathname];
+    for (const name of pjson.oclif.plugins.filter((n) => n.startsWith("@runctl/"))) {
+      const manifest = join(dirname(require.resolve(`${name}/package.json`)), "oclif.manifest.json");
+      if (existsSync(manifest)) manifests.push(manifest);
+    }
+    const ids: string[] = [];
+    for (const path of manifests) {
+      const manifest = JSON.parse(await readFile(path, "utf8")) as { commands: Record<string, unknown> };
+      ids.push(...Object.keys(manifest.commands));
+    }
+    expect(ids.sort()).toEqual(Object.keys({ ...samples, ...failing }).sort());
   });
 
   it("lists every command, from every plugin, in `runctl --help --json`, and each has a sample", async () => {
@@ -264,8 +333,9 @@ describe("runctl", () => {
     });
   });
 
-  for (const [id, args] of Object.entries(samples)) {
+  for (const [id, sample] of Object.entries(samples)) {
     it(`${id} --json prints one envelope on stdout`, async () => {
+      const args = sample.map((a) => (a === AWS_SAMPLE_INSTANCE ? awsInstance : a));
       const { mkdir } = await import("node:fs/promises");
       await mkdir(join(box.project, "sub"), { recursive: true });
       // --json goes before any `--`, after which everything belongs to the script.

@@ -78,6 +78,91 @@ class _Checkpoint:
         return self._tc._run(["checkpoint", "info", os.fspath(path)])
 
 
+class _Aws:
+    """``runctl aws …``, with the Rust runctl wrapper's method names.
+
+    Calls that stop or terminate pass ``--yes``: the call is the confirmation.
+    """
+
+    def __init__(self, tc: "Trainctl") -> None:
+        self._tc = tc
+
+    def create_instance(
+        self,
+        instance_type: str,
+        spot: bool = False,
+        spot_max_price: Optional[float] = None,
+        spot_fallback: bool = False,
+        fallback_types: Sequence[str] = (),
+        zone: Optional[str] = None,
+        image: Optional[str] = None,
+        disk_gb: Optional[int] = None,
+        name: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        dry_run: bool = False,
+    ) -> Dict[str, Any]:
+        """Launches (or with ``dry_run`` quotes) an instance; the result's ``placement.resourceId`` is its id."""
+        args = ["aws", "create", instance_type]
+        if spot:
+            args.append("--spot")
+        if spot_max_price is not None:
+            args += ["--max-price", repr(float(spot_max_price))]
+        if spot_fallback:
+            args.append("--spot-fallback")
+        for t in fallback_types:
+            args += ["--fallback-type", t]
+        for flag, value in (("--zone", zone), ("--image", image), ("--name", name), ("--idempotency-key", idempotency_key)):
+            if value is not None:
+                args += [flag, value]
+        if disk_gb is not None:
+            args += ["--disk-gb", str(int(disk_gb))]
+        if dry_run:
+            args.append("--dry-run")
+        return self._tc._run(args)
+
+    def list_instances(self, all: bool = False) -> Dict[str, Any]:
+        return self._tc._run(["aws", "list", *(["--all"] if all else [])])
+
+    def status(self, instance_id: str) -> Dict[str, Any]:
+        return self._tc._run(["aws", "status", instance_id])
+
+    def wait(self, instance_id: str, state: str = "running", timeout: int = 600) -> Dict[str, Any]:
+        return self._tc._run(["aws", "wait", instance_id, "--state", state, "--timeout", str(int(timeout))])
+
+    def start(self, instance_id: str) -> Dict[str, Any]:
+        return self._tc._run(["aws", "start", instance_id])
+
+    def stop(self, instance_id: str, force: bool = False, dry_run: bool = False) -> Dict[str, Any]:
+        return self._tc._run(["aws", "stop", instance_id, *_confirmed(force, dry_run)])
+
+    def terminate(self, instance_id: str, force: bool = False, dry_run: bool = False) -> Dict[str, Any]:
+        return self._tc._run(["aws", "terminate", instance_id, *_confirmed(force, dry_run)])
+
+
+class _Resources:
+    """``runctl resources …`` across every provider (``platform`` narrows to one)."""
+
+    def __init__(self, tc: "Trainctl") -> None:
+        self._tc = tc
+
+    def list(self, platform: Optional[str] = None, all: bool = False) -> Dict[str, Any]:
+        return self._tc._run(["resources", "list", *_platform(platform), *(["--all"] if all else [])])
+
+    def summary(self, platform: Optional[str] = None) -> Dict[str, Any]:
+        return self._tc._run(["resources", "summary", *_platform(platform)])
+
+    def stop_all(self, platform: Optional[str] = None, dry_run: bool = False) -> Dict[str, Any]:
+        return self._tc._run(["resources", "stop-all", *_platform(platform), "--dry-run" if dry_run else "--yes"])
+
+
+def _platform(platform: Optional[str]) -> List[str]:
+    return ["--provider", platform] if platform else []
+
+
+def _confirmed(force: bool, dry_run: bool) -> List[str]:
+    return (["--force"] if force else []) + (["--dry-run"] if dry_run else ["--yes"])
+
+
 class Trainctl:
     """The ``runctl`` CLI as Python calls.
 
@@ -89,6 +174,8 @@ class Trainctl:
         self.argv = _resolve_binary(binary)
         self.timeout = timeout
         self.checkpoint = _Checkpoint(self)
+        self.aws = _Aws(self)
+        self.resources = _Resources(self)
 
     def _run(self, args: Sequence[str]) -> Dict[str, Any]:
         argv = [*self.argv, *[os.fspath(a) for a in args], "--json"]

@@ -51,6 +51,14 @@ class TrainctlTest(IsolatedTest):
         self.assertEqual(tc.checkpoint.info("ckpts/e1.pt")["argv"], ["checkpoint", "info", "ckpts/e1.pt", "--json"])
         self.assertEqual(tc.runs()["argv"], ["runs", "--json"])
         self.assertEqual(tc.show("20261122")["argv"], ["show", "20261122", "--json"])
+        self.assertEqual(
+            tc.aws.create_instance("g4dn.xlarge", spot=True, spot_max_price=0.5)["argv"],
+            ["aws", "create", "g4dn.xlarge", "--spot", "--max-price", "0.5", "--json"],
+        )
+        self.assertEqual(tc.aws.terminate("i-1")["argv"], ["aws", "terminate", "i-1", "--yes", "--json"])
+        self.assertEqual(tc.aws.stop("i-1", dry_run=True)["argv"], ["aws", "stop", "i-1", "--dry-run", "--json"])
+        self.assertEqual(tc.resources.list(platform="aws")["argv"], ["resources", "list", "--provider", "aws", "--json"])
+        self.assertEqual(tc.resources.stop_all()["argv"], ["resources", "stop-all", "--yes", "--json"])
         result = tc._run(["logs", "abc"])
         self.assertIs(result["success"], True)
 

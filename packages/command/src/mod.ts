@@ -14,6 +14,7 @@
  * ```
  */
 export { type JsonResult, RunctlCommand } from "./command.ts";
+export { confirmAction } from "./confirm.ts";
 export { fromOclifError } from "./errors.ts";
 export { note, printError, table } from "./output.ts";
 export { loadProviders, type ProviderLoad } from "./providers.ts";

@@ -51,6 +51,11 @@ export const LaunchSpec = z
     env: z.record(z.string(), z.string()).default({}),
     tags: Tags.default({}),
     runId: z.string().optional(),
+    /**
+     * Which attempt of `runId` this launch is. With `runId` it names the launch, so a provider
+     * with idempotent creation (EC2's ClientToken) makes one machine however often it is retried.
+     */
+    attempt: z.number().int().positive().optional(),
     /** Stop the machine after this many idle minutes (no run, no ssh); 0 disables. */
     idleStopMinutes: z.number().nonnegative().optional(),
     maxPricePerHour: z.number().positive().optional(),

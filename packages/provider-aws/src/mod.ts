@@ -1,0 +1,24 @@
+/**
+ * `@runctl/provider-aws`: the `aws` provider (EC2) and its oclif plugin. Most users get it
+ * through the CLI (`runctl aws …`); programs build it from the definition like any provider.
+ */
+export {
+  AWS_CAPABILITIES,
+  AwsConfig,
+  type AwsConfigInput,
+  AwsLaunchOptions,
+  DEFAULT_AMI_NAME,
+} from "./aws-options.ts";
+export {
+  AwsProvider,
+  type AwsProviderOptions,
+  type LaunchStepEvent,
+  PROVIDER_NAME,
+  resolveRegion,
+} from "./aws-provider.ts";
+export { type BackoffPolicy, backoffDelay, withRetries } from "./backoff.ts";
+export { ec2Error } from "./ec2-errors.ts";
+export { awsDefinition } from "./hooks/providers.ts";
+export { clientToken, describeStep, type LaunchStep, launchPlan, MAX_LAUNCH_STEPS } from "./launch-plan.ts";
+export { onDemandPrice, PriceTable, shippedPriceTable } from "./price-table.ts";
+export { stepPrinter, stepReport } from "./step-report.ts";
