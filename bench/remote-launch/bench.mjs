@@ -87,7 +87,12 @@ const median = (xs) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const stats = (xs) => ({ median: round(median(xs)), min: Math.min(...xs), max: Math.max(...xs), samples: xs });
+const stats = (xs) => ({
+  median: round(median(xs)),
+  min: Math.min(...xs),
+  max: Math.max(...xs),
+  samples: xs,
+});
 const round = (x) => Math.round(x * 10) / 10;
 const signed = (x) => `${x < 0 ? "−" : "+"}${Math.abs(x).toFixed(0)}`;
 

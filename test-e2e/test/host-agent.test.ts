@@ -40,6 +40,8 @@ beforeAll(async () => {
     endpoint: s3.endpoint,
     region: "us-east-1",
     forcePathStyle: true,
+    partSizeBytes: 5 * 1024 * 1024,
+    concurrency: 4,
     credentials: KEY,
   });
   // The user's machine: NATS and the store configured, no run directory of the remote run.

@@ -53,6 +53,8 @@ beforeAll(async () => {
     endpoint: s3.endpoint,
     region: "us-east-1",
     forcePathStyle: true,
+    partSizeBytes: 5 * 1024 * 1024,
+    concurrency: 4,
     credentials: KEY,
   });
   project = join(base, "project");
@@ -305,7 +307,9 @@ it("a run outlives its first credential and POST policy: the agent renews both o
   const runDir = join(home, "runs", runId);
   const source = new StoreRunSource(store, "runs");
   for (const file of ["metrics.jsonl", "output.log", "lr.rank0.jsonl"]) {
-    expect((await source.readFile(runId, file))?.toString("utf8"), file).toBe(await readFile(join(runDir, file), "utf8"));
+    expect((await source.readFile(runId, file))?.toString("utf8"), file).toBe(
+      await readFile(join(runDir, file), "utf8"),
+    );
   }
   expect(log).toMatch(/credentials renewed until/);
 });

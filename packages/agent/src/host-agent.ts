@@ -31,8 +31,8 @@ import {
   type HostNats,
   type HostRun,
   type HostSpec,
-  parseAt,
   type PresignedPost,
+  parseAt,
   type RunSpec,
   type RunSyncTarget,
   TERMINAL_STATUSES,
@@ -250,7 +250,11 @@ export class HostAgent {
         const { renewRunCredentials } = await import("@runctl/control");
         const renewed = await renewRunCredentials(nc, { prefix, runId });
         await this.#writeCreds(runId, renewed.creds);
-        run.nats = { ...(run.nats as HostNats), creds: renewed.creds, credsExpiresAt: renewed.expiresAt.toISOString() };
+        run.nats = {
+          ...(run.nats as HostNats),
+          creds: renewed.creds,
+          credsExpiresAt: renewed.expiresAt.toISOString(),
+        };
         if (renewed.post) store?.renew?.(renewed.post);
         // Before the old credential expires and the server closes the connection.
         await nc.reconnect().catch(() => undefined);
