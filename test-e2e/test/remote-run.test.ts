@@ -313,3 +313,21 @@ it("a run outlives its first credential and POST policy: the agent renews both o
   }
   expect(log).toMatch(/credentials renewed until/);
 });
+
+it("a code bundle tampered with in the store: the machine refuses it, reports why and shuts down; the run reads as failed with the reason", async () => {
+  const runId = "bare-tampered-1";
+  const launch = await prepareRemoteLaunch(launchInput(runId, "bare-3"));
+  const sha = launch.hostSpec.run.code?.sha256 as string;
+  // Someone with write access to the store replaces the bundle's bytes under its key.
+  const evil = join(base, "evil.tar.gz");
+  await writeFile(evil, "not the code that was launched");
+  await store.putFile(`bundles/${sha}.tar.gz`, evil);
+  const host = await startBareHost({ userData: launch.bootstrap });
+  hosts.push(host);
+  expect(await host.shutdownRequested).toMatch(/-h now/);
+  expect((await host.logs()).agent).toBe("");
+
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "failed" } });
+  expect(JSON.stringify(show.doc)).toMatch(/bootstrap failed \(checksum_mismatch\)/);
+});

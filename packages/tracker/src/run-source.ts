@@ -12,8 +12,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   type ArtifactStore,
+  BOOTSTRAP_ERROR_FILE,
+  BootstrapReport,
   listStoredRunFiles,
-  type RunMeta,
+  RunMeta,
   readStoredRunFile,
   UserError,
 } from "@runctl/core";
@@ -36,11 +38,38 @@ export interface RunSource {
   metrics?(runId: string, since: number): Promise<MetricsRead>;
 }
 
-/** meta.json of a run from any source, parsed and checked as on this disk. */
+/**
+ * meta.json of a run from any source, parsed and checked as on this disk. A
+ * remote run whose machine never started it has no meta.json, only the report
+ * its bootstrap uploaded before shutting the machine down: it reads as failed,
+ * with the bootstrap's reason.
+ */
 export async function sourceMeta(source: RunSource, runId: string): Promise<RunMeta> {
   const raw = await source.readFile(runId, RUN_FILES.meta);
-  if (raw === null) throw runNotFound(`${source.location}/${runId}`);
+  if (raw === null) {
+    const report = await source.readFile(runId, BOOTSTRAP_ERROR_FILE).catch(() => null);
+    const failed = report === null ? undefined : bootstrapFailure(runId, report);
+    if (failed) return failed;
+    throw runNotFound(`${source.location}/${runId}`);
+  }
   return parseMetaText(raw.toString("utf8"), `${source.location}/${runId}/${RUN_FILES.meta}`).meta;
+}
+
+function bootstrapFailure(runId: string, raw: Buffer): RunMeta | undefined {
+  let report: BootstrapReport;
+  try {
+    report = BootstrapReport.parse(JSON.parse(raw.toString("utf8")));
+  } catch {
+    return undefined;
+  }
+  return RunMeta.parse({
+    id: runId,
+    name: runId,
+    started_at: report.at,
+    finished_at: report.at,
+    status: "failed",
+    error: `the machine's bootstrap failed (${report.code}): ${report.reason}`,
+  });
 }
 
 /** metrics.jsonl of a run from any source: records with `_idx >= since`; unreadable lines counted, not returned. */
