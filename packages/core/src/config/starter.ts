@@ -53,6 +53,9 @@ export function starterConfig(): string {
 # tls_ca = "ca.pem"
 # tls_cert = "client-cert.pem"
 # tls_key = "client-key.pem"
+# Prefix of this client's reply subjects. Default: "_INBOX". A run's own credential allows only
+# "_INBOX_<run>" (remote agents set it themselves).
+# inbox_prefix = "_INBOX"
 # Prefix of every runctl subject. Default: "runctl".
 # prefix = "runctl"
 
