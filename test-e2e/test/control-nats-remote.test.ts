@@ -9,6 +9,7 @@ import { connectNats, runSubjects } from "@runctl/control";
 import { readMeta } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
+import { lrChanges } from "../src/lr-trace.ts";
 import { startNatsServer } from "../src/nats-server.ts";
 import { runctl, runctlJson, startLocalRun, type Workspace, workspace } from "../src/runctl-cli.ts";
 
@@ -68,12 +69,6 @@ function msgpack(value: unknown): Buffer {
     ]);
   }
   throw new Error(`not encodable here: ${String(value)}`);
-}
-
-async function lrChanges(runDir: string, rank: number): Promise<number[]> {
-  const lines = (await readFile(join(runDir, `lr.rank${rank}.jsonl`), "utf8")).trim().split("\n");
-  const points = lines.map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
-  return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
 }
 
 it("steers a 2-rank run from a machine without its directory; one oversized command wedges nothing; an ended run is refused at once", async () => {

@@ -1,9 +1,9 @@
-import { readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { readMeta } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
+import { lrChanges } from "../src/lr-trace.ts";
 import { startNatsServer } from "../src/nats-server.ts";
 import { runctlJson, startLocalRun, startRunctl, type Workspace, workspace } from "../src/runctl-cli.ts";
 
@@ -20,12 +20,6 @@ afterAll(async () => {
   await nats?.close();
   await rm(ws.home, { recursive: true, force: true });
 });
-
-async function lrChanges(runDir: string, rank: number): Promise<number[]> {
-  const lines = (await readFile(join(runDir, `lr.rank${rank}.jsonl`), "utf8")).trim().split("\n");
-  const points = lines.map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
-  return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
-}
 
 it("steers a 2-rank torch run through NATS, across a nats-server restart", async () => {
   const url = nats.url;

@@ -16,6 +16,7 @@ import { S3ArtifactStore } from "@runctl/s3";
 import { StoreRunSource } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
+import { lrChanges } from "../src/lr-trace.ts";
 import { startNatsServer } from "../src/nats-server.ts";
 import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
 import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
@@ -120,12 +121,6 @@ function runOf(runId: string, script: string, nproc = 1) {
   };
 }
 
-async function lrChanges(runDir: string, rank: number): Promise<number[]> {
-  const lines = (await readFile(join(runDir, `lr.rank${rank}.jsonl`), "utf8")).trim().split("\n");
-  const points = lines.map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
-  return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
-}
-
 it("follows and steers a 2-rank run on another machine over NATS, then the idle machine shuts itself down", async () => {
   const runId = "remote-ddp-1";
   // Followed live from a workspace that has no copy of the run (and no store: all of it over NATS).
@@ -142,7 +137,7 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
     v: 1,
     hostId: "vm-1",
     provider: "test",
-    run: { ...runOf(runId, "remote_train.py", 2), store: await storeFor(runId) },
+    run: { ...runOf(runId, "ddp_control.py", 2), store: await storeFor(runId) },
     idle: { minutes: 0, action: "terminate" },
   });
   const runDir = join(machine.home, "runs", runId);
@@ -307,7 +302,7 @@ it("nats-server killed and restarted mid-run: telemetry resumes, logs -f misses 
     v: 1,
     hostId: "vm-4",
     provider: "test",
-    run: { ...runOf(runId, "remote_train.py"), store: await storeFor(runId) },
+    run: { ...runOf(runId, "ddp_control.py"), store: await storeFor(runId) },
     idle: { minutes: 0, action: "stop" },
   });
   const runDir = join(machine.home, "runs", runId);

@@ -19,12 +19,13 @@ import { StoreRunSource } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { type BareHost, MINIMAL_HOST_TOOLS, startBareHost } from "../src/bare-host.ts";
+import { lrChangeSteps } from "../src/lr-trace.ts";
 import { startNatsServer } from "../src/nats-server.ts";
 import { type NodeMirror, publishNodeMirror } from "../src/node-mirror.ts";
 import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
 import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
-const TRAIN = fileURLToPath(new URL("../fixtures/remote_train.py", import.meta.url));
+const TRAIN = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
 const KEY = { accessKeyId: "AKIDREMOTE", secretAccessKey: "remote-run-secret-key" };
 const STORE_URL = "s3://artifacts/store";
 const Acks = z.object({ acks: z.array(z.object({ rank: z.number(), status: z.string() }).loose()) });
@@ -182,14 +183,8 @@ it("a 2-rank run launched by a bootstrap: followed live, steered with every rank
   const storedLogs = await runctlJson(["logs", runId, "--from", STORE_URL], user);
   expect(storedLogs.doc).toMatchObject({ success: true, output: followed.stdout });
   const source = new StoreRunSource(store, "runs");
-  const changes = async (rank: number) => {
-    const text = (await source.readFile(runId, `lr.rank${rank}.jsonl`))?.toString("utf8") ?? "";
-    const points = text
-      .trim()
-      .split("\n")
-      .map((l) => z.object({ step: z.number(), lr: z.number() }).parse(JSON.parse(l)));
-    return points.filter((p, i) => i > 0 && p.lr !== points[i - 1]?.lr).map((p) => p.step);
-  };
+  const changes = async (rank: number) =>
+    lrChangeSteps((await source.readFile(runId, `lr.rank${rank}.jsonl`))?.toString("utf8") ?? "");
   const [rank0, rank1] = [await changes(0), await changes(1)];
   expect(rank0).toHaveLength(1);
   expect(rank1).toEqual(rank0);

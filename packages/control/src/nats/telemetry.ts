@@ -10,10 +10,11 @@
  */
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { RunStatus, type RunSyncTarget, TERMINAL_STATUSES, UserError } from "@runctl/core";
-import { Packr, Unpackr } from "msgpackr";
+import { Unpackr } from "msgpackr";
 import { z } from "zod";
 import { connectionState } from "./connection-state.ts";
 import { hostSubjectBase, PROTOCOL_VERSION, type TelemetrySubjects, telemetrySubjects } from "./subjects.ts";
+import { packr } from "./wire.ts";
 
 /** Files whose growth travels as telemetry; everything else waits for the store. */
 export const TELEMETRY_FILES = ["output.log", "metrics.jsonl"] as const;
@@ -35,15 +36,8 @@ export function hostSubjects(prefix: string, hostId: string): HostSubjects {
 }
 
 // Chunks carry raw bytes as msgpack bin (standard msgpack, any library reads
-// it): output is bytes, and a chunk may end inside a UTF-8 character.
-const packr = new Packr({
-  useRecords: false,
-  moreTypes: false,
-  bundleStrings: false,
-  structuredClone: false,
-  variableMapSize: true,
-  encodeUndefinedAsNil: true,
-});
+// it): output is bytes, and a chunk may end inside a UTF-8 character. So they
+// are packed as they are, not through JSON as commands are (wire.ts).
 const unpackr = new Unpackr({
   useRecords: false,
   moreTypes: false,

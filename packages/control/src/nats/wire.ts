@@ -19,7 +19,8 @@ import { fallbackId, isPlainObject, malformed, parseCommandLine } from "../comma
 import { MAX_COMMAND_BYTES } from "../layout.ts";
 import { PROTOCOL_VERSION } from "./subjects.ts";
 
-const packr = new Packr({
+/** Standard msgpack only: no records, bundled strings or extension types (telemetry.ts packs bytes with it too). */
+export const packr = new Packr({
   useRecords: false,
   moreTypes: false,
   bundleStrings: false,
