@@ -219,6 +219,22 @@ it("takes a further run through its inbox, answers bad requests with a reason, a
     accepted: false,
     error: { code: "bad_inbox_message" },
   });
+  // A run that cannot start (its checkpoint directory cannot exist) fails on its own; the machine goes on.
+  const unstartable = runOf("inbox-unstartable", "hello_run.py");
+  expect(
+    await ask({ v: 1, run: { ...unstartable, spec: { ...unstartable.spec, checkpointDir: "/dev/null/x" } } }),
+  ).toMatchObject({
+    accepted: true,
+  });
+  await waitFor(
+    () => /run inbox-unstartable did not start/.test(machine.log()),
+    `the unstartable run:\n${machine.log()}`,
+  );
+  expect(
+    JSON.parse(await readFile(join(machine.home, "runs", "inbox-unstartable", "meta.json"), "utf8")),
+  ).toMatchObject({
+    status: "failed",
+  });
   expect(await ask({ v: 1, run: runOf("inbox-second", "hello_run.py") })).toMatchObject({
     accepted: true,
     run: "inbox-second",

@@ -27,6 +27,8 @@ import {
   natsSettingsFromConfig,
 } from "@runctl/control";
 import {
+  BOOTSTRAP_ERROR_FILE,
+  type BootstrapReport,
   HostInboxMessage,
   type HostNats,
   type HostRun,
@@ -71,7 +73,9 @@ export class HostAgent {
   readonly #spec: HostSpec;
   readonly #options: HostAgentOptions;
   readonly #queue: HostRun[] = [];
-  #current: { supervisor: Supervisor; telemetry?: NatsTelemetry } | undefined;
+  #current: Supervisor | undefined;
+  /** Set once the machine has decided to shut down: the inbox refuses from then on. */
+  #closing = false;
   #nc: NatsConnection | undefined;
   #inbox: Subscription | undefined;
   #stopping: NodeJS.Signals | undefined;
@@ -87,7 +91,7 @@ export class HostAgent {
   /** Stops the current run (its ranks get `signal`) and the agent after it; no more runs start. */
   stop(signal: NodeJS.Signals): void {
     this.#stopping ??= signal;
-    this.#current?.supervisor.stop(signal);
+    this.#current?.stop(signal);
     this.#wake?.();
   }
 
@@ -106,6 +110,7 @@ export class HostAgent {
         this.#runs += 1;
         if (this.#stopping) break;
       }
+      this.#closing = true;
       if (!this.#stopping) {
         this.#publishHost({ state: "shutting_down", reason: "idle", action: this.#spec.idle.action });
       }
@@ -146,7 +151,7 @@ export class HostAgent {
             kind: "user",
             code: "bad_inbox_message",
           });
-          if (this.#stopping) {
+          if (this.#stopping || this.#closing) {
             reply = {
               accepted: false,
               error: { code: "host_stopping", message: "the machine is shutting down" },
@@ -174,7 +179,15 @@ export class HostAgent {
       return;
     }
     const { home, log, env } = this.#options;
-    const nc = run === this.#spec.run ? this.#nc : run.nats ? await this.#connect(run) : undefined;
+    let nc: NatsConnection | undefined;
+    try {
+      nc = run === this.#spec.run ? this.#nc : run.nats ? await this.#connect(run) : undefined;
+    } catch (error) {
+      const reason = `cannot reach NATS: ${toRunctlError(error).message}`;
+      log(`run ${spec.runId} did not start: ${reason}`);
+      await this.#reportStartFailure(run, runDir, reason, undefined);
+      return;
+    }
     let supervisor: Supervisor;
     try {
       supervisor = await Supervisor.start(existsSync(runDir) ? { ...spec, continueRun: true } : spec, {
@@ -182,14 +195,16 @@ export class HostAgent {
         onWarning: (message) => log(`warning: ${message}`),
       });
     } catch (error) {
-      log(`run ${spec.runId} did not start: ${toRunctlError(error).message}`);
+      const err = toRunctlError(error);
+      log(`run ${spec.runId} did not start: ${err.message}`);
+      await this.#reportStartFailure(run, runDir, `${err.message}${err.hint ? ` (${err.hint})` : ""}`, nc);
       return;
     }
     log(`run ${spec.runId} started in ${supervisor.runDir}`);
     const telemetry = nc
       ? new NatsTelemetry(nc, run.nats?.prefix ?? "runctl", spec.runId, this.#spec.hostId)
       : undefined;
-    this.#current = { supervisor, ...(telemetry ? { telemetry } : {}) };
+    this.#current = supervisor;
     const store = this.#options.storeTarget?.(run, supervisor.runDir);
     const loops = [
       store &&
@@ -272,6 +287,36 @@ export class HostAgent {
     const every = Math.min(30_000, Math.max(250, Number.isFinite(lifetime) ? lifetime / 20 : 30_000));
     const timer = setInterval(() => void tick(), every);
     return { stop: () => clearInterval(timer) };
+  }
+
+  /**
+   * A run that did not start: what its directory says (the supervisor's failed
+   * meta.json, or, when it never got that far, the report a failed bootstrap
+   * leaves, which readers show as failed with the reason) goes to the store,
+   * and its status out as telemetry, so the user is not left waiting.
+   */
+  async #reportStartFailure(run: HostRun, runDir: string, reason: string, nc: NatsConnection | undefined) {
+    const report: BootstrapReport = {
+      v: 1,
+      status: "failed",
+      code: "start_failed",
+      reason,
+      at: new Date().toISOString(),
+    };
+    // The supervisor records a failure it meets once the run exists; before that there is no meta.json.
+    if (!existsSync(join(runDir, "meta.json"))) {
+      await mkdir(runDir, { recursive: true });
+      await writeFile(join(runDir, BOOTSTRAP_ERROR_FILE), `${JSON.stringify(report)}\n`);
+    }
+    const store = this.#options.storeTarget?.(run, runDir);
+    if (store) await this.#loop(new RunDirSync(runDir, store), store.location, STORE_SYNC_MS, false).finish();
+    if (nc) {
+      new NatsTelemetry(nc, run.nats?.prefix ?? "runctl", run.spec.runId, this.#spec.hostId).publishStatus(
+        "failed",
+      );
+      await nc.flush().catch(() => undefined);
+      if (nc !== this.#nc) await nc.drain().catch(() => undefined);
+    }
   }
 
   /** Syncs every `ms` until finish(), which waits for one last complete pass. */
