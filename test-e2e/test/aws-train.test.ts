@@ -4,7 +4,8 @@
 // HOME), downloads Node from the mirror, starts the agent, which runs a 2-rank torch run and
 // reports over nats-server (JWT mode, the run's own credential). From the workspace: `runctl logs
 // -f` follows it, `runctl ctl … run.stop --wait` ends it, the machine shuts itself down when idle
-// (`--idle-stop 0`) and EC2 stops the instance; `runctl show --from` reads it completed.
+// (`--idle-stop 0`) and EC2 stops the instance; `runctl show --from` reads it completed. A spot
+// run of the same code uploads nothing and its instance terminates; --dry-run touches nothing.
 import { existsSync } from "node:fs";
 import { cp, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -169,4 +170,31 @@ it("trains on an instance that boots the bootstrap: followed live, stopped over 
   expect(userData.length).toBeGreaterThan(0);
   expect(userData).not.toContain(KEY.secretAccessKey);
   expect(userData).not.toContain(nats.jwt?.accountSeed as string);
+}, 180_000);
+
+it("--spot: the same code uploads nothing again, and the idle machine's shutdown terminates the instance", async () => {
+  const trained = await runctlJson(
+    ["aws", "train", "train.py", "--type", "m5.large", "--spot", "--nproc-per-node", "2", "--idle-stop", "0"],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement, uploadedBytes } = Trained.parse(trained.doc);
+  expect(uploadedBytes).toBe(0);
+  expect(placement?.market).toBe("spot");
+  const instanceId = placement?.resourceId as string;
+  expect(ec2.cloud.instances.get(instanceId)?.shutdownBehavior).toBe("terminate");
+  await waitFor(() => machines.hosts.has(instanceId), "the instance's host to boot", 60_000);
+  const host = machines.hosts.get(instanceId);
+  if (!host) throw new Error("no host");
+  await waitFor(
+    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
+    "the ranks to poll for commands",
+    120_000,
+  );
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const terminated = await ec2.cloud.waitForState(instanceId, "terminated");
+  expect(terminated.stateReason?.code).toBe("Client.InstanceInitiatedShutdown");
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
 }, 180_000);
