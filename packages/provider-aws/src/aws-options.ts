@@ -51,6 +51,13 @@ export const AwsConfig = z.strictObject({
   retry_attempts: z.number().int().min(0).max(20).default(6),
   retry_base_ms: z.number().int().min(0).max(60_000).default(200),
   retry_cap_ms: z.number().int().min(0).max(300_000).default(10_000),
+  /** Artifact store of `runctl aws train` (s3://bucket/prefix): the code, the agent, the run's copy. */
+  store: z
+    .string()
+    .regex(/^s3:\/\/[^/]+/, "an s3:// URL (s3://bucket/prefix)")
+    .optional(),
+  /** Where the machine downloads Node from (the layout of nodejs.org/dist). */
+  node_mirror: z.url().default("https://nodejs.org/dist"),
 });
 export type AwsConfig = z.output<typeof AwsConfig>;
 export type AwsConfigInput = z.input<typeof AwsConfig>;

