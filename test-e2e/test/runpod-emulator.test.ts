@@ -28,6 +28,11 @@ afterAll(async () => {
 });
 beforeEach(() => rp.cloud.clearFaults());
 
+interface GqlBody {
+  data?: Record<string, unknown> | null;
+  errors?: { message: string; path?: string[]; extensions?: { code?: string } }[];
+}
+
 async function gql(
   query: string,
   variables: Record<string, unknown> = {},
@@ -45,7 +50,7 @@ async function gql(
   else if (auth === "query") url.searchParams.set("api_key", rp.apiKey);
   else if (auth !== "none") headers.authorization = `Bearer ${auth}`;
   const res = await fetch(url, { method: "POST", headers, body: JSON.stringify({ query, variables }) });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: (await res.json()) as GqlBody };
 }
 
 const DEPLOY = `mutation D($input: PodFindAndDeployOnDemandInput!) {
