@@ -178,7 +178,7 @@ describe("provider-runpod: launch", () => {
     expect(creates).toEqual(Array(4).fill("podFindAndDeployOnDemand"));
   });
 
-  it("a spot pod bids the minimum by default, --bid when given, and resumes with podBidResume", async () => {
+  it("a spot pod bids the minimum by default, --bid when given; reclaimed it is stopped, and resumes with podBidResume", async () => {
     const p = provider();
     const quote = await p.quote({ instanceType: "RTX A6000", market: "spot" });
     expect(quote).toMatchObject({ available: true, market: "spot", pricePerHour: 0.45, zone: "secure" });
@@ -189,7 +189,8 @@ describe("provider-runpod: launch", () => {
     });
     expect(placed).toMatchObject({ market: "spot", pricePerHour: 0.5 });
     expect(rp.cloud.pods.get(placed.resourceId)).toMatchObject({ podType: "INTERRUPTABLE", bidPerGpu: 0.5 });
-    await p.stop(placed.resourceId);
+    // Outbid: RunPod reclaims an interruptible pod by stopping it.
+    rp.cloud.interrupt(placed.resourceId);
     expect((await p.status(placed.resourceId)).state).toBe("stopped");
     await p.start(placed.resourceId);
     expect(rp.cloud.calls.at(-1)).toMatchObject({
