@@ -51,7 +51,13 @@ describe("redactConfig", () => {
         account_seed: "SAEXAMPLE",
         account_seed_file: "/a.nk",
       },
-      runpod: { api_key: "k", apiToken: "x", nested: { client_secret: "s" }, region: "eu", api_url: "http://h/graphql" },
+      runpod: {
+        api_key: "k",
+        apiToken: "x",
+        nested: { client_secret: "s" },
+        region: "eu",
+        api_url: "http://h/graphql",
+      },
     };
     const shown = redactConfig(config);
     expect(shown.nats).toMatchObject({
