@@ -178,6 +178,18 @@ describe("provider-runpod: launch", () => {
     expect(creates).toEqual(Array(4).fill("podFindAndDeployOnDemand"));
   });
 
+  it("a spot launch with no bid listed anywhere sends no create and never falls to on-demand", async () => {
+    rp.cloud.refuseCapacity({ gpuTypeId: "NVIDIA RTX A6000", market: "spot" });
+    const calls = rp.cloud.calls.length;
+    const before = rp.cloud.pods.size;
+    const error = await provider()
+      .launch({ instanceType: "RTX A6000", market: "spot" })
+      .catch((e: unknown) => e);
+    expect(hasErrorCode(error, "capacity")).toBe(true);
+    expect(rp.cloud.pods.size).toBe(before);
+    expect(rp.cloud.calls.slice(calls).map((c) => c.field)).toEqual(["gpuTypes"]);
+  });
+
   it("a spot pod bids the minimum by default, --bid when given; reclaimed it is stopped, and resumes with podBidResume", async () => {
     const p = provider();
     const quote = await p.quote({ instanceType: "RTX A6000", market: "spot" });

@@ -200,27 +200,38 @@ export class RunpodProvider implements Provider {
     return { spec, options, gpuCount, steps: steps.slice(0, MAX_LAUNCH_STEPS), types };
   }
 
-  /** Price per hour of a step and, for spot, the bid per GPU; a reason when it cannot be served. */
-  #price(plan: Plan, step: LaunchStep): { perHour: number | null; bid?: number; refused?: string } {
+  /**
+   * Price per hour of a step and, for spot, the bid per GPU. `skip` says why the step cannot be
+   * served at all (no create is sent); `unlisted` that RunPod's listing shows no capacity now,
+   * which is only a hint (the listing lags), so a launch still asks but a quote says unavailable.
+   */
+  #price(
+    plan: Plan,
+    step: LaunchStep,
+  ): { perHour: number | null; bid?: number; skip?: string; unlisted?: string } {
     const type = plan.types.get(step.gpuTypeId) as GpuType;
     const lowest = step.cloud === "secure" ? type.secure : type.community;
+    const max = plan.spec.maxPricePerHour;
+    const unlisted = "RunPod lists none available now";
     if (step.market === "on-demand") {
       const perGpu =
         lowest?.uninterruptablePrice ?? (step.cloud === "secure" ? type.securePrice : type.communityPrice);
-      const perHour = perGpu == null ? null : round(perGpu * plan.gpuCount);
-      if (plan.spec.maxPricePerHour !== undefined && perHour !== null && perHour > plan.spec.maxPricePerHour)
-        return { perHour, refused: `$${perHour}/h is over the max price $${plan.spec.maxPricePerHour}/h` };
-      return { perHour, ...(lowest?.uninterruptablePrice == null ? { refused: "none available now" } : {}) };
+      if (perGpu == null) return { perHour: null, skip: "RunPod lists no price for it" };
+      const perHour = round(perGpu * plan.gpuCount);
+      if (max !== undefined && perHour > max)
+        return { perHour, skip: `$${perHour}/h is over the max price $${max}/h` };
+      return { perHour, ...(lowest?.uninterruptablePrice == null ? { unlisted } : {}) };
     }
     const minimum = lowest?.minimumBidPrice ?? null;
-    const bid =
-      plan.options.bidPerGpu ??
-      (plan.spec.maxPricePerHour !== undefined ? round(plan.spec.maxPricePerHour / plan.gpuCount) : minimum);
-    if (bid === null) return { perHour: null, refused: "none available now" };
+    const bid = plan.options.bidPerGpu ?? (max !== undefined ? round(max / plan.gpuCount) : minimum);
+    // Without a bid an interruptible pod cannot be asked for; it is never sent as on-demand.
+    if (bid === null) return { perHour: null, skip: "no minimum bid listed (none available now)" };
     const perHour = round(bid * plan.gpuCount);
+    if (max !== undefined && perHour > max)
+      return { perHour, bid, skip: `$${perHour}/h is over the max price $${max}/h` };
     if (minimum !== null && bid < minimum)
-      return { perHour, bid, refused: `bid $${bid}/GPU/h is under the minimum bid $${minimum}` };
-    return { perHour, bid, ...(minimum === null ? { refused: "none available now" } : {}) };
+      return { perHour, bid, skip: `bid $${bid}/GPU/h is under the minimum bid $${minimum}` };
+    return { perHour, bid, ...(minimum === null ? { unlisted } : {}) };
   }
 
   // ---- Provider --------------------------------------------------------------------------
@@ -230,7 +241,7 @@ export class RunpodProvider implements Provider {
     const base = { provider: PROVIDER_NAME, instanceType: plan.spec.instanceType };
     for (const step of plan.steps) {
       const price = this.#price(plan, step);
-      if (price.refused === undefined)
+      if (price.skip === undefined && price.unlisted === undefined)
         return {
           ...base,
           instanceType: step.gpuTypeId,
@@ -251,7 +262,12 @@ export class RunpodProvider implements Provider {
       available: false,
       unavailable: {
         code: "capacity",
-        message: plan.steps.map((s) => `${describeStep(s)}: ${this.#price(plan, s).refused}`).join("; "),
+        message: plan.steps
+          .map((s) => {
+            const p = this.#price(plan, s);
+            return `${describeStep(s)}: ${p.skip ?? p.unlisted}`;
+          })
+          .join("; "),
       },
     };
   }
@@ -297,9 +313,9 @@ export class RunpodProvider implements Provider {
       signal?.throwIfAborted();
       const next = plan.steps[i + 1];
       const price = this.#price(plan, step);
-      if (price.refused !== undefined && price.perHour !== null && price.refused !== "none available now") {
-        this.#onStep({ kind: "skipped", step, reason: price.refused, next });
-        last = new ProviderError(`${describeStep(step)}: ${price.refused}`, {
+      if (price.skip !== undefined) {
+        this.#onStep({ kind: "skipped", step, reason: price.skip, next });
+        last = new ProviderError(`${describeStep(step)}: ${price.skip}`, {
           code: "capacity",
           hint: "Raise --bid or the max price, or launch on-demand.",
         });
