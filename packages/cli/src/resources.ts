@@ -64,6 +64,8 @@ export async function collectResources(
         return { name, resources: await (await open(name)).list(filter) };
       } catch (error) {
         const e = toRunctlError(error);
+        // A provider with no account configured (no API key at all) has nothing to list.
+        if (e.code === "not_configured") return { name, resources: [] };
         return {
           name,
           failure: { provider: name, code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) },

@@ -102,10 +102,45 @@ async function startEc2Emulator(): Promise<{ ec2: Ec2Emulator; instanceId: strin
 /** Stands for the emulator's instance in the `aws` samples (its id is known only once it runs). */
 const AWS_SAMPLE_INSTANCE = "aws-sample-instance";
 
+interface RunPodEmulator {
+  url: string;
+  apiKey: string;
+  stop(): Promise<void>;
+}
+
+/** The RunPod emulator from test-e2e, with one runctl pod for the `runpod` samples. */
+async function startRunPodEmulator(): Promise<{ runpod: RunPodEmulator; podId: string }> {
+  const emulator = (await import(
+    new URL("../../../test-e2e/src/runpod-emulator.ts", import.meta.url).href
+  )) as {
+    startRunPodEmulator(options: {
+      transitionMs: number;
+    }): Promise<RunPodEmulator & { cloud: { launch(input: Record<string, unknown>): { id: string } } }>;
+  };
+  const runpod = await emulator.startRunPodEmulator({ transitionMs: 0 });
+  const pod = runpod.cloud.launch({
+    gpuTypeId: "NVIDIA RTX A6000",
+    gpuCount: 1,
+    cloudType: "SECURE",
+    name: "runctl-sample",
+    imageName: "runpod/pytorch:sample",
+    dockerArgs: "",
+    containerDiskInGb: 20,
+    volumeInGb: 0,
+    env: { RUNCTL_MANAGED: "1", RUNCTL_TAGS: '{"CreatedBy":"runctl"}' },
+  });
+  return { runpod, podId: pod.id };
+}
+
+/** Stands for the emulator's pod in the `runpod` samples. */
+const RUNPOD_SAMPLE_POD = "runpod-sample-pod";
+
 let queue: QueueServer;
 let s3: S3Emulator;
 let ec2: Ec2Emulator;
 let awsInstance: string;
+let runpod: RunPodEmulator;
+let runpodPod: string;
 beforeAll(async () => {
   box = await sandbox();
   s3 = await startS3Emulator(join(box.home, "s3"));
@@ -118,6 +153,9 @@ beforeAll(async () => {
   });
   ({ ec2, instanceId: awsInstance } = await startEc2Emulator());
   box.env.AWS_ENDPOINT_URL_EC2 = ec2.endpoint;
+  ({ runpod, podId: runpodPod } = await startRunPodEmulator());
+  box.env.RUNPOD_API_KEY = runpod.apiKey;
+  box.env.RUNCTL_RUNPOD_API_URL = runpod.url;
   // A job server for the queue commands' samples: job 1 queued, job 2 cancelled (so it can be retried).
   queue = await startQueueServer({ dataDir: join(box.home, "queue") });
   box.env.RUNCTL_SERVER_URL = queue.url;
@@ -151,6 +189,7 @@ afterAll(async () => {
   await queue?.close();
   await s3?.stop();
   await ec2?.stop();
+  await runpod?.stop();
 });
 const cli = (args: string[], cwd = box.project, env: Record<string, string> = {}, stopWhen?: RegExp) =>
   runctl(args, { cwd, env: { ...box.env, ...env }, ...(stopWhen ? { stopWhen } : {}) });
@@ -235,6 +274,12 @@ describe("runctl", () => {
       "--store",
       "s3://samples/train",
     ],
+    "runpod:create": ["runpod", "create", "--gpu", "NVIDIA RTX A6000", "--spot", "--dry-run"],
+    "runpod:list": ["runpod", "list"],
+    "runpod:status": ["runpod", "status", RUNPOD_SAMPLE_POD],
+    "runpod:stop": ["runpod", "stop", RUNPOD_SAMPLE_POD, "--dry-run"],
+    "runpod:start": ["runpod", "start", RUNPOD_SAMPLE_POD, "--dry-run"],
+    "runpod:terminate": ["runpod", "terminate", RUNPOD_SAMPLE_POD, "--dry-run"],
     "resources:list": ["resources", "list"],
     "resources:summary": ["resources", "summary"],
     "resources:stop-all": ["resources", "stop-all", "--dry-run"],
@@ -345,7 +390,9 @@ describe("runctl", () => {
 
   for (const [id, sample] of Object.entries(samples)) {
     it(`${id} --json prints one envelope on stdout`, async () => {
-      const args = sample.map((a) => (a === AWS_SAMPLE_INSTANCE ? awsInstance : a));
+      const args = sample.map((a) =>
+        a === AWS_SAMPLE_INSTANCE ? awsInstance : a === RUNPOD_SAMPLE_POD ? runpodPod : a,
+      );
       const { mkdir } = await import("node:fs/promises");
       await mkdir(join(box.project, "sub"), { recursive: true });
       // --json goes before any `--`, after which everything belongs to the script.

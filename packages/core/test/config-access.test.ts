@@ -51,7 +51,13 @@ describe("redactConfig", () => {
         account_seed: "SAEXAMPLE",
         account_seed_file: "/a.nk",
       },
-      runpod: { api_key: "k", apiToken: "x", nested: { client_secret: "s" }, region: "eu" },
+      runpod: {
+        api_key: "k",
+        apiToken: "x",
+        nested: { client_secret: "s" },
+        region: "eu",
+        api_url: "http://h/graphql",
+      },
     };
     const shown = redactConfig(config);
     expect(shown.nats).toMatchObject({
@@ -63,10 +69,11 @@ describe("redactConfig", () => {
       account_seed_file: "/a.nk",
     });
     expect(shown.runpod).toEqual({
-      api_key: "k",
+      api_key: "***",
       apiToken: "***",
       nested: { client_secret: "***" },
       region: "eu",
+      api_url: "http://h/graphql",
     });
     expect(config.nats.token).toBe("t0k");
     expect(redactConfig(defaultConfig()).nats).not.toHaveProperty("token");

@@ -11,12 +11,12 @@ const CORE_SECRET_KEYS: Readonly<Record<string, readonly string[]>> = {
 };
 
 // Provider schemas are not ours to annotate, so their secrets are recognised by name.
-const SECRET_NAME = /secret|token|password/i;
+const SECRET_NAME = /secret|token|password|api_?key/i;
 
 /**
  * A copy of `config` with secrets replaced by "***": `nats.token`,
  * `nats.password`, `server.token`, and, in provider sections, any key whose name contains
- * `secret`, `token` or `password` (at any depth). Unset keys stay unset.
+ * `secret`, `token`, `password` or `api_key` (at any depth). Unset keys stay unset.
  */
 export function redactConfig<T extends object>(config: T): T {
   const out: Tree = {};
