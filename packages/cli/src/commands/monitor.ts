@@ -300,7 +300,9 @@ class LogFollower {
       if (!isMissing(error)) throw error;
     }
     if (had !== null && (current === null || current.ino !== this.#ino)) {
-      // The old file is drained above: end its last line and let it go.
+      // Lines written to the old file after the drain above and before it was
+      // rotated are read now; then its last line is ended and it is let go.
+      await this.#drain(had);
       this.flush();
       await this.close();
       this.#emit({ event: "log_reset", reason: current === null ? "removed" : "rotated" });
