@@ -5,9 +5,10 @@
 // 2-rank torch run and reports over nats-server (JWT mode, the run's own credential). From the
 // workspace: `runctl logs -f` follows it, `runctl ctl … run.stop --wait` ends it, the machine
 // shuts itself down when idle (`--idle-stop 0`), the container's command ends and the pod stops
-// (EXITED); `runctl show --from` reads it completed. --dry-run touches nothing.
+// (EXITED); `runctl show --from` reads it completed. A spot run of the same code (a bid, the
+// community cloud, 2 GPUs and so 2 ranks) uploads nothing and stops too; --dry-run touches nothing.
 import { existsSync } from "node:fs";
-import { cp, rm } from "node:fs/promises";
+import { cp, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NODE_VERSION } from "@runctl/agent";
@@ -183,4 +184,49 @@ it("trains on a pod whose container runs the bootstrap: followed live, stopped o
     expect(text).not.toContain(seed);
     expect(text).not.toContain(rp.apiKey);
   }
+}, 180_000);
+
+it("--spot: the same code uploads nothing again, the pod is interruptible at the bid, and it stops itself when idle", async () => {
+  const trained = await runctlJson(
+    [
+      "runpod",
+      "train",
+      "train.py",
+      "--gpu",
+      GPU,
+      "--spot",
+      "--bid",
+      "0.5",
+      "--cloud",
+      "community",
+      "--gpu-count",
+      "2",
+      "--idle-stop",
+      "0",
+    ],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement, uploadedBytes } = Trained.parse(trained.doc);
+  expect(uploadedBytes).toBe(0);
+  expect(placement?.market).toBe("spot");
+  const podId = placement?.resourceId as string;
+  const pod = rp.cloud.pods.get(podId);
+  expect(pod).toMatchObject({ podType: "INTERRUPTABLE", bidPerGpu: 0.5, cloud: "COMMUNITY", gpuCount: 2 });
+  await waitFor(() => machines.hosts.has(podId), "the pod's container to start", 60_000);
+  const host = machines.hosts.get(podId);
+  if (!host) throw new Error("no host");
+  await waitFor(
+    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
+    "the ranks to poll for commands",
+    120_000,
+  );
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  await waitFor(() => pod?.desiredStatus === "EXITED", "the pod to stop", 30_000);
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  // --nproc-per-node defaults to --gpu-count.
+  const meta = JSON.parse(await readFile(join(host.runctlHome, "runs", runId, "meta.json"), "utf8"));
+  expect(meta.world_size).toBe(2);
 }, 180_000);
