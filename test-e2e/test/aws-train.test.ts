@@ -21,7 +21,7 @@ import { publishNodeMirror } from "../src/node-mirror.ts";
 import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
 import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
-const TRAIN = fileURLToPath(new URL("../fixtures/remote_train.py", import.meta.url));
+const TRAIN = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
 const KEY = { accessKeyId: "AKIDAWSTRAIN", secretAccessKey: "aws-train-secret-key" };
 const STORE_URL = "s3://artifacts/store";
 const Trained = z.object({

@@ -31,6 +31,18 @@ export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.
 // Run sync: the run directory mirrored to a RunSyncTarget as it grows.
 
 export { prepareRemoteLaunch, type RemoteLaunch, type RemoteLaunchInput } from "./remote-launch.ts";
+export {
+  checkRemoteTrain,
+  DEFAULT_NODE_MIRROR,
+  NODE_VERSION,
+  prepareRemoteTrain,
+  type RemoteTrain,
+  type RemoteTrainInput,
+  type RemoteTrainNats,
+  readOnlyStore,
+  remoteTrainNats,
+  remoteTrainNextSteps,
+} from "./remote-train.ts";
 export { RunDirSync, type RunDirSyncOptions, SYNC_CHUNK_BYTES } from "./run-dir-sync.ts";
 
 // Starting the agent as a process of its own, resolving commands, reaching rank process groups.

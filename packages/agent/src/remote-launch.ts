@@ -55,6 +55,8 @@ export interface RemoteLaunchInput {
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
   home?: string;
+  /** The bootstrap supervises the agent instead of returning: a container's command (RunPod). */
+  foreground?: boolean;
 }
 
 export interface RemoteLaunch {
@@ -141,6 +143,7 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
     hostSpec,
     ...(input.home ? { home: input.home } : {}),
     report: { post, key: bootstrapErrorKey(post.keyPrefix) },
+    ...(input.foreground ? { foreground: true } : {}),
   });
   return { bootstrap, hostSpec, uploadedBytes, runPrefix };
 }

@@ -26,5 +26,6 @@ export {
   RunpodProvider,
   type RunpodProviderOptions,
 } from "./runpod-provider.ts";
+export { type RunpodTrainInput, type RunpodTrainResult, trainOnRunPod } from "./runpod-train.ts";
 export { type DeployInput, RunPodApi, runpodError } from "./runpod-wire.ts";
 export { stepPrinter, stepReport } from "./step-report.ts";

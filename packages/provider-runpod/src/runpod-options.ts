@@ -43,6 +43,13 @@ export const RunpodConfig = z.strictObject({
     .string()
     .regex(/^[a-z][a-z0-9-]{0,30}$/, "lower-case letters, digits and dashes")
     .default("runctl-"),
+  /** Artifact store of `runctl runpod train` (s3://bucket/prefix): the code, the agent, the run's copy. */
+  store: z
+    .string()
+    .regex(/^s3:\/\/[^/]+/, "an s3:// URL (s3://bucket/prefix)")
+    .optional(),
+  /** Where the pod downloads Node from (the layout of nodejs.org/dist). */
+  node_mirror: z.url().default("https://nodejs.org/dist"),
 });
 export type RunpodConfig = z.output<typeof RunpodConfig>;
 export type RunpodConfigInput = z.input<typeof RunpodConfig>;

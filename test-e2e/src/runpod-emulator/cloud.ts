@@ -117,6 +117,11 @@ export interface PodMachineContext {
   /** The container's start command (runctl passes the bootstrap here). */
   dockerArgs: string;
   env: Readonly<Record<string, string>>;
+  /**
+   * The container's command ended (the machine shut itself down): the pod stops, EXITED, as a
+   * `podStop` leaves it. Ignored once the pod was stopped, resumed or terminated since.
+   */
+  exited(): void;
 }
 
 export interface PodMachineHandle {
@@ -264,7 +269,7 @@ export class RunPodCloud {
       if (this.pods.get(pod.id) !== pod || pod.desiredStatus !== "RUNNING") return;
       pod.ready = true;
       pod.startedAt = Date.now();
-      pod.handle = Promise.resolve(
+      const handle: Promise<PodMachineHandle | undefined> = Promise.resolve(
         this.machine({
           podId: pod.id,
           gpuTypeId: pod.gpuTypeId,
@@ -272,8 +277,14 @@ export class RunPodCloud {
           imageName: pod.imageName,
           dockerArgs: pod.dockerArgs,
           env: { ...pod.env, RUNPOD_POD_ID: pod.id },
+          exited: () => {
+            if (this.pods.get(pod.id) !== pod || pod.handle !== handle) return;
+            pod.desiredStatus = "EXITED";
+            this.halt(pod);
+          },
         }),
       ).catch(() => undefined);
+      pod.handle = handle;
     }, this.transitionMs);
     this.timers.add(timer);
   }

@@ -69,30 +69,11 @@ export default class AwsTrain extends AwsCommand {
         hint: "An EC2 machine reaches an S3 store: --store s3://bucket/prefix.",
       });
     }
-    const [{ trainOnAws, NODE_VERSION }, { loadAccountSeed, natsSettingsFromConfig }] = await Promise.all([
+    const [{ trainOnAws }, { NODE_VERSION, remoteTrainNats, remoteTrainNextSteps }] = await Promise.all([
       import("../../aws-train.ts"),
-      import("@runctl/control"),
+      import("@runctl/agent"),
     ]);
-    const natsConfig = config.nats;
-    let nats: Parameters<typeof trainOnAws>[0]["nats"];
-    if (natsConfig.url) {
-      const seeded = natsConfig.account_seed !== undefined || natsConfig.account_seed_file !== undefined;
-      if (!seeded) {
-        this.progress(
-          "Warning: no nats.account_seed: the machine connects to NATS without a credential (only for a server on a network you control)",
-        );
-      }
-      nats = {
-        url: natsConfig.url,
-        prefix: natsConfig.prefix,
-        ...(seeded ? { accountSeed: await loadAccountSeed(natsConfig) } : {}),
-        launcher: natsSettingsFromConfig(natsConfig),
-      };
-    } else {
-      this.progress(
-        `No [nats] url: the run is not followed live; read it from the store (runctl logs <run> --from ${storeUrl})`,
-      );
-    }
+    const nats = await remoteTrainNats(config.nats, (line) => this.progress(line), storeUrl);
     const [store, provider] = await Promise.all([
       (await this.registry()).openArtifactStore(storeUrl),
       this.aws(),
@@ -137,9 +118,7 @@ export default class AwsTrain extends AwsCommand {
     this.log(
       `instance ${placement?.resourceId}  ${placement?.instanceType} (${placement?.market}) at ${price}`,
     );
-    this.log(`  follow:  ${result.follow}`);
-    this.log(`  steer:   runctl ctl ${result.runId} run.stop --wait`);
-    this.log(`  result:  runctl show ${result.runId} --from ${result.store}`);
+    for (const line of remoteTrainNextSteps(result)) this.log(line);
     return { ...result };
   }
 }

@@ -1,0 +1,141 @@
+/**
+ * `runctl runpod train`: one training run on a fresh pod. What every cloud's train shares (the
+ * checks, the run spec, the store and NATS grants, the bootstrap) is prepareRemoteTrain in
+ * @runctl/agent; here the run is named, quoted and launched. The bootstrap is the pod's
+ * container command, so it supervises the agent in the foreground: when the pod is idle the
+ * agent shuts the machine down, the container's command ends and the pod stops (EXITED; its
+ * volume stays). A stopped pod is what RunPod reclaims an interruptible one to as well.
+ */
+import type { RemoteTrainNats } from "@runctl/agent";
+import {
+  type ArtifactStore,
+  type LaunchSpec,
+  newRunId,
+  type Placement,
+  type Provider,
+  type Quote,
+  type Tags,
+  UserError,
+} from "@runctl/core";
+import type { CloudName } from "./runpod-options.ts";
+
+export interface RunpodTrainInput {
+  /** The `runpod` provider (as the registry hands it out). */
+  provider: Provider;
+  /** The script, relative to `cwd`, and its arguments. */
+  script: string;
+  args: readonly string[];
+  /** GPU types (ids or display names), the first tried first. */
+  gpuTypes: readonly string[];
+  gpuCount: number;
+  spot: boolean;
+  /** Interruptible bid per GPU (USD/h); default: the minimum bid. */
+  bidPerGpu?: number;
+  cloud?: CloudName;
+  nprocPerNode: number;
+  /** Minutes without a run before the pod stops itself; 0: right after this run. */
+  idleStopMinutes: number;
+  projectRoot: string;
+  cwd: string;
+  store: ArtifactStore;
+  bundleCacheDir: string;
+  nats?: RemoteTrainNats;
+  node: { version: string; mirror: string };
+  tags: Tags;
+  name?: string;
+  /** Quote and build the bootstrap (its size), but upload nothing and launch nothing. */
+  dryRun: boolean;
+  progress?: (line: string) => void;
+  now?: Date;
+}
+
+export interface RunpodTrainResult {
+  runId: string;
+  dryRun: boolean;
+  quote: Quote;
+  bootstrapBytes: number;
+  uploadedBytes: number;
+  placement?: Placement;
+  store: string;
+  follow: string;
+}
+
+export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrainResult> {
+  const progress = input.progress ?? (() => {});
+  const { checkRemoteTrain, prepareRemoteTrain } = await import("@runctl/agent");
+  const runCwd = checkRemoteTrain({
+    projectRoot: input.projectRoot,
+    cwd: input.cwd,
+    storeUrl: input.store.url,
+    command: "runctl runpod train",
+    storeHint: "Pass --store s3://bucket/prefix or set `[runpod] store` in .runctl.toml.",
+  });
+  const [gpu, ...fallbacks] = input.gpuTypes;
+  if (gpu === undefined) {
+    throw new UserError("Which GPU type?", {
+      code: "missing_argument",
+      hint: 'Pass one: `runctl runpod train train.py --gpu "NVIDIA RTX A6000"`.',
+    });
+  }
+  const runId = newRunId(input.now);
+  const spec: LaunchSpec = {
+    instanceType: gpu,
+    gpuCount: input.gpuCount,
+    market: input.spot ? "spot" : "on-demand",
+    runId,
+    idleStopMinutes: input.idleStopMinutes,
+    tags: input.tags,
+    providerOptions: {
+      ...(fallbacks.length > 0 ? { gpuTypes: fallbacks } : {}),
+      ...(input.cloud ? { cloud: input.cloud } : {}),
+      ...(input.bidPerGpu !== undefined ? { bidPerGpu: input.bidPerGpu } : {}),
+      ...(input.name ? { name: input.name } : {}),
+    },
+  };
+  const quote = await input.provider.quote(spec);
+  if (!quote.available && !input.dryRun) {
+    throw new UserError(
+      `Cannot launch ${quote.instanceType} (${quote.market}) now: ${quote.unavailable?.message ?? "unavailable"}`,
+      {
+        code: quote.unavailable?.code ?? "capacity",
+        hint: "Add fallback GPU types (--gpu, repeatable), raise --bid, or launch on-demand (leave --spot out).",
+      },
+    );
+  }
+  const launch = await prepareRemoteTrain({
+    // The pod id is known only after the launch: the host is named after its run.
+    hostId: `runpod-${runId}`,
+    provider: input.provider.name,
+    runId,
+    script: input.script,
+    args: input.args,
+    nprocPerNode: input.nprocPerNode,
+    runCwd,
+    projectRoot: input.projectRoot,
+    store: input.store,
+    bundleCacheDir: input.bundleCacheDir,
+    ...(input.nats ? { nats: input.nats } : {}),
+    node: input.node,
+    // The container's command ends and RunPod stops the pod, spot or not: its volume stays.
+    idle: { minutes: input.idleStopMinutes, action: "stop" },
+    tags: input.tags,
+    dryRun: input.dryRun,
+    // The container runs as long as its command: the bootstrap must not return.
+    foreground: true,
+  });
+  const result: RunpodTrainResult = {
+    runId,
+    dryRun: input.dryRun,
+    quote,
+    bootstrapBytes: launch.bootstrapBytes,
+    uploadedBytes: launch.uploadedBytes,
+    store: launch.store,
+    follow: launch.follow,
+  };
+  if (input.dryRun) return result;
+  progress(
+    `run ${runId}: code and agent in ${launch.store} (${launch.uploadedBytes} bytes uploaded), bootstrap ${launch.bootstrapBytes} bytes`,
+  );
+  const placement = await input.provider.launch({ ...spec, bootstrap: launch.bootstrap });
+  return { ...result, placement };
+}

