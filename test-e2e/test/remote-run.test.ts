@@ -244,6 +244,7 @@ it("a run outlives its first credential and POST policy: the agent renews both o
       renewals += 1;
     },
   });
+  await service.ready;
   const home = await mkdtemp(join(base, "renew-host-"));
   await writeFile(
     join(home, "host.json"),

