@@ -76,3 +76,25 @@ export type HostSpecInput = z.input<typeof HostSpec>;
 /** A message on the host's inbox: one more run for a live machine. */
 export const HostInboxMessage = z.strictObject({ v: z.literal(HOST_SPEC_VERSION), run: HostRunSchema });
 export type HostInboxMessage = z.output<typeof HostInboxMessage>;
+
+/**
+ * What a machine's agent last said about itself, kept in the store at `hostStateKey(hostId)`:
+ * how `runctl <cloud> monitor <machine>` finds the run a machine is on (or last ran) without
+ * NATS and without tags it cannot change (a pod's labels are fixed at creation).
+ */
+export const HostState = z.strictObject({
+  v: z.literal(HOST_SPEC_VERSION),
+  hostId: z.string().min(1),
+  state: z.enum(["idle", "running", "shutting_down"]),
+  /** The run now running, or the last one. */
+  run: z.string().min(1).optional(),
+  /** Every run this machine took, oldest first. */
+  runs: z.array(z.string().min(1)).default([]),
+  at: z.iso.datetime({ offset: true }),
+});
+export type HostState = z.output<typeof HostState>;
+
+/** The store key of a machine's HostState (under the store's prefix). */
+export function hostStateKey(hostId: string): string {
+  return `hosts/${hostId}/state.json`;
+}

@@ -13,6 +13,8 @@ export const TAG_USER = "runctl:user";
 export const TAG_CREATED = "runctl:created";
 export const TAG_PROTECTED = "runctl:protected";
 export const TAG_RUN_ID = "runctl:run-id";
+/** The agent host on the machine (its host spec's `hostId`): names its inbox and its record in the store. */
+export const TAG_HOST = "runctl:host";
 
 export const Tags = z.record(z.string(), z.string());
 export type Tags = z.infer<typeof Tags>;
