@@ -17,6 +17,7 @@ export { CloudCommand, confirmFlags } from "./cloud-command.ts";
 export { type JsonResult, RunctlCommand } from "./command.ts";
 export { confirmAction } from "./confirm.ts";
 export { fromOclifError } from "./errors.ts";
+export { type FallbackReport, type FallbackStepEvent, fallbackReport } from "./fallback-report.ts";
 export { note, printError, table } from "./output.ts";
 export { loadProviders, type ProviderLoad } from "./providers.ts";
 export { terminalSafe, terminalSafeLines } from "./terminal-text.ts";
