@@ -8,10 +8,9 @@
  */
 import type { JobResponse, QueueClient } from "@runctl/tracker";
 import { jobRunId } from "@runctl/tracker";
-import { isLeaseLost, isTransient } from "./queue-errors.ts";
+import { clipErrorMessage, isLeaseLost, type JobRunEnd, sendReport } from "./queue-reports.ts";
 import type { RunnerExecutor } from "./runner-executor.ts";
 import type { WorkerEvent } from "./worker-events.ts";
-import type { JobRunEnd } from "./worker-job.ts";
 
 export interface RunnerTaskOptions {
   client: QueueClient;
@@ -25,8 +24,6 @@ export interface RunnerTaskOptions {
 }
 
 const MAX_BEAT_INTERVAL_MS = 5_000;
-const MAX_REPORT_BACKOFF_MS = 5_000;
-const MAX_ERROR_MESSAGE = 65_536;
 
 export class RunnerTask {
   readonly job: JobResponse;
@@ -89,7 +86,7 @@ export class RunnerTask {
               ...this.#owner(),
               exit_code: 1,
               run_id: this.runId,
-              error_message: clip(outcome.error),
+              error_message: clipErrorMessage(outcome.error),
             });
     const end = await this.#report(send);
     if (end === "reported") {
@@ -102,26 +99,15 @@ export class RunnerTask {
     return end;
   }
 
-  async #report(send: () => Promise<unknown>): Promise<JobRunEnd> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await send();
-        return "reported";
-      } catch (error) {
-        if (isLeaseLost(error)) {
-          this.#loseLease(
-            `the server refused the report of task ${this.job.id}: ${(error as Error).message}`,
-          );
-          return "lease_lost";
-        }
-        if (!isTransient(error)) {
-          this.#emit("error", `task ${this.job.id}: report failed: ${(error as Error).message}`);
-          return "not_reported";
-        }
-        if (!(await pause(Math.min(MAX_REPORT_BACKOFF_MS, 250 * 2 ** attempt), this.#giveUp.signal)))
-          return "handed_back";
-      }
-    }
+  #report(send: () => Promise<unknown>): Promise<JobRunEnd> {
+    return sendReport(send, {
+      giveUp: this.#giveUp.signal,
+      leaseLost: (error) =>
+        this.#loseLease(`the server refused the report of task ${this.job.id}: ${error.message}`),
+      failed: (error, retrying) => {
+        if (!retrying) this.#emit("error", `task ${this.job.id}: report failed: ${error.message}`);
+      },
+    });
   }
 
   #owner(): { worker_id: string; attempt: number } {
@@ -182,25 +168,6 @@ export class RunnerTask {
   }
 }
 
-function clip(text: string): string {
-  return text.length > MAX_ERROR_MESSAGE ? `${text.slice(0, MAX_ERROR_MESSAGE - 1)}…` : text;
-}
-
 function firstLine(text: string): string {
   return text.split("\n", 1)[0] ?? "";
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

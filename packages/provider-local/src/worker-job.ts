@@ -20,7 +20,7 @@ import {
   runDirOf,
 } from "@runctl/tracker";
 import { jobEnvFrom } from "./job-env.ts";
-import { isLeaseLost, isTransient } from "./queue-errors.ts";
+import { clipErrorMessage, isLeaseLost, type JobRunEnd, sendReport } from "./queue-reports.ts";
 import { QueueSyncTarget } from "./queue-sync-target.ts";
 import type { WorkerEvent } from "./worker-events.ts";
 import { clearUnreported, recordUnreported, type Unreported } from "./worker-recovery.ts";
@@ -45,14 +45,8 @@ export interface JobRunOptions {
 
 type SuperviseTerminal = NonNullable<Parameters<typeof Supervisor.start>[1]["terminal"]>;
 
-/** How the worker's part in the attempt ended. */
-export type JobRunEnd = "reported" | "lease_lost" | "handed_back" | "not_reported";
-
-/** The longest wait between resends of a report while the server is away. */
-const MAX_REPORT_BACKOFF_MS = 5_000;
 /** Heartbeats also carry cancellations, so they go at least this often whatever the lease. */
 const MAX_BEAT_INTERVAL_MS = 5_000;
-const MAX_ERROR_MESSAGE = 65_536;
 
 export class JobRun {
   readonly job: JobResponse;
@@ -121,7 +115,7 @@ export class JobRun {
       return this.#report("fail", () =>
         this.#o.client.failJob(this.job.id, {
           ...this.#owner(),
-          error_message: clip(`${message}${hint}`),
+          error_message: clipErrorMessage(`${message}${hint}`),
           reason: "error",
         }),
       );
@@ -259,7 +253,7 @@ export class JobRun {
         exit_code: outcome.exitCode,
         run_id: this.runId,
         reason,
-        ...(errorMessage ? { error_message: clip(errorMessage) } : {}),
+        ...(errorMessage ? { error_message: clipErrorMessage(errorMessage) } : {}),
       }),
     );
     if (end === "reported") {
@@ -278,28 +272,17 @@ export class JobRun {
    * and 5xx answers are resent (the server may be restarting; the attempt
    * fences the repeat), `lease_lost` ends the attempt's story here.
    */
-  async #report(what: string, send: () => Promise<unknown>): Promise<JobRunEnd> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await send();
-        return "reported";
-      } catch (error) {
-        if (isLeaseLost(error)) {
-          this.#loseLease(
-            `the server refused the ${what} of job ${this.job.id}: ${(error as Error).message}`,
-          );
-          return "lease_lost";
-        }
-        if (!isTransient(error)) {
-          this.#emit("error", `job ${this.job.id}: ${what} failed: ${(error as Error).message}`);
-          return "not_reported";
-        }
-        if (attempt === 0)
-          this.#emit("error", `job ${this.job.id}: ${what} failed, retrying: ${(error as Error).message}`);
-        const delay = Math.min(MAX_REPORT_BACKOFF_MS, 250 * 2 ** attempt);
-        if (!(await pause(delay, this.#giveUp.signal))) return "handed_back";
-      }
-    }
+  #report(what: string, send: () => Promise<unknown>): Promise<JobRunEnd> {
+    return sendReport(send, {
+      giveUp: this.#giveUp.signal,
+      leaseLost: (error) =>
+        this.#loseLease(`the server refused the ${what} of job ${this.job.id}: ${error.message}`),
+      failed: (error, retrying, attempt) => {
+        if (!retrying) this.#emit("error", `job ${this.job.id}: ${what} failed: ${error.message}`);
+        else if (attempt === 0)
+          this.#emit("error", `job ${this.job.id}: ${what} failed, retrying: ${error.message}`);
+      },
+    });
   }
 
   #owner(): { worker_id: string; attempt: number } {
@@ -419,24 +402,4 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-function clip(text: string): string {
-  return text.length > MAX_ERROR_MESSAGE ? `${text.slice(0, MAX_ERROR_MESSAGE - 1)}…` : text;
-}
-
-/** Waits `ms`; false when `signal` aborted first. */
-function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

@@ -17,7 +17,7 @@ import { TERMINAL_STATUSES } from "@runctl/core";
 import { writeJsonAtomicSync } from "@runctl/core/internal";
 import { AttemptEnd, type QueueClient, readMeta } from "@runctl/tracker";
 import { z } from "zod";
-import { isLeaseLost, isTransient } from "./queue-errors.ts";
+import { isLeaseLost, isTransient } from "./queue-reports.ts";
 import { QueueSyncTarget } from "./queue-sync-target.ts";
 import type { WorkerEvent } from "./worker-events.ts";
 
