@@ -261,10 +261,7 @@ export async function setupInstanceProfile(
     if (updates.length > 0) {
       await options.confirm(
         `change ${updates.map((s) => `the ${s.resource.replace("-", " ")} of role ${roleName}`).join(" and ")}`,
-        updates.flatMap((s) => [
-          `${s.resource} ${s.name}: would change`,
-          ...(s.diff ?? []).map((l) => `  ${l}`),
-        ]),
+        updates.flatMap((s) => setupStepLines(s)),
       );
     }
     if (plan.role === "create") {
