@@ -67,6 +67,7 @@ describe("runctl aws setup", () => {
       role: "created",
       "trust-policy": "created",
       "store-policy": "created",
+      "other-policies": "unchanged",
       "instance-profile": "created",
       "security-group": "created",
     });
@@ -90,6 +91,8 @@ describe("runctl aws setup", () => {
     expect(ec2.iam.calls.slice(callsBefore).map((c) => c.action)).toEqual([
       "GetRole",
       "GetRolePolicy",
+      "ListRolePolicies",
+      "ListAttachedRolePolicies",
       "GetInstanceProfile",
     ]);
   });
@@ -111,6 +114,9 @@ describe("runctl aws setup", () => {
       ],
     });
     ec2.iam.updateAssumeRolePolicy("runctl-instance", lambdaToo);
+    // More policies on the role would widen what a machine may do: they are drift too.
+    ec2.iam.putRolePolicy("runctl-instance", "debug-everything", wider);
+    ec2.iam.attachRolePolicy("runctl-instance", "arn:aws:iam::aws:policy/AdministratorAccess");
     const before = writes();
 
     const refused = await runctlJson(["aws", "setup", "--store", STORE], ws);
@@ -119,12 +125,15 @@ describe("runctl aws setup", () => {
     expect(refused.stderr).toContain('-         "s3:*"');
     expect(refused.stderr).toContain('+         "arn:aws:s3:::ml-bucket/team/runctl/runs/*"');
     expect(refused.stderr).toContain('-           "lambda.amazonaws.com"');
+    expect(refused.stderr).toContain("- inline policy debug-everything");
+    expect(refused.stderr).toContain("- attached policy arn:aws:iam::aws:policy/AdministratorAccess");
     expect(writes()).toBe(before);
 
     const dry = await runctlJson(["aws", "setup", "--store", STORE, "--dry-run"], ws);
     expect(statuses(dry.doc)).toMatchObject({
       "store-policy": "would-update",
       "trust-policy": "would-update",
+      "other-policies": "would-update",
     });
     const diff =
       (dry.doc as unknown as SetupDoc).steps.find((s) => s.resource === "store-policy")?.diff ?? [];
@@ -137,17 +146,21 @@ describe("runctl aws setup", () => {
       role: "unchanged",
       "store-policy": "updated",
       "trust-policy": "updated",
+      "other-policies": "updated",
       "instance-profile": "unchanged",
     });
     const role = ec2.iam.roles.get("runctl-instance");
     expect(JSON.parse(role?.policies.get("runctl-store-access") ?? "{}")).toEqual(WANTED);
     expect(role?.assumeRolePolicyDocument).not.toContain("lambda");
-    expect(
-      ec2.iam
-        .writeCalls()
-        .slice(-2)
-        .map((c) => c.action),
-    ).toEqual(["UpdateAssumeRolePolicy", "PutRolePolicy"]);
+    expect([...(role?.policies.keys() ?? [])]).toEqual(["runctl-store-access"]);
+    expect(role?.attached.size).toBe(0);
+    const lastWrites = ec2.iam.writeCalls().slice(-4);
+    expect(lastWrites.map((c) => c.action)).toEqual([
+      "UpdateAssumeRolePolicy",
+      "PutRolePolicy",
+      "DeleteRolePolicy",
+      "DetachRolePolicy",
+    ]);
   });
 
   it("never changes a role runctl did not make", async () => {

@@ -6,13 +6,18 @@
 import { EC2Client, EC2ServiceException, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import {
   AddRoleToInstanceProfileCommand,
+  AttachRolePolicyCommand,
   CreateInstanceProfileCommand,
   CreateRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
   GetInstanceProfileCommand,
   GetRoleCommand,
   GetRolePolicyCommand,
   IAMClient,
   IAMServiceException,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
   ListRoleTagsCommand,
   PutRolePolicyCommand,
   TagRoleCommand,
@@ -135,6 +140,28 @@ describe("iam emulator", () => {
     });
     await client.send(new UpdateAssumeRolePolicyCommand({ RoleName: "r-two", PolicyDocument: lambdaToo }));
     expect(ec2.iam.roles.get("r-two")?.assumeRolePolicyDocument).toBe(lambdaToo);
+
+    await client.send(
+      new PutRolePolicyCommand({ RoleName: "r-two", PolicyName: "extra", PolicyDocument: POLICY }),
+    );
+    const inline = await client.send(new ListRolePoliciesCommand({ RoleName: "r-two" }));
+    expect(inline.PolicyNames).toEqual(["extra", "p"]);
+    await client.send(new DeleteRolePolicyCommand({ RoleName: "r-two", PolicyName: "extra" }));
+    expect((await client.send(new ListRolePoliciesCommand({ RoleName: "r-two" }))).PolicyNames).toEqual([
+      "p",
+    ]);
+    const admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+    expect(
+      (await client.send(new ListAttachedRolePoliciesCommand({ RoleName: "r-two" }))).AttachedPolicies,
+    ).toEqual([]);
+    await client.send(new AttachRolePolicyCommand({ RoleName: "r-two", PolicyArn: admin }));
+    const attached = await client.send(new ListAttachedRolePoliciesCommand({ RoleName: "r-two" }));
+    expect(attached.AttachedPolicies).toEqual([{ PolicyName: "AdministratorAccess", PolicyArn: admin }]);
+    await client.send(new DetachRolePolicyCommand({ RoleName: "r-two", PolicyArn: admin }));
+    const gone = await refusal(
+      client.send(new DetachRolePolicyCommand({ RoleName: "r-two", PolicyArn: admin })),
+    );
+    expect(gone.name).toBe("NoSuchEntityException");
 
     await client.send(new TagRoleCommand({ RoleName: "r-two", Tags: [{ Key: "team", Value: "ml" }] }));
     const tags = await client.send(new ListRoleTagsCommand({ RoleName: "r-two" }));

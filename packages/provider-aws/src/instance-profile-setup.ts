@@ -1,7 +1,7 @@
 /**
  * `runctl aws setup`: the instance profile a machine's credentials come from, made or checked
- * idempotently. Everything is read first (the role, its trust, its store policy, the profile,
- * the security group) and a plan made; only then is anything written, so a role runctl did not
+ * idempotently. Everything is read first (the role, its trust, its store policy and any other
+ * policy it holds, the profile, the security group) and a plan made; only then is anything written, so a role runctl did not
  * make is refused before any call changes anything, and a second run that finds everything right
  * makes no write at all. An existing role whose trust or policy differs is shown as a diff and
  * changed only once confirmed.
@@ -10,11 +10,15 @@ import {
   AddRoleToInstanceProfileCommand,
   CreateInstanceProfileCommand,
   CreateRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
   GetInstanceProfileCommand,
   GetRoleCommand,
   GetRolePolicyCommand,
   IAMClient,
   type IAMClientConfig,
+  ListAttachedRolePoliciesCommand,
+  ListRolePoliciesCommand,
   PutRolePolicyCommand,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
@@ -36,7 +40,13 @@ import {
   trustPolicy,
 } from "./instance-policy.ts";
 
-export type SetupResource = "role" | "trust-policy" | "store-policy" | "instance-profile" | "security-group";
+export type SetupResource =
+  | "role"
+  | "trust-policy"
+  | "store-policy"
+  | "other-policies"
+  | "instance-profile"
+  | "security-group";
 export type SetupStatus = "unchanged" | "created" | "updated" | "would-create" | "would-update";
 
 export interface SetupStep {
@@ -96,6 +106,16 @@ const RoleAnswer = z.object({
   }),
 });
 const RolePolicyAnswer = z.object({ PolicyDocument: z.string() });
+const RolePoliciesPage = z.object({
+  PolicyNames: z.array(z.string()).default([]),
+  IsTruncated: z.boolean().optional(),
+  Marker: z.string().optional(),
+});
+const AttachedPoliciesPage = z.object({
+  AttachedPolicies: z.array(z.object({ PolicyArn: z.string() })).default([]),
+  IsTruncated: z.boolean().optional(),
+  Marker: z.string().optional(),
+});
 const InstanceProfileAnswer = z.object({
   InstanceProfile: z.object({
     InstanceProfileName: z.string(),
@@ -124,6 +144,8 @@ interface Plan {
   role: "create" | "exists";
   trust: { action: "create" | "none" | "update"; diff?: string[] };
   policy: { action: "create" | "none" | "update"; diff?: string[] };
+  /** Inline policies besides runctl's and attached managed policies: the role must hold none. */
+  others: { inline: string[]; attached: string[] };
   profile: { action: "create" | "add-role" | "none"; arn?: string };
   group: { action: "create" | "none"; inboundRules: number };
 }
@@ -161,6 +183,39 @@ export async function setupInstanceProfile(
     }
   };
 
+  /** Every policy the role holds besides runctl's: anything more would widen what a machine may do. */
+  const otherPolicies = async (): Promise<Plan["others"]> => {
+    const inline: string[] = [];
+    const attached: string[] = [];
+    let marker: string | undefined;
+    do {
+      const page = RolePoliciesPage.parse(
+        await send(`list the inline policies of role ${roleName}`, () =>
+          client.send(
+            new ListRolePoliciesCommand({ RoleName: roleName, ...(marker ? { Marker: marker } : {}) }),
+          ),
+        ),
+      );
+      inline.push(...page.PolicyNames.filter((n) => n !== STORE_POLICY_NAME));
+      marker = page.IsTruncated ? page.Marker : undefined;
+    } while (marker);
+    do {
+      const page = AttachedPoliciesPage.parse(
+        await send(`list the managed policies attached to role ${roleName}`, () =>
+          client.send(
+            new ListAttachedRolePoliciesCommand({
+              RoleName: roleName,
+              ...(marker ? { Marker: marker } : {}),
+            }),
+          ),
+        ),
+      );
+      attached.push(...page.AttachedPolicies.map((p) => p.PolicyArn));
+      marker = page.IsTruncated ? page.Marker : undefined;
+    } while (marker);
+    return { inline, attached };
+  };
+
   try {
     // ---- read and plan ---------------------------------------------------------------------
     const roleRaw = await send(
@@ -172,6 +227,7 @@ export async function setupInstanceProfile(
       role: "create",
       trust: { action: "create" },
       policy: { action: "create" },
+      others: { inline: [], attached: [] },
       profile: { action: "create" },
       group: { action: "create", inboundRules: 0 },
     };
@@ -210,6 +266,7 @@ export async function setupInstanceProfile(
             : { action: "update", diff: policyDiff(doc ?? decodeText(encoded), wantedPolicy) };
       }
     }
+    if (plan.role === "exists") plan.others = await otherPolicies();
     const profileRaw = await send(
       `read instance profile ${roleName}`,
       () => client.send(new GetInstanceProfileCommand({ InstanceProfileName: roleName })),
@@ -296,6 +353,16 @@ export async function setupInstanceProfile(
         ),
       );
     }
+    for (const name of plan.others.inline) {
+      await send(`delete policy ${name} of role ${roleName}`, () =>
+        client.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: name })),
+      );
+    }
+    for (const arn of plan.others.attached) {
+      await send(`detach policy ${arn} from role ${roleName}`, () =>
+        client.send(new DetachRolePolicyCommand({ RoleName: roleName, PolicyArn: arn })),
+      );
+    }
     if (plan.profile.action === "create") {
       await send(`create instance profile ${roleName}`, () =>
         client.send(
@@ -335,6 +402,10 @@ function describePlan(plan: Plan, roleName: string, groupName: string, done = fa
     if (action === "update" || action === "add-role") return done ? "updated" : "would-update";
     return done ? "created" : "would-create";
   };
+  const others = [
+    ...plan.others.inline.map((n) => `inline policy ${n}`),
+    ...plan.others.attached.map((a) => `attached policy ${a}`),
+  ];
   const steps: SetupStep[] = [
     {
       resource: "role",
@@ -355,6 +426,13 @@ function describePlan(plan: Plan, roleName: string, groupName: string, done = fa
       status: status(plan.policy.action),
       detail: "read and write the store's runs/ and hosts/ only",
       ...(plan.policy.diff ? { diff: plan.policy.diff } : {}),
+    },
+    {
+      resource: "other-policies",
+      name: roleName,
+      status: status(others.length > 0 ? "update" : "none"),
+      detail: others.length > 0 ? "the role must hold no other policy: they are removed" : "none",
+      ...(others.length > 0 ? { diff: others.map((o) => `- ${o}`) } : {}),
     },
     {
       resource: "instance-profile",

@@ -30,6 +30,8 @@ export interface RoleRecord {
   tags: Map<string, string>;
   /** Inline policies by name, as sent. */
   policies: Map<string, string>;
+  /** Managed policies attached, by ARN (their documents are not modelled). */
+  attached: Set<string>;
 }
 
 export interface InstanceProfileRecord {
@@ -239,6 +241,7 @@ export class IamAccount {
       assumeRolePolicyDocument: input.AssumeRolePolicyDocument,
       tags,
       policies: new Map(),
+      attached: new Set(),
     };
     this.roles.set(role.roleName, role);
     return role;
@@ -255,6 +258,27 @@ export class IamAccount {
     const role = this.role(roleName);
     checkPolicyDocument(document, "identity");
     role.policies.set(policyName, document);
+  }
+
+  deleteRolePolicy(roleName: string, policyName: string): void {
+    this.rolePolicy(roleName, policyName);
+    this.role(roleName).policies.delete(policyName);
+  }
+
+  attachRolePolicy(roleName: string, policyArn: string): void {
+    if (!/^arn:aws[\w-]*:iam::(aws|\d{12}):policy\/[\w+=,.@/-]+$/.test(policyArn)) {
+      throw new IamFailure(400, "InvalidInput", `ARN ${policyArn} is not valid.`);
+    }
+    const role = this.role(roleName);
+    if (!role.attached.has(policyArn) && role.attached.size >= 10) {
+      throw limitExceeded("Cannot exceed quota for PoliciesPerRole: 10");
+    }
+    role.attached.add(policyArn);
+  }
+
+  detachRolePolicy(roleName: string, policyArn: string): void {
+    const role = this.role(roleName);
+    if (!role.attached.delete(policyArn)) throw noSuchEntity(`Policy ${policyArn} was not found.`);
   }
 
   rolePolicy(roleName: string, policyName: string): string {
@@ -341,6 +365,7 @@ export class IamAccount {
         tags: Object.fromEntries(r.tags),
         assumeRolePolicyDocument: r.assumeRolePolicyDocument,
         policies: Object.fromEntries(r.policies),
+        attachedPolicies: [...r.attached],
       })),
       instanceProfiles: [...this.instanceProfiles.values()].map((p) => ({
         name: p.name,

@@ -22,6 +22,8 @@ import {
   PutRolePolicyParams,
   parseIamAction,
   RoleNameParams,
+  RolePagesParams,
+  RolePolicyArnParams,
   TagRoleParams,
   UpdateAssumeRolePolicyParams,
 } from "./iam-params.ts";
@@ -30,6 +32,7 @@ import {
   iamErrorDocument,
   iamResponse,
   instanceProfileXml,
+  members,
   roleXml,
   tagMembers,
   type XmlObject,
@@ -158,6 +161,37 @@ export class IamApi {
     PutRolePolicy: (raw) => {
       const p = parseIamAction(PutRolePolicyParams, raw);
       this.account.putRolePolicy(p.RoleName, p.PolicyName, p.PolicyDocument);
+      return undefined;
+    },
+    DeleteRolePolicy: (raw) => {
+      const p = parseIamAction(GetRolePolicyParams, raw);
+      this.account.deleteRolePolicy(p.RoleName, p.PolicyName);
+      return undefined;
+    },
+    // One page holds everything: runctl's roles have a handful of policies.
+    ListRolePolicies: (raw) => {
+      const p = parseIamAction(RolePagesParams, raw);
+      const names = [...this.account.role(p.RoleName).policies.keys()].sort();
+      return { PolicyNames: members(names.map((n) => ({ "#text": n }))), IsTruncated: false };
+    },
+    ListAttachedRolePolicies: (raw) => {
+      const p = parseIamAction(RolePagesParams, raw);
+      const arns = [...this.account.role(p.RoleName).attached].sort();
+      return {
+        AttachedPolicies: members(
+          arns.map((arn) => ({ PolicyName: arn.split("/").pop() ?? arn, PolicyArn: arn })),
+        ),
+        IsTruncated: false,
+      };
+    },
+    AttachRolePolicy: (raw) => {
+      const p = parseIamAction(RolePolicyArnParams, raw);
+      this.account.attachRolePolicy(p.RoleName, p.PolicyArn);
+      return undefined;
+    },
+    DetachRolePolicy: (raw) => {
+      const p = parseIamAction(RolePolicyArnParams, raw);
+      this.account.detachRolePolicy(p.RoleName, p.PolicyArn);
       return undefined;
     },
     TagRole: (raw) => {

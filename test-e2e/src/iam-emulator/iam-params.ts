@@ -59,6 +59,15 @@ export const ListRoleTagsParams = z.strictObject({
   MaxItems: int.optional(),
 });
 
+export const RolePagesParams = z.strictObject({
+  ...Common,
+  RoleName: z.string(),
+  Marker: z.string().optional(),
+  MaxItems: int.optional(),
+});
+
+export const RolePolicyArnParams = z.strictObject({ ...Common, RoleName: z.string(), PolicyArn: z.string() });
+
 export const InstanceProfileNameParams = z.strictObject({ ...Common, InstanceProfileName: z.string() });
 
 export const CreateInstanceProfileParams = z.strictObject({
