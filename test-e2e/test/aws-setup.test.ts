@@ -6,7 +6,16 @@
 // with the profile passes and one with an unknown profile fails clearly; a wrong key exits 2.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { decodePolicy, samePolicy, storeLocation, storePolicy, trustPolicy } from "@runctl/provider-aws";
+import {
+  AwsConfig,
+  AwsProvider,
+  decodePolicy,
+  samePolicy,
+  setupInstanceProfile,
+  storeLocation,
+  storePolicy,
+  trustPolicy,
+} from "@runctl/provider-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Ec2Emulator, startEc2Emulator } from "../src/ec2-emulator.ts";
 import { runctl, runctlJson, type Workspace, workspace } from "../src/runctl-cli.ts";
@@ -218,5 +227,78 @@ describe("runctl aws setup", () => {
     expect(JSON.stringify(bad.doc)).toContain("SignatureDoesNotMatch");
     // Refused at the signature: nothing reached the account.
     expect(ec2.iam.calls.length).toBe(before);
+  });
+});
+
+describe("setupInstanceProfile from a program", () => {
+  const env = () => ({
+    AWS_ACCESS_KEY_ID: KEY.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: KEY.secretAccessKey,
+    AWS_ENDPOINT_URL_EC2: ec2.endpoint,
+    AWS_ENDPOINT_URL_IAM: ec2.endpoint,
+  });
+  const config = AwsConfig.parse({ retry_base_ms: 1, retry_cap_ms: 4 });
+  const provider = () => new AwsProvider({ config, env: env(), region: "us-east-1" });
+  const setup = (roleName: string, confirm: (q: string, plan: readonly string[]) => Promise<void>) => {
+    const p = provider();
+    return setupInstanceProfile({
+      config,
+      env: env(),
+      region: "us-east-1",
+      store: STORE,
+      roleName,
+      dryRun: false,
+      confirm,
+      securityGroup: p,
+    }).finally(() => p.destroy());
+  };
+  const never = async () => {
+    throw new Error("nothing should need confirming");
+  };
+
+  it("asks before a change, with the diff, and writes nothing when the answer is no", async () => {
+    await setup("prog-role", never);
+    ec2.iam.putRolePolicy(
+      "prog-role",
+      "runctl-store-access",
+      JSON.stringify(storePolicy(storeLocation("s3://ml-bucket/other"), "us-east-1")),
+    );
+    const before = writes();
+    const asked: string[][] = [];
+    await expect(
+      setup("prog-role", async (_q, plan) => {
+        asked.push([...plan]);
+        throw new Error("no");
+      }),
+    ).rejects.toThrow("no");
+    expect(writes()).toBe(before);
+    expect(asked[0]?.some((l) => l.includes('-         "arn:aws:s3:::ml-bucket/other/runs/*"'))).toBe(true);
+    const yes = await setup("prog-role", async () => {});
+    expect(yes.steps.find((s) => s.resource === "store-policy")?.status).toBe("updated");
+    expect(JSON.parse(ec2.iam.roles.get("prog-role")?.policies.get("runctl-store-access") ?? "{}")).toEqual(
+      WANTED,
+    );
+  });
+
+  it("refuses an instance profile that holds another role, or that runctl did not make", async () => {
+    ec2.iam.createRole({ RoleName: "someone", AssumeRolePolicyDocument: JSON.stringify(trustPolicy()) });
+    ec2.iam.createInstanceProfile({ InstanceProfileName: "taken" });
+    ec2.iam.addRoleToInstanceProfile("taken", "someone");
+    ec2.iam.createInstanceProfile({ InstanceProfileName: "empty-foreign" });
+    const before = writes();
+    await expect(setup("taken", never)).rejects.toMatchObject({ code: "profile_conflict" });
+    await expect(setup("empty-foreign", never)).rejects.toMatchObject({ code: "profile_not_runctl" });
+    expect(writes()).toBe(before);
+    expect(ec2.iam.roles.has("taken")).toBe(false);
+  });
+
+  it("adds the role to a runctl profile left empty", async () => {
+    ec2.iam.createInstanceProfile({
+      InstanceProfileName: "half-made",
+      Tags: [{ Key: "CreatedBy", Value: "runctl" }],
+    });
+    const done = await setup("half-made", never);
+    expect(done.steps.find((s) => s.resource === "instance-profile")?.status).toBe("updated");
+    expect(ec2.iam.instanceProfiles.get("half-made")?.roles).toEqual(["half-made"]);
   });
 });

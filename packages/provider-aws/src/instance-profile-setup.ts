@@ -314,7 +314,8 @@ export async function setupInstanceProfile(
     if (options.dryRun) return result;
 
     // ---- confirm, then write --------------------------------------------------------------
-    const updates = steps.filter((s) => s.status === "would-update");
+    // Replacing what a runctl role may do needs a yes; completing a half-made profile does not.
+    const updates = steps.filter((s) => s.status === "would-update" && s.resource !== "instance-profile");
     if (updates.length > 0) {
       await options.confirm(
         `change ${updates.map((s) => `the ${s.resource.replace("-", " ")} of role ${roleName}`).join(" and ")}`,
