@@ -67,6 +67,9 @@ describe("runctl aws setup", () => {
     expect(ec2.iam.roles.size).toBe(0);
     expect(ec2.iam.instanceProfiles.size).toBe(0);
     expect(ec2.cloud.securityGroups.size).toBe(0);
+    const noStore = await runctlJson(["aws", "setup", "--dry-run"], ws);
+    expect(noStore.code).toBe(3);
+    expect(noStore.doc).toMatchObject({ success: false, error: { code: "store_missing" } });
   });
 
   it("creates the role, its store policy, the instance profile and the group; a second run writes nothing", async () => {

@@ -91,6 +91,12 @@ export default class AwsSetup extends AwsCommand {
       provider.destroy();
     }
     for (const step of result.steps) for (const line of setupStepLines(step)) this.log(line);
+    if (result.steps.some((s) => s.resource === "instance-profile" && s.status === "created")) {
+      // IAM is eventually consistent: EC2 may not know a new profile for a few seconds.
+      this.progress(
+        "Note: EC2 may refuse a brand-new instance profile for about ten seconds; retry a launch refused meanwhile.",
+      );
+    }
     this.log(`\nThe role's policy (${result.policyName}):\n${policyText(result.policy)}`);
     const key = "aws.iam_instance_profile";
     const line = `iam_instance_profile = "${result.instanceProfile}"`;
