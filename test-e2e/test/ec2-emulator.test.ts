@@ -78,6 +78,7 @@ beforeAll(async () => {
       return { stop: () => void stopped.push(vm.instanceId) };
     },
   });
+  ec2.iam.createInstanceProfile({ InstanceProfileName: "runctl-run" });
 });
 
 afterAll(async () => {

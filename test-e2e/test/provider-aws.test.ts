@@ -50,6 +50,8 @@ function instancesTagged(key: string, value: string) {
 
 beforeAll(async () => {
   ec2 = await startEc2Emulator({ credentials: [KEY], transitionMs: 2 });
+  // RunInstances refuses a profile the account lacks (what `runctl aws setup` creates).
+  ec2.iam.createInstanceProfile({ InstanceProfileName: "runctl-run" });
 });
 
 afterAll(async () => {

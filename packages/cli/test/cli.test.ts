@@ -153,6 +153,7 @@ beforeAll(async () => {
   });
   ({ ec2, instanceId: awsInstance } = await startEc2Emulator());
   box.env.AWS_ENDPOINT_URL_EC2 = ec2.endpoint;
+  box.env.AWS_ENDPOINT_URL_IAM = ec2.endpoint;
   ({ runpod, podId: runpodPod } = await startRunPodEmulator());
   box.env.RUNPOD_API_KEY = runpod.apiKey;
   box.env.RUNCTL_RUNPOD_API_URL = runpod.url;
@@ -264,6 +265,7 @@ describe("runctl", () => {
     "aws:stop": ["aws", "stop", AWS_SAMPLE_INSTANCE, "--dry-run"],
     "aws:start": ["aws", "start", AWS_SAMPLE_INSTANCE, "--dry-run"],
     "aws:terminate": ["aws", "terminate", AWS_SAMPLE_INSTANCE, "--dry-run"],
+    "aws:setup": ["aws", "setup", "--store", "s3://samples/setup", "--dry-run"],
     "aws:train": [
       "aws",
       "train",

@@ -34,6 +34,8 @@ export const AwsConfig = z.strictObject({
   profile: z.string().min(1).optional(),
   /** EC2 endpoint (an emulator, a VPC endpoint); AWS_ENDPOINT_URL_EC2 overrides it. */
   endpoint: z.url().optional(),
+  /** IAM endpoint for `runctl aws setup` (an emulator); AWS_ENDPOINT_URL_IAM overrides it. */
+  iam_endpoint: z.url().optional(),
   /** Zones to launch in, in order of preference; unset: every zone of the region. */
   zones: z.array(z.string().min(1)).optional(),
   /** Image name pattern (`*` wildcards) looked up among `ami_owner`'s images; the newest wins. */

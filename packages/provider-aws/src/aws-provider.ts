@@ -48,6 +48,7 @@ import {
   type TerminateOptions,
   UserError,
 } from "@runctl/core";
+import { awsClientCredentials } from "./aws-credentials.ts";
 import { AWS_CAPABILITIES, type AwsConfig, AwsLaunchOptions } from "./aws-options.ts";
 import { type BackoffPolicy, withRetries } from "./backoff.ts";
 import {
@@ -136,7 +137,7 @@ export class AwsProvider implements Provider {
   #zones: Promise<string[]> | undefined;
   #image: Promise<{ imageId: string; rootDevice: string }> | undefined;
   #group: Promise<string> | undefined;
-  #credentialSource: string | undefined;
+  #credentialSource: string;
 
   constructor(options: AwsProviderOptions & { region: string }) {
     this.#config = options.config;
@@ -151,7 +152,8 @@ export class AwsProvider implements Provider {
     this.#prices = options.priceTable ?? shippedPriceTable();
     const env = options.env;
     const endpoint = env.AWS_ENDPOINT_URL_EC2 ?? env.AWS_ENDPOINT_URL ?? options.config.endpoint;
-    const profile = env.AWS_PROFILE ?? options.config.profile;
+    const auth = awsClientCredentials(env, options.config.profile);
+    const profile = auth.profile;
     const settings: EC2ClientConfig = {
       region: options.region,
       // Retries are ours: RunInstances must never be retried blindly, throttling is capped.
@@ -160,16 +162,8 @@ export class AwsProvider implements Provider {
       ...(profile ? { profile } : {}),
       ...options.clientConfig,
     };
-    if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY && !options.clientConfig?.credentials) {
-      settings.credentials = {
-        accessKeyId: env.AWS_ACCESS_KEY_ID,
-        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-        ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-      };
-      this.#credentialSource = `access key ${env.AWS_ACCESS_KEY_ID} from environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`;
-    } else if (profile) {
-      this.#credentialSource = `profile "${profile}" (~/.aws/credentials or ~/.aws/config)`;
-    }
+    if (auth.credentials && !options.clientConfig?.credentials) settings.credentials = auth.credentials;
+    this.#credentialSource = auth.source;
     this.#client = new EC2Client(settings);
   }
 
@@ -200,13 +194,7 @@ export class AwsProvider implements Provider {
       const code = awsCode(error);
       throw ec2Error(error, {
         doing,
-        ...(code !== undefined && AUTH_CODES.has(code)
-          ? {
-              credentialSource:
-                this.#credentialSource ??
-                "the AWS SDK's default credential chain (no AWS_ACCESS_KEY_ID, no profile set)",
-            }
-          : {}),
+        ...(code !== undefined && AUTH_CODES.has(code) ? { credentialSource: this.#credentialSource } : {}),
       });
     }
   }
@@ -347,19 +335,22 @@ export class AwsProvider implements Provider {
     return this.#image;
   }
 
+  /** runctl's security group (`[aws] security_group`) and its inbound rule count, if it exists; creates nothing. */
+  async findSecurityGroup(): Promise<{ groupId: string; inboundRules: number } | undefined> {
+    const name = this.#config.security_group;
+    const group = SecurityGroupsAnswer.parse(
+      await this.#send(`find security group ${name}`, (c, o) =>
+        c.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }] }), o),
+      ),
+    ).SecurityGroups[0];
+    return group && { groupId: group.GroupId, inboundRules: group.IpPermissions.length };
+  }
+
   /** runctl's security group: no inbound rule (the agent dials out), created once, found by name after. */
   ensureSecurityGroup(): Promise<string> {
     const name = this.#config.security_group;
     this.#group ??= (async () => {
-      const find = async () =>
-        SecurityGroupsAnswer.parse(
-          await this.#send(`find security group ${name}`, (c, o) =>
-            c.send(
-              new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [name] }] }),
-              o,
-            ),
-          ),
-        ).SecurityGroups[0]?.GroupId;
+      const find = async () => (await this.findSecurityGroup())?.groupId;
       const existing = await find();
       if (existing) return existing;
       try {

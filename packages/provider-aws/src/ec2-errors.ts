@@ -130,7 +130,9 @@ export function ec2Error(error: unknown, ctx: Ec2ErrorContext): RunctlError {
   if (INVALID_SPEC_CODES.has(code)) {
     return new UserError(message, {
       code: "invalid_spec",
-      hint: "Fix the launch options named in the message (type, image, zone, disk, security group).",
+      hint: /iamInstanceProfile/i.test(e.message ?? "")
+        ? "The instance profile does not exist in this account: create it with `runctl aws setup`, or fix [aws] iam_instance_profile."
+        : "Fix the launch options named in the message (type, image, zone, disk, security group).",
       details,
       cause: error,
     });

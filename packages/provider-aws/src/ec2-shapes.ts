@@ -72,7 +72,14 @@ export const SpotPriceAnswer = z.object({
 
 export const SecurityGroupsAnswer = z.object({
   SecurityGroups: z
-    .array(z.object({ GroupId: z.string().regex(/^sg-[0-9a-f]+$/), GroupName: z.string().optional() }))
+    .array(
+      z.object({
+        GroupId: z.string().regex(/^sg-[0-9a-f]+$/),
+        GroupName: z.string().optional(),
+        /** Inbound rules; runctl's group has none. */
+        IpPermissions: z.array(z.unknown()).default([]),
+      }),
+    )
     .default([]),
 });
 

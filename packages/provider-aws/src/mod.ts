@@ -26,6 +26,32 @@ export {
 export { type BackoffPolicy, backoffDelay, withRetries } from "./backoff.ts";
 export { ec2Error } from "./ec2-errors.ts";
 export { awsDefinition } from "./hooks/providers.ts";
+export { iamError } from "./iam-errors.ts";
+export {
+  canonicalPolicy,
+  DEFAULT_ROLE_NAME,
+  decodePolicy,
+  escapePolicyText,
+  PolicyDocument,
+  partitionOf,
+  STORE_POLICY_NAME,
+  type StoreLocation,
+  samePolicy,
+  storeLocation,
+  storePolicy,
+  trustPolicy,
+} from "./instance-policy.ts";
+export {
+  type InstanceProfileSetupOptions,
+  type InstanceProfileSetupResult,
+  policyDiff,
+  type SecurityGroupKeeper,
+  type SetupResource,
+  type SetupStatus,
+  type SetupStep,
+  setupInstanceProfile,
+  setupStepLines,
+} from "./instance-profile-setup.ts";
 export { clientToken, describeStep, type LaunchStep, launchPlan, MAX_LAUNCH_STEPS } from "./launch-plan.ts";
 export { onDemandPrice, PriceTable, shippedPriceTable } from "./price-table.ts";
 export { stepPrinter, stepReport } from "./step-report.ts";

@@ -159,7 +159,15 @@ export interface CloudOptions {
   machine?: MachineHook;
   /** New instances stay unknown to this many describe-by-id calls, as EC2's eventual consistency has it. */
   eventualConsistency?: number;
+  /** The account's instance profiles (the IAM emulator): RunInstances refuses one it lacks. Unset: any name goes. */
+  instanceProfiles?: InstanceProfileLookup;
 }
+
+/** An `IamInstanceProfile` of RunInstances resolved, or which of its fields names nothing. */
+export type InstanceProfileLookup = (ref: {
+  Name?: string | undefined;
+  Arn?: string | undefined;
+}) => { arn: string; id: string } | { invalid: "name" | "arn"; value: string };
 
 function hexId(prefix: string): string {
   return `${prefix}-${randomBytes(9).toString("hex").slice(0, 17)}`;
@@ -193,6 +201,7 @@ export class Ec2Cloud extends EventEmitter {
   machine: MachineHook;
   /** New instances stay unknown to this many describe-by-id calls (settable between launches). */
   eventualConsistency: number;
+  private readonly instanceProfiles: InstanceProfileLookup | undefined;
   private closed = false;
 
   constructor(options: CloudOptions = {}) {
@@ -200,6 +209,7 @@ export class Ec2Cloud extends EventEmitter {
     this.transitionMs = options.transitionMs ?? 10;
     this.machine = options.machine ?? noMachine;
     this.eventualConsistency = options.eventualConsistency ?? 0;
+    this.instanceProfiles = options.instanceProfiles;
   }
 
   // ---- fault injection -------------------------------------------------------------------
@@ -519,8 +529,16 @@ export class Ec2Cloud extends EventEmitter {
       throw invalidParameterValue(`Invalid value '${hopLimit}' for HttpPutResponseHopLimit`);
     let profile: InstanceRecord["iamInstanceProfile"];
     if (p.IamInstanceProfile?.Name !== undefined || p.IamInstanceProfile?.Arn !== undefined) {
+      const found = this.instanceProfiles?.(p.IamInstanceProfile);
+      if (found !== undefined && "invalid" in found) {
+        throw invalidParameterValue(
+          found.invalid === "name"
+            ? `Value (${found.value}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name`
+            : `Value (${found.value}) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN`,
+        );
+      }
       const name = p.IamInstanceProfile.Name ?? p.IamInstanceProfile.Arn?.split("/").pop() ?? "";
-      profile = {
+      profile = found ?? {
         arn: p.IamInstanceProfile.Arn ?? `arn:aws:iam::${OWNER_ID}:instance-profile/${name}`,
         id: `AIPA${createHash("sha256").update(name).digest("hex").slice(0, 17).toUpperCase()}`,
       };

@@ -46,6 +46,8 @@ export function authenticateEc2(
   body: Buffer,
   book: CredentialBook,
   now = Date.now(),
+  /** The service the credential must be scoped to (`iam` for the IAM API on this endpoint). */
+  service = "ec2",
 ): Ec2Caller {
   const authorization = header(req, "authorization");
   if (authorization === undefined) {
@@ -77,11 +79,11 @@ export function authenticateEc2(
     if (error instanceof S3Failure) throw authFailure();
     throw error;
   }
-  if (scope.service !== "ec2") {
+  if (scope.service !== service) {
     throw new Ec2Failure(
       403,
       "SignatureDoesNotMatch",
-      `Credential should be scoped to correct service: 'ec2'.`,
+      `Credential should be scoped to correct service: '${service}'.`,
     );
   }
   const amzDate = header(req, "x-amz-date");

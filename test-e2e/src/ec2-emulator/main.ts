@@ -12,6 +12,10 @@
  * and stops on SIGTERM or SIGINT. Without --credentials it accepts the one default key
  * (AKIDRUNCTLEMULATOR / runctl-emulator-secret), the S3 emulator's. Faults are injected over
  * HTTP under /__emulator/ (see test-e2e/README.md).
+ *
+ * IAM answers on the same port (requests signed for service `iam`): point AWS_ENDPOINT_URL_IAM
+ * at the same URL and `runctl aws setup` creates its role and instance profile here; the state
+ * is at GET /__emulator/iam, the calls at GET /__emulator/iam/calls.
  */
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";

@@ -8,10 +8,16 @@
  *   // AWS_ENDPOINT_URL_EC2=ec2.endpoint …
  *   ec2.cloud.refuseCapacity({ zone: "us-east-1a", market: "spot" });
  *   await ec2.stop();
+ *
+ * IAM answers on the same endpoint (requests signed for service `iam`, see ../iam-emulator):
+ * the account's roles and instance profiles, which RunInstances checks `IamInstanceProfile`
+ * against.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { z } from "zod";
+import { IamAccount } from "../iam-emulator/iam-account.ts";
+import { IamApi, signedService } from "../iam-emulator/iam-api.ts";
 import {
   DEFAULT_CREDENTIAL,
   type EmulatorCredential,
@@ -76,6 +82,8 @@ export interface Ec2Emulator {
   endpoint: string;
   port: number;
   cloud: Ec2Cloud;
+  /** IAM of the same account, served on `endpoint` too (`AWS_ENDPOINT_URL_IAM`). */
+  iam: IamAccount;
   stop(): Promise<void>;
 }
 
@@ -84,14 +92,17 @@ const API_VERSION = "2016-11-15";
 
 export async function startEc2Emulator(options: Ec2EmulatorOptions = {}): Promise<Ec2Emulator> {
   const credentials = EmulatorCredentials.parse(options.credentials ?? [DEFAULT_CREDENTIAL]);
+  const iam = new IamAccount();
   const cloud = new Ec2Cloud({
+    instanceProfiles: (ref) => iam.forLaunch(ref),
     ...(options.transitionMs !== undefined ? { transitionMs: options.transitionMs } : {}),
     ...(options.machine ? { machine: options.machine } : {}),
     ...(options.eventualConsistency !== undefined
       ? { eventualConsistency: options.eventualConsistency }
       : {}),
   });
-  const api = new QueryApi(cloud, new CredentialBook(credentials));
+  const book = new CredentialBook(credentials);
+  const api = new QueryApi(cloud, book, new IamApi(iam, book));
   const server = createServer((req, res) => {
     api.handle(req, res).catch((error: unknown) => api.fail(res, error));
   });
@@ -105,6 +116,7 @@ export async function startEc2Emulator(options: Ec2EmulatorOptions = {}): Promis
     endpoint: `http://127.0.0.1:${port}`,
     port,
     cloud,
+    iam,
     stop: async () => {
       await cloud.close();
       await closeServer(server);
@@ -195,6 +207,7 @@ class QueryApi {
   constructor(
     readonly cloud: Ec2Cloud,
     private readonly book: CredentialBook,
+    private readonly iam: IamApi,
   ) {}
 
   fail(res: ServerResponse, error: unknown): void {
@@ -220,6 +233,7 @@ class QueryApi {
     if (rawPath.startsWith("/__emulator/")) return this.admin(req, res, rawPath);
     const body = await readBody(req);
     const queryPairs = rawQueryPairs(q === -1 ? "" : url.slice(q + 1));
+    if (signedService(req) === "iam") return this.iam.handle(req, res, rawPath, queryPairs, body);
     const caller = authenticateEc2(req, rawPath, queryPairs, body, this.book);
     if (req.method !== "POST" && req.method !== "GET") {
       throw new Ec2Failure(405, "InvalidHttpRequest", `The HTTP method ${req.method} is not supported`);
@@ -607,6 +621,8 @@ class QueryApi {
       );
     }
     if (path === "/__emulator/calls" && req.method === "GET") return json(200, this.cloud.calls);
+    if (path === "/__emulator/iam" && req.method === "GET") return json(200, this.iam.account.snapshot());
+    if (path === "/__emulator/iam/calls" && req.method === "GET") return json(200, this.iam.account.calls);
     return json(404, { error: `no such emulator endpoint: ${req.method} ${path}` });
   }
 }
