@@ -19,4 +19,5 @@ export { confirmAction } from "./confirm.ts";
 export { fromOclifError } from "./errors.ts";
 export { note, printError, table } from "./output.ts";
 export { loadProviders, type ProviderLoad } from "./providers.ts";
+export { remoteTrainFlags } from "./remote-train-flags.ts";
 export { terminalSafe, terminalSafeLines } from "./terminal-text.ts";
