@@ -458,6 +458,7 @@ export class HostAgent {
       if (got !== code.sha256) throw new Error(`the code bundle's sha256 is ${got}, expected ${code.sha256}`);
       await rm(staging, { recursive: true, force: true });
       await extractBundle(archive, staging);
+      await mkdir(join(home, "code"), { recursive: true });
       await rename(staging, dir);
       return dir;
     } finally {

@@ -49,6 +49,7 @@ export {
   liveTrainLines,
   NODE_VERSION,
   newHostId,
+  newMachineTrainLines,
   prepareRemoteHost,
   prepareRemoteTrain,
   type RemoteHostInput,

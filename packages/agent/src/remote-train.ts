@@ -15,9 +15,12 @@ import {
   ConfigError,
   HostInboxReply,
   isRunctlManaged,
+  MAX_BOOTSTRAP_BYTES,
   type NatsConfig,
   newRunId,
+  type Placement,
   type Provider,
+  type Quote,
   type RunSpecInput,
   TAG_HOST,
   type Tags,
@@ -223,6 +226,43 @@ export function remoteTrainNextSteps(run: { runId: string; store: string; follow
     `  follow:  ${run.follow}`,
     `  steer:   runctl ctl ${run.runId} run.stop --wait`,
     `  result:  runctl show ${run.runId} --from ${run.store}`,
+  ];
+}
+
+/**
+ * What `runctl <cloud> train <script>` prints for a new machine: on a dry run the quote (in the
+ * cloud's words) and the bootstrap's size; else the run, the machine and the follow-up lines.
+ */
+export function newMachineTrainLines(
+  result: {
+    runId: string;
+    dryRun: boolean;
+    quote: Quote;
+    placement?: Placement;
+    bootstrapBytes: number;
+    store: string;
+    follow: string;
+  },
+  words: CloudWords & {
+    /** The quote as the cloud's `create --dry-run` says it. */
+    quoteLine: (quote: Quote, price: string) => string;
+    /** Where the bootstrap goes: `user-data`, `container command`. */
+    bootstrapIn: string;
+  },
+): string[] {
+  const perHour = result.placement?.pricePerHour ?? result.quote.pricePerHour;
+  const price = perHour === null ? "price unknown" : `$${perHour}/h`;
+  if (result.dryRun) {
+    return [
+      words.quoteLine(result.quote, price),
+      `Bootstrap (${words.bootstrapIn}): ${result.bootstrapBytes} bytes of ${MAX_BOOTSTRAP_BYTES}`,
+    ];
+  }
+  const p = result.placement;
+  return [
+    `run ${result.runId}`,
+    `${words.machine} ${p?.resourceId}  ${p?.instanceType} (${p?.market}) at ${price}`,
+    ...remoteTrainNextSteps(result),
   ];
 }
 

@@ -98,10 +98,8 @@ export default class AwsCreate extends AwsCommand {
       },
     };
     const aws = await this.aws();
-    let dryQuote: unknown;
-    if (flags["dry-run"]) {
-      const quote = await aws.quote(spec);
-      dryQuote = quote;
+    const quote = flags["dry-run"] ? await aws.quote(spec) : undefined;
+    if (quote) {
       const price = quote.pricePerHour === null ? "price unknown" : `$${quote.pricePerHour}/h`;
       this.log(
         quote.available
@@ -136,9 +134,9 @@ export default class AwsCreate extends AwsCommand {
         `No agent on this instance: \`runctl aws train <instance> <script>\` will need a store (--store or [aws] store) and [nats] url${storeUrl === undefined ? "; no store is set" : "; no [nats] url is set"}`,
       );
     }
-    if (flags["dry-run"]) {
+    if (quote) {
       if (host) this.log(`Bootstrap (user-data): ${host.bootstrapBytes} bytes of 16384`);
-      return { dryRun: true, quote: dryQuote, ...(host ? { host } : {}) };
+      return { dryRun: true, quote, ...(host ? { host } : {}) };
     }
     const placement = await aws.launch(spec);
     const price = placement.pricePerHour === null ? "price unknown" : `$${placement.pricePerHour}/h`;

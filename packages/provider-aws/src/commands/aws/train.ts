@@ -89,24 +89,15 @@ export default class AwsTrain extends AwsCommand {
       node: { version: agent.NODE_VERSION, mirror: aws.node_mirror },
       ...(flags.name ? { name: flags.name } : {}),
     });
-    const { quote } = result;
-    const perHour = result.placement?.pricePerHour ?? quote.pricePerHour;
-    const price = perHour === null ? "price unknown" : `$${perHour}/h`;
-    if (result.dryRun) {
-      this.log(
+    const lines = agent.newMachineTrainLines(result, {
+      ...this.words,
+      bootstrapIn: "user-data",
+      quoteLine: (quote, price) =>
         quote.available
           ? `Would launch ${quote.instanceType} (${quote.market}) in ${quote.zone ?? quote.region} at ${price}`
           : `Cannot launch ${quote.instanceType} (${quote.market}) now: ${quote.unavailable?.message ?? "unavailable"}`,
-      );
-      this.log(`Bootstrap (user-data): ${result.bootstrapBytes} bytes of 16384`);
-      return { ...result };
-    }
-    const placement = result.placement;
-    this.log(`run ${result.runId}`);
-    this.log(
-      `instance ${placement?.resourceId}  ${placement?.instanceType} (${placement?.market}) at ${price}`,
-    );
-    for (const line of agent.remoteTrainNextSteps(result)) this.log(line);
+    });
+    for (const line of lines) this.log(line);
     return { ...result };
   }
 }

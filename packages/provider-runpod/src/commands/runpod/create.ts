@@ -106,10 +106,8 @@ export default class RunpodCreate extends RunpodCommand {
       },
     };
     const runpod = await this.runpod();
-    let dryQuote: unknown;
-    if (flags["dry-run"]) {
-      const quote = await runpod.quote(spec);
-      dryQuote = quote;
+    const quote = flags["dry-run"] ? await runpod.quote(spec) : undefined;
+    if (quote) {
       const price = quote.pricePerHour === null ? "price unknown" : `$${quote.pricePerHour}/h`;
       this.log(
         quote.available
@@ -146,9 +144,9 @@ export default class RunpodCreate extends RunpodCommand {
         `No agent on this pod: \`runctl runpod train <pod> <script>\` will need a store (--store or [runpod] store) and [nats] url${storeUrl === undefined ? "; no store is set" : "; no [nats] url is set"}`,
       );
     }
-    if (flags["dry-run"]) {
+    if (quote) {
       if (host) this.log(`Bootstrap (container command): ${host.bootstrapBytes} bytes`);
-      return { dryRun: true, quote: dryQuote, ...(host ? { host } : {}) };
+      return { dryRun: true, quote, ...(host ? { host } : {}) };
     }
     const placement = await runpod.launch(spec);
     const price = placement.pricePerHour === null ? "price unknown" : `$${placement.pricePerHour}/h`;

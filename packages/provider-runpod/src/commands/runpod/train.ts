@@ -116,22 +116,15 @@ export default class RunpodTrain extends RunpodCommand {
       node: { version: agent.NODE_VERSION, mirror: runpod.node_mirror },
       ...(flags.name ? { name: flags.name } : {}),
     });
-    const { quote } = result;
-    const perHour = result.placement?.pricePerHour ?? quote.pricePerHour;
-    const price = perHour === null ? "price unknown" : `$${perHour}/h`;
-    if (result.dryRun) {
-      this.log(
+    const lines = agent.newMachineTrainLines(result, {
+      ...this.words,
+      bootstrapIn: "container command",
+      quoteLine: (quote, price) =>
         quote.available
           ? `Would create ${quote.instanceType} x${gpuCount} (${quote.market}) in the ${quote.zone} cloud at ${price}`
           : `Cannot create ${quote.instanceType} (${quote.market}) now: ${quote.unavailable?.message ?? "unavailable"}`,
-      );
-      this.log(`Bootstrap (container command): ${result.bootstrapBytes} bytes`);
-      return { ...result };
-    }
-    const placement = result.placement;
-    this.log(`run ${result.runId}`);
-    this.log(`pod ${placement?.resourceId}  ${placement?.instanceType} (${placement?.market}) at ${price}`);
-    for (const line of agent.remoteTrainNextSteps(result)) this.log(line);
+    });
+    for (const line of lines) this.log(line);
     return { ...result };
   }
 }
