@@ -215,11 +215,13 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
   await up.upload(agent.key, agent.path, agent.bytes);
   const code = input.run ? await uploadCode(up, input.projectRoot, input.bundleCacheDir) : undefined;
   await prepareStream(input.nats);
+  // Nothing renews the machine's own grants while it waits: they outlive its idle time.
+  const idleSeconds = (input.idle?.minutes ?? 30) * 60;
   const host = await mintHostGrants({
     hostId: input.hostId,
     store,
     ...(input.nats ? { nats: input.nats } : {}),
-    ttlSeconds: ttl,
+    ttlSeconds: Math.max(ttl, idleSeconds + 60 * 60),
   });
   const run = input.run
     ? await mintRunGrants({
