@@ -159,6 +159,12 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
     [0, "applied"],
     [1, "applied"],
   ]);
+  // A rank acks when it applies the command and traces the new lr after its next step (an
+  // all-reduce with the other rank): under load the ack can come first.
+  await waitFor(
+    async () => (await lrChanges(runDir, 0)).length > 0 && (await lrChanges(runDir, 1)).length > 0,
+    "both ranks to trace the changed lr",
+  );
   const [changed0, changed1] = [await lrChanges(runDir, 0), await lrChanges(runDir, 1)];
   expect(changed0).toHaveLength(1);
   expect(changed1).toEqual(changed0);

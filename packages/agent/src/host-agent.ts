@@ -174,6 +174,7 @@ export class HostAgent {
     this.#inbox = nc.subscribe(hostSubjects(prefix, this.#spec.hostId).inbox, {
       callback: (_error, msg) => {
         let reply: Record<string, unknown>;
+        let renew: HostInboxMessage["host"];
         try {
           const message = parseAt(HostInboxMessage, JSON.parse(new TextDecoder().decode(msg.data)), {
             what: "inbox message",
@@ -189,7 +190,7 @@ export class HostAgent {
             this.#queue.push(message.run);
             const ahead = this.#queue.length - 1 + (this.#current ? 1 : 0);
             reply = { accepted: true, run: message.run.spec.runId, queued: ahead };
-            if (message.host) void this.#renewHost(message.host);
+            renew = message.host;
             this.#wake?.();
           }
         } catch (error) {
@@ -197,6 +198,8 @@ export class HostAgent {
           reply = { accepted: false, error: { code: err.code, message: err.message } };
         }
         if (msg.reply) msg.respond(new TextEncoder().encode(JSON.stringify(reply)));
+        // After the answer: switching to the fresh credential reconnects.
+        if (renew) void this.#renewHost(renew);
       },
     });
   }
@@ -480,6 +483,8 @@ export class HostAgent {
       // Only the host's own connection takes the host's credential (not a first run's).
       if (host.nats?.creds && this.#spec.nats && this.#nc) {
         await this.#writeCreds(".host", host.nats.creds);
+        // The answer to the request that brought them goes out before the connection turns over.
+        await this.#nc.flush();
         await this.#nc.reconnect();
       }
     } catch (error) {
