@@ -2,7 +2,9 @@
 // machine runctl launched: a 2-rank torch (gloo) run followed live with `runctl logs -f` from a
 // workspace that does not have the run, steered with `runctl ctl … --wait` (both ranks ack and
 // change at the same step), then the machine goes idle and shuts itself down. A second machine
-// takes a further run through its inbox without being started again.
+// takes a further run through its inbox without being started again. A machine started with no
+// run waits from boot, keeps its HostState in the store with its own POST policy, fetches an inbox
+// run's code by its URL (a bundle whose sha256 does not match fails that run, not the machine).
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -11,7 +13,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AGENT_MAIN } from "@runctl/agent/launcher";
 import { connectNats, hostSubjects } from "@runctl/control";
-import type { HostSpecInput } from "@runctl/core";
+import { buildBundle, type HostSpecInput, HostState, hostStateKey, hostStorePrefix } from "@runctl/core";
 import { S3ArtifactStore } from "@runctl/s3";
 import { StoreRunSource } from "@runctl/tracker";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -157,6 +159,12 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
     [0, "applied"],
     [1, "applied"],
   ]);
+  // A rank acks when it applies the command and traces the new lr after its next step (an
+  // all-reduce with the other rank): under load the ack can come first.
+  await waitFor(
+    async () => (await lrChanges(runDir, 0)).length > 0 && (await lrChanges(runDir, 1)).length > 0,
+    "both ranks to trace the changed lr",
+  );
   const [changed0, changed1] = [await lrChanges(runDir, 0), await lrChanges(runDir, 1)];
   expect(changed0).toHaveLength(1);
   expect(changed1).toEqual(changed0);
@@ -347,4 +355,94 @@ it("nats-server killed and restarted mid-run: telemetry resumes, logs -f misses 
     .split("\n")
     .map((line) => z.object({ _idx: z.number() }).loose().parse(JSON.parse(line))._idx);
   expect(new Set(idx).size).toBe(idx.length);
+});
+
+it("a machine with no run waits from boot, records itself in the store, and fetches an inbox run's code by its URL", async () => {
+  const hostId = "vm-5";
+  const post = await store.presignPost?.(hostStorePrefix(hostId), {
+    expiresInSeconds: 3600,
+    maxBytes: 1024 * 1024,
+  });
+  if (!post) throw new Error("the S3 store presigns POST policies");
+  const machine = await startMachine({
+    v: 1,
+    hostId,
+    provider: "test",
+    nats: { url: nats.url, prefix: "runctl" },
+    store: { post },
+    idle: { minutes: 10, action: "stop" },
+  });
+  const state = async () => {
+    const local = join(machine.home, "state-copy.json");
+    await store.getFile(hostStateKey(hostId), local).catch(() => undefined);
+    return existsSync(local) ? HostState.parse(JSON.parse(await readFile(local, "utf8"))) : undefined;
+  };
+  await waitFor(
+    async () => (await state())?.state === "idle",
+    `the machine to record itself idle:\n${machine.log()}`,
+  );
+  expect(await state()).toMatchObject({ hostId, runs: [] });
+
+  // The code: the fixtures bundled, in the store, by a presigned URL.
+  const cache = await mkdtemp(join(tmpdir(), "runctl-host-bundles-"));
+  homes.push(cache);
+  const bundle = await buildBundle(FIXTURES, { cacheDir: cache });
+  const key = `bundles/${bundle.archiveSha256}.tar.gz`;
+  await store.putFile(key, bundle.archivePath);
+  const url = await store.presignGet?.(key, { expiresInSeconds: 3600 });
+  if (!url) throw new Error("the S3 store presigns GETs");
+  const bundled = (runId: string, sha256: string) => ({
+    spec: {
+      v: 1 as const,
+      runId,
+      command: ["/usr/bin/python3", "hello_run.py"],
+      commandKind: "python" as const,
+      cwd: ".",
+      runsDir: "runs",
+      checkpointDir: "checkpoints",
+    },
+    code: { url, sha256 },
+    nats: { url: nats.url, prefix: "runctl" },
+  });
+  const nc = await connectNats({ url: nats.url });
+  const ask = async (body: unknown) =>
+    JSON.parse(
+      new TextDecoder().decode(
+        (
+          await nc.request(
+            hostSubjects("runctl", hostId).inbox,
+            new TextEncoder().encode(JSON.stringify(body)),
+            {
+              timeout: 10_000,
+            },
+          )
+        ).data,
+      ),
+    );
+  // A bundle that is not what its sha256 says: that run fails with the reason, the machine goes on.
+  const wrong = "0".repeat(64);
+  expect(await ask({ v: 1, run: bundled("code-tampered", wrong) })).toMatchObject({ accepted: true });
+  await waitFor(
+    () => /run code-tampered did not start/.test(machine.log()),
+    `the tampered run:\n${machine.log()}`,
+  );
+  expect(machine.log()).toMatch(/sha256 is [0-9a-f]{64}, expected 0{64}/);
+  expect(existsSync(join(machine.home, "code", wrong))).toBe(false);
+
+  expect(await ask({ v: 1, run: bundled("code-fetched", bundle.archiveSha256) })).toMatchObject({
+    accepted: true,
+    run: "code-fetched",
+  });
+  await waitFor(() => /run code-fetched ended: completed/.test(machine.log()), `the run:\n${machine.log()}`);
+  await nc.close();
+  expect(await readFile(join(machine.home, "runs", "code-fetched", "output.log"), "utf8")).toMatch(
+    /hello from code-fetched/,
+  );
+  expect(existsSync(join(machine.home, "code", bundle.archiveSha256, "hello_run.py"))).toBe(true);
+  await waitFor(async () => (await state())?.runs.includes("code-fetched") === true, "the record of the run");
+  expect(await state()).toMatchObject({ state: "idle", run: "code-fetched" });
+
+  machine.agent.kill("SIGTERM");
+  expect(await machine.exited).toBe(0);
+  expect(existsSync(machine.shutdownMark)).toBe(false);
 });

@@ -2,7 +2,9 @@
 // minted from the account seed the launching side holds, carries the node-local bridge of its
 // run end to end (`runctl ctl … --wait` with the user's credentials, through the CLI); it is
 // refused on another run's subjects, core and JetStream API alike, and the server says so; and
-// once it expires the server closes the connection holding it and refuses new ones.
+// once it expires the server closes the connection holding it and refuses new ones. A machine's
+// own credential (mintHostCredentials) takes requests on its inbox, answers them and publishes its
+// status, and is refused on every run's subjects.
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +15,8 @@ import {
   ControlBridge,
   connectNats,
   FileQueue,
+  hostSubjects,
+  mintHostCredentials,
   mintRunCredentials,
   NatsChannel,
   RuntimeController,
@@ -339,6 +343,59 @@ describe("a run's NATS credentials", () => {
     await waitFor(
       async () => /authentication error/.test(await serverLog()),
       "the server to log the refusal",
+    );
+  });
+});
+
+describe("a machine's own NATS credentials", () => {
+  it("take requests on its inbox and answer them, publish its status, and are refused on any run's subjects", async () => {
+    const hostId = "aws-20261203-100000-cccccc";
+    const host = hostSubjects(PREFIX, hostId);
+    const creds = await mintHostCredentials({
+      account: auth.accountSeed,
+      prefix: PREFIX,
+      hostId,
+      expiresInSeconds: 600,
+    });
+    expect(creds.permissions).toEqual({ publish: [host.status], subscribe: [host.inbox] });
+    const nc = await connectNats({ url: server.url, credsText: creds.creds });
+    cleanup.push(() => nc.close());
+    const errors = serverErrors(nc);
+    nc.subscribe(host.inbox, {
+      callback: (_e, msg) => {
+        msg.respond(`took ${new TextDecoder().decode(msg.data)}`);
+      },
+    });
+    const status = operator.nc.subscribe(host.status, { max: 1 });
+    await nc.flush();
+    await operator.nc.flush();
+
+    // The launching side (the user's credentials) asks; the machine answers on the reply subject.
+    const reply = await operator.nc.request(host.inbox, "run-1", { timeout: 5_000 });
+    expect(new TextDecoder().decode(reply.data)).toBe("took run-1");
+    nc.publish(host.status, "idle");
+    for await (const msg of status) expect(new TextDecoder().decode(msg.data)).toBe("idle");
+
+    // Nothing of any run: not its commands, not its telemetry, not another machine's inbox.
+    nc.publish(B.commands, "steer");
+    nc.publish(telemetrySubjects(PREFIX, RUN_B).out, "forged");
+    nc.publish(hostSubjects(PREFIX, "other-host").inbox, "a run");
+    await nc.flush();
+    const sub = nc.subscribe(telemetrySubjects(PREFIX, RUN_B).out);
+    const ended = (async () => {
+      for await (const _ of sub) return "message";
+      return "ended";
+    })().catch((error: unknown) => (error instanceof Error ? error.message : String(error)));
+    expect(await ended).toBe(
+      `Permissions Violation for Subscription to "${telemetrySubjects(PREFIX, RUN_B).out}"`,
+    );
+    await waitFor(() => errors.length >= 3, `the server to refuse each publish: ${errors.join("; ")}`);
+    expect(errors).toContain(`Permissions Violation for Publish to "${B.commands}"`);
+    expect(errors).toContain(
+      `Permissions Violation for Publish to "${telemetrySubjects(PREFIX, RUN_B).out}"`,
+    );
+    expect(errors).toContain(
+      `Permissions Violation for Publish to "${hostSubjects(PREFIX, "other-host").inbox}"`,
     );
   });
 });

@@ -192,7 +192,7 @@ it("a 2-rank run launched by a bootstrap: followed live, steered with every rank
   // No long-lived secret anywhere the machine could leak it: not the store's key, not the NATS
   // account key (only the run's own short-lived credential travels, and never into logs or the
   // run directory).
-  const runCreds = first.hostSpec.run.nats?.creds ?? "";
+  const runCreds = first.hostSpec.run?.nats?.creds ?? "";
   const runSeed = /SU[A-Z0-9]{56}/.exec(runCreds)?.[0];
   expect(runSeed).toBeDefined();
   const leaks = [KEY.secretAccessKey, jwt().accountSeed, runSeed as string];
@@ -313,7 +313,7 @@ it("a run outlives its first credential and POST policy: the agent renews both o
 it("a code bundle tampered with in the store: the machine refuses it, reports why and shuts down; the run reads as failed with the reason", async () => {
   const runId = "bare-tampered-1";
   const launch = await prepareRemoteLaunch(launchInput(runId, "bare-3"));
-  const sha = launch.hostSpec.run.code?.sha256 as string;
+  const sha = launch.hostSpec.run?.code?.sha256 as string;
   // Someone with write access to the store replaces the bundle's bytes under its key.
   const evil = join(base, "evil.tar.gz");
   await writeFile(evil, "not the code that was launched");

@@ -7,14 +7,24 @@
 // shuts itself down when idle (`--idle-stop 0`), the container's command ends and the pod stops
 // (EXITED); `runctl show --from` reads it completed. A spot run of the same code (a bid, the
 // community cloud, 2 GPUs and so 2 ranks) uploads nothing and stops too; --dry-run touches nothing.
+// `runctl runpod create --store …` makes a pod whose agent waits for runs (HostState idle in the
+// store, the host id in its env labels); `runctl runpod train <pod> train.py` sends it one over
+// NATS, which is followed, steered (two acks) and stopped; `runctl runpod terminate` ends the pod.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
-import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
-import { runctlJson, startRunctl, type Workspace, waitFor } from "../src/runctl-cli.ts";
+import {
+  followAndStopRemoteRun,
+  type RemoteTrainSetup,
+  startRemoteTrainSetup,
+  storedHostState,
+  storedRunFile,
+  TRAIN_STORE_URL,
+} from "../src/remote-train-setup.ts";
+import { runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
 import { type RunPodEmulator, startRunPodEmulator } from "../src/runpod-emulator.ts";
 import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machines.ts";
 
@@ -93,37 +103,17 @@ it("trains on a pod whose container runs the bootstrap: followed live, stopped o
   expect(pod.name).toBe(`runctl-${runId}`);
   expect(JSON.parse(pod.env.RUNCTL_TAGS ?? "{}")).toMatchObject({ "runctl:run-id": runId });
 
-  const following = startRunctl(["logs", "-f", runId, "--from", STORE_URL], user);
-  let followErr = "";
-  following.child.stderr?.on("data", (d: Buffer) => {
-    followErr += d.toString();
-  });
-  await waitFor(
-    () => followErr.includes(`following ${runId} over NATS`),
-    `logs -f to subscribe: ${followErr}`,
-  );
-  releaseBoot();
-
-  await waitFor(() => machines.hosts.has(podId), "the pod's container to start", 60_000);
-  const host = machines.hosts.get(podId);
-  if (!host) throw new Error("no host");
-  await waitFor(
-    () => existsSync(join(host.runctlHome, "runs", runId, "polling")),
-    "the ranks to poll for commands",
-    120_000,
-  ).catch(async (error: unknown) => {
-    const logs = await host.logs();
-    throw new Error(
-      `${String(error)}\nbootstrap.log:\n${logs.bootstrap}\nagent.log:\n${logs.agent}\n${logs.console}`,
-    );
+  const { followed, followErr, host } = await followAndStopRemoteRun({
+    user,
+    runId,
+    storeUrl: STORE_URL,
+    machineId: podId,
+    hosts: machines.hosts,
+    beforeBoot: releaseBoot,
   });
   // The container's command did not return: it supervises the agent in the foreground.
   expect((await host.logs()).bootstrap).toMatch(/supervising the agent in the foreground/);
   expect(host.env.RUNPOD_POD_ID).toBe(podId);
-
-  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
-  expect(stop.code, stop.stderr).toBe(0);
-  const followed = await following.result;
   expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
   expect(followed.stdout).toMatch(/rank 0 step 0 lr 0.1/);
   expect(followed.stdout).toMatch(/rank 1 stopped at step/);
@@ -197,3 +187,78 @@ it("--spot: the same code uploads nothing again, the pod is interruptible at the
   const meta = JSON.parse(await readFile(join(host.runctlHome, "runs", runId, "meta.json"), "utf8"));
   expect(meta.world_size).toBe(2);
 }, 180_000);
+
+const Created = z.object({
+  placement: z.object({ resourceId: z.string() }).loose(),
+  host: z.object({ hostId: z.string() }).loose().optional(),
+});
+const Accepted = z.object({
+  runId: z.string(),
+  hostId: z.string(),
+  accepted: z.literal(true),
+  follow: z.string(),
+});
+
+it("create --store: the pod's agent waits for runs (idle in the store), takes `runpod train <pod>` over NATS, and the pod is terminated", async () => {
+  const created = await runctlJson(["runpod", "create", "--gpu", GPU, "--idle-stop", "30"], user);
+  expect(created.code, `${created.stdout}\n${created.stderr}`).toBe(0);
+  const { placement, host: agent } = Created.parse(created.doc);
+  if (!agent) throw new Error(`no agent: ${created.stderr}`);
+  const podId = placement.resourceId;
+  const pod = rp.cloud.pods.get(podId);
+  if (!pod) throw new Error(`no pod ${podId}`);
+  // The host id rides in the env labels the provider reads back as tags.
+  expect(JSON.parse(pod.env.RUNCTL_TAGS ?? "{}")).toMatchObject({ "runctl:host": agent.hostId });
+  const status = await runctlJson(["runpod", "status", podId], user);
+  expect(JSON.stringify(status.doc)).toContain(`"runctl:host":"${agent.hostId}"`);
+  const seed = nats.jwt?.accountSeed as string;
+  for (const text of [pod.dockerArgs, JSON.stringify(pod.env)]) {
+    expect(text).not.toContain(KEY.secretAccessKey);
+    expect(text).not.toContain(seed);
+    expect(text).not.toContain(rp.apiKey);
+  }
+  releaseBoot();
+  await waitFor(
+    async () => (await storedHostState(s3, agent.hostId))?.state === "idle",
+    "the agent to record itself idle",
+    120_000,
+  ).catch(async (error: unknown) => {
+    const logs = await machines.hosts.get(podId)?.logs();
+    throw new Error(`${String(error)}\nbootstrap.log:\n${logs?.bootstrap}\nagent.log:\n${logs?.agent}`);
+  });
+
+  const trained = await runctlJson(
+    ["runpod", "train", podId, "train.py", "--nproc-per-node", "2", "--background"],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, hostId } = Accepted.parse(trained.doc);
+  expect(hostId).toBe(agent.hostId);
+  const { followed, followErr, acks } = await followAndStopRemoteRun({
+    user,
+    runId,
+    storeUrl: STORE_URL,
+    machineId: podId,
+    hosts: machines.hosts,
+    steer: ["optimizer.lr.multiplier", "0.5"],
+  });
+  expect(acks).toEqual([
+    [0, "applied"],
+    [1, "applied"],
+  ]);
+  expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
+  expect(followed.stdout).toMatch(/rank 1 stopped at step/);
+  const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
+  expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  expect(storedRunFile(s3, runId, "meta.json")).toBe(true);
+  await waitFor(
+    async () => (await storedHostState(s3, agent.hostId))?.runs.includes(runId) === true,
+    "the agent to record the run it took",
+  );
+
+  const terminated = await runctlJson(["runpod", "terminate", podId, "--yes"], user);
+  expect(terminated.code, terminated.stderr).toBe(0);
+  await waitFor(() => !machines.hosts.has(podId), "the pod's container to end");
+  const gone = await runctlJson(["runpod", "train", podId, "train.py"], user);
+  expect(gone.code).not.toBe(0);
+}, 300_000);

@@ -1,8 +1,11 @@
 /**
  * The agent on a machine runctl started (`node agent.mjs host host.json`,
- * from the bootstrap): runs the host spec's run, then whatever arrives on the
- * machine's inbox, one at a time, and shuts the machine down once it has had
- * nothing to run for the idle time. For each run it
+ * from the bootstrap): runs the host spec's run if it has one, then whatever
+ * arrives on the machine's inbox, one at a time, and shuts the machine down
+ * once it has had nothing to run for the idle time (counted from boot when
+ * there is no first run). It keeps the machine's HostState (idle, running a
+ * run, shutting down; the runs it took) in the store with the host's own POST
+ * policy, and listens on the inbox with the host's own credential. For each run it
  *
  * - keeps the run directory synced to the store (every few seconds and once
  *   more at the end) through the run's own short-lived POST policy;
@@ -15,9 +18,12 @@
  * Nothing here accepts a connection: the machine only dials out.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createWriteStream, existsSync } from "node:fs";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import {
   connectNats,
@@ -29,10 +35,14 @@ import {
 import {
   BOOTSTRAP_ERROR_FILE,
   type BootstrapReport,
+  extractBundle,
+  HOST_SPEC_VERSION,
   HostInboxMessage,
   type HostNats,
   type HostRun,
   type HostSpec,
+  HostState,
+  PostPolicyRunSync,
   type PresignedPost,
   parseAt,
   type RunSpec,
@@ -81,11 +91,22 @@ export class HostAgent {
   #stopping: NodeJS.Signals | undefined;
   #wake: (() => void) | undefined;
   #runs = 0;
+  /** Where the machine's HostState goes: the host's POST policy for `hosts/<host>/`. */
+  #record: PostPolicyRunSync | undefined;
+  /** Writes of the HostState, one after another, in order. */
+  #recording: Promise<void> = Promise.resolve();
+  /** Every run this machine took, oldest first (kept across agent restarts in `host-state.json`). */
+  #taken: string[] = [];
 
   constructor(spec: HostSpec, options: HostAgentOptions) {
     this.#spec = spec;
     this.#options = options;
-    this.#queue.push(spec.run);
+    if (spec.run) this.#queue.push(spec.run);
+  }
+
+  /** NATS for the inbox and the host's status: the host's own credential, else the first run's. */
+  get #hostNats(): HostNats | undefined {
+    return this.#spec.nats ?? this.#spec.run?.nats;
   }
 
   /** Stops the current run (its ranks get `signal`) and the agent after it; no more runs start. */
@@ -98,8 +119,13 @@ export class HostAgent {
   async run(): Promise<HostOutcome> {
     const { home } = this.#options;
     await mkdir(join(home, "secrets"), { recursive: true, mode: 0o700 });
-    if (this.#spec.run.nats) {
-      this.#nc = await this.#connect(this.#spec.run);
+    await this.#openRecord();
+    const hostNats = this.#hostNats;
+    if (hostNats) {
+      this.#nc = await this.#connect(
+        hostNats,
+        this.#spec.nats ? ".host" : (this.#spec.run?.spec.runId ?? ".host"),
+      );
       if (this.#spec.inbox) this.#listen(this.#nc);
     }
     try {
@@ -113,7 +139,9 @@ export class HostAgent {
       this.#closing = true;
       if (!this.#stopping) {
         this.#publishHost({ state: "shutting_down", reason: "idle", action: this.#spec.idle.action });
+        this.#keepRecord("shutting_down");
       }
+      await this.#recording;
     } finally {
       this.#inbox?.unsubscribe();
       await this.#nc?.drain().catch(() => undefined);
@@ -128,6 +156,7 @@ export class HostAgent {
     if (this.#stopping) return undefined;
     const ms = this.#spec.idle.minutes * 60_000;
     this.#publishHost({ state: "idle", idle_ms: ms });
+    this.#keepRecord("idle");
     this.#options.log(`idle; shutting down in ${this.#spec.idle.minutes} min unless a run arrives`);
     await new Promise<void>((wake) => {
       const timer = setTimeout(wake, ms);
@@ -141,10 +170,11 @@ export class HostAgent {
   }
 
   #listen(nc: NatsConnection): void {
-    const prefix = this.#spec.run.nats?.prefix ?? "runctl";
+    const prefix = this.#hostNats?.prefix ?? "runctl";
     this.#inbox = nc.subscribe(hostSubjects(prefix, this.#spec.hostId).inbox, {
       callback: (_error, msg) => {
         let reply: Record<string, unknown>;
+        let renew: HostInboxMessage["host"];
         try {
           const message = parseAt(HostInboxMessage, JSON.parse(new TextDecoder().decode(msg.data)), {
             what: "inbox message",
@@ -158,7 +188,9 @@ export class HostAgent {
             };
           } else {
             this.#queue.push(message.run);
-            reply = { accepted: true, run: message.run.spec.runId, queued: this.#queue.length - 1 };
+            const ahead = this.#queue.length - 1 + (this.#current ? 1 : 0);
+            reply = { accepted: true, run: message.run.spec.runId, queued: ahead };
+            renew = message.host;
             this.#wake?.();
           }
         } catch (error) {
@@ -166,22 +198,38 @@ export class HostAgent {
           reply = { accepted: false, error: { code: err.code, message: err.message } };
         }
         if (msg.reply) msg.respond(new TextEncoder().encode(JSON.stringify(reply)));
+        // After the answer: switching to the fresh credential reconnects.
+        if (renew) void this.#renewHost(renew);
       },
     });
   }
 
   async #runOne(run: HostRun): Promise<void> {
-    const spec = await this.#resolve(run);
+    const { home, log, env } = this.#options;
+    let spec: RunSpec;
+    try {
+      spec = await this.#resolve(run);
+    } catch (error) {
+      // Its code could not be fetched or unpacked: the run fails, the machine goes on.
+      const err = toRunctlError(error);
+      const runDir = join(at(home, run.spec.runsDir), run.spec.runId);
+      log(`run ${run.spec.runId} did not start: ${err.message}`);
+      await this.#reportStartFailure(run, runDir, err.message, undefined);
+      return;
+    }
     const runDir = join(spec.runsDir, spec.runId);
     if (await this.#ended(runDir)) {
       // The agent restarted after this run ended: it is not run again.
       this.#options.log(`run ${spec.runId} already ended; not running it again`);
       return;
     }
-    const { home, log, env } = this.#options;
+    if (!this.#taken.includes(spec.runId)) this.#taken.push(spec.runId);
+    this.#keepRecord("running", spec.runId);
     let nc: NatsConnection | undefined;
     try {
-      nc = run === this.#spec.run ? this.#nc : run.nats ? await this.#connect(run) : undefined;
+      // The host's own credential may touch no run: each run connects with its own.
+      const shared = !this.#spec.nats && run === this.#spec.run;
+      nc = shared ? this.#nc : run.nats ? await this.#connect(run.nats, spec.runId) : undefined;
     } catch (error) {
       const reason = `cannot reach NATS: ${toRunctlError(error).message}`;
       log(`run ${spec.runId} did not start: ${reason}`);
@@ -355,9 +403,8 @@ export class HostAgent {
 
   async #resolve(run: HostRun): Promise<RunSpec> {
     const { home } = this.#options;
-    const codeDir = run.code ? join(home, "code", run.code.sha256) : join(home, "work");
+    const codeDir = run.code ? await this.#code(run.code) : join(home, "work");
     await mkdir(codeDir, { recursive: true });
-    const at = (base: string, path: string) => (isAbsolute(path) ? path : resolve(base, path));
     const spec: RunSpec = {
       ...run.spec,
       cwd: at(codeDir, run.spec.cwd),
@@ -381,11 +428,119 @@ export class HostAgent {
     return path;
   }
 
-  async #connect(run: HostRun): Promise<NatsConnection> {
-    const nats = run.nats;
-    if (!nats) throw new Error("no NATS settings");
-    const creds = nats.creds ? await this.#writeCreds(run.spec.runId, nats.creds) : undefined;
+  /**
+   * The code bundle's directory: extracted by the bootstrap for the first run; for an inbox run
+   * with new code, fetched by its presigned URL, checked against its sha256 and extracted here.
+   */
+  async #code(code: NonNullable<HostRun["code"]>): Promise<string> {
+    const { home, log } = this.#options;
+    const dir = join(home, "code", code.sha256);
+    if (existsSync(dir) || code.url === undefined) return dir;
+    const tmp = join(home, "tmp");
+    await mkdir(tmp, { recursive: true });
+    const archive = join(tmp, `code-${code.sha256}.tar.gz`);
+    const staging = join(tmp, `code-${code.sha256}`);
+    try {
+      log(`fetching code ${code.sha256}`);
+      const response = await fetch(code.url, { signal: AbortSignal.timeout(10 * 60_000) });
+      if (!response.ok || !response.body) {
+        throw new Error(`the store answered ${response.status} for the code bundle`);
+      }
+      const hash = createHash("sha256");
+      await pipeline(
+        Readable.fromWeb(response.body as import("node:stream/web").ReadableStream),
+        new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
+        createWriteStream(archive, { mode: 0o600 }),
+      );
+      const got = hash.digest("hex");
+      if (got !== code.sha256) throw new Error(`the code bundle's sha256 is ${got}, expected ${code.sha256}`);
+      await rm(staging, { recursive: true, force: true });
+      await extractBundle(archive, staging);
+      await mkdir(join(home, "code"), { recursive: true });
+      await rename(staging, dir);
+      return dir;
+    } finally {
+      await rm(archive, { force: true });
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  async #connect(nats: HostNats, credsName: string): Promise<NatsConnection> {
+    const creds = nats.creds ? await this.#writeCreds(credsName, nats.creds) : undefined;
     return connectNats(natsSettingsFromConfig(natsSection(nats, creds)), { waitForServerMs: 60_000 });
+  }
+
+  /** The host's grants, fresh from an inbox request: the record's policy and the inbox's credential. */
+  async #renewHost(host: NonNullable<HostInboxMessage["host"]>): Promise<void> {
+    const { log } = this.#options;
+    try {
+      if (host.store && this.#record) this.#record.renew(host.store.post);
+      // Only the host's own connection takes the host's credential (not a first run's).
+      if (host.nats?.creds && this.#spec.nats && this.#nc) {
+        await this.#writeCreds(".host", host.nats.creds);
+        // The answer to the request that brought them goes out before the connection turns over.
+        await this.#nc.flush();
+        await this.#nc.reconnect();
+      }
+    } catch (error) {
+      log(`host grants not renewed: ${toRunctlError(error).message}`);
+    }
+  }
+
+  /** The HostState record: the policy to write it with, and the runs taken before a restart. */
+  async #openRecord(): Promise<void> {
+    const { home } = this.#options;
+    try {
+      const local = HostState.parse(JSON.parse(await readFile(join(home, "host-state.json"), "utf8")));
+      this.#taken = [...local.runs];
+    } catch {
+      // No record yet (a fresh machine), or one that cannot be read: start from nothing.
+    }
+    if (this.#spec.store) {
+      this.#record = new PostPolicyRunSync({
+        policy: this.#spec.store.post,
+        stateFile: join(home, ".host-sync", "post-state.json"),
+      });
+    }
+  }
+
+  /** Keeps `hosts/<host>/state.json` current (and a local copy); a store that is down is retried. */
+  #keepRecord(state: HostState["state"], run?: string): void {
+    const { home, log } = this.#options;
+    const last = run ?? this.#taken.at(-1);
+    const record: HostState = {
+      v: HOST_SPEC_VERSION,
+      hostId: this.#spec.hostId,
+      state,
+      ...(last !== undefined ? { run: last } : {}),
+      runs: [...this.#taken],
+      at: new Date().toISOString(),
+    };
+    const bytes = new TextEncoder().encode(`${JSON.stringify(record)}\n`);
+    const target = this.#record;
+    this.#recording = this.#recording.then(async () => {
+      await writeFile(join(home, "host-state.json"), bytes).catch(() => undefined);
+      if (!target) return;
+      for (let attempt = 0; attempt < 5; attempt += 1) {
+        try {
+          await target.replace("state.json", bytes.byteLength, async (offset, length) =>
+            bytes.subarray(offset, offset + length),
+          );
+          return;
+        } catch (error) {
+          if (attempt === 4 || !target.isTransient(error)) {
+            log(`host state not recorded in the store: ${toRunctlError(error).message}`);
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+        }
+      }
+    });
   }
 
   async #ended(runDir: string): Promise<boolean> {
@@ -398,7 +553,7 @@ export class HostAgent {
   }
 
   #publishHost(body: Record<string, unknown>): void {
-    const prefix = this.#spec.run.nats?.prefix;
+    const prefix = this.#hostNats?.prefix;
     if (!this.#nc || prefix === undefined) return;
     try {
       this.#nc.publish(
@@ -428,6 +583,10 @@ export class HostAgent {
       child.on("exit", () => done());
     });
   }
+}
+
+function at(base: string, path: string): string {
+  return isAbsolute(path) ? path : resolve(base, path);
 }
 
 /** The run's NATS settings as the supervisor's bridge takes them: the credential as a file. */

@@ -30,18 +30,41 @@ export { type GpuSample, SystemSampler, visibleDevices } from "./system-sampler.
 
 // Run sync: the run directory mirrored to a RunSyncTarget as it grows.
 
-export { prepareRemoteLaunch, type RemoteLaunch, type RemoteLaunchInput } from "./remote-launch.ts";
 export {
+  type InboxRun,
+  type InboxRunInput,
+  mintHostGrants,
+  prepareInboxRun,
+  prepareRemoteLaunch,
+  type RemoteLaunch,
+  type RemoteLaunchInput,
+  type RemoteLaunchNats,
+} from "./remote-launch.ts";
+export {
+  type CloudWords,
   checkRemoteTrain,
   DEFAULT_NODE_MIRROR,
+  type LiveTrainInput,
+  type LiveTrainResult,
+  liveTrainLines,
   NODE_VERSION,
+  newHostId,
+  newMachineTrainLines,
+  prepareRemoteHost,
   prepareRemoteTrain,
+  type RemoteHostInput,
   type RemoteTrain,
   type RemoteTrainInput,
   type RemoteTrainNats,
   readOnlyStore,
+  remoteStoreUrl,
   remoteTrainNats,
   remoteTrainNextSteps,
+  requireInboxNats,
+  requireRemoteStore,
+  scriptRunSpec,
+  trainForm,
+  trainOnLiveMachine,
 } from "./remote-train.ts";
 export { RunDirSync, type RunDirSyncOptions, SYNC_CHUNK_BYTES } from "./run-dir-sync.ts";
 

@@ -1,6 +1,7 @@
 /**
- * The launching side of a remote run: everything a provider needs before it
- * starts a machine, given the run and where its bytes go.
+ * The launching side of a remote run or a machine that waits for runs: everything a provider
+ * needs before it starts a machine, and everything a live machine's inbox needs for one more
+ * run, given where the bytes go.
  *
  * - the agent artifact and the code bundle are uploaded to the store once,
  *   under their sha256 (`agents/<sha>.mjs`, `bundles/<sha>.tar.gz`): a second
@@ -9,6 +10,8 @@
  *   may write only under the run's prefix (`runs/<run>/`), and, with NATS, a
  *   credential for this run's subjects only, minted from the account key the
  *   launching side holds;
+ * - the machine itself gets a host grant: a POST policy for `hosts/<host>/` (its HostState, a
+ *   failed bootstrap's report) and, with an account key, a credential for its inbox and status;
  * - all of it goes into a host spec, and core builds the bootstrap around it.
  */
 
@@ -19,39 +22,46 @@ import {
   buildBootstrap,
   buildBundle,
   HOST_SPEC_VERSION,
+  HostInboxMessage,
+  type HostInboxMessageInput,
+  type HostNats,
   HostSpec,
   type HostSpecInput,
+  type HostStoreGrant,
+  hostStorePrefix,
   type RunSpecInput,
   UserError,
 } from "@runctl/core";
 import { agentArtifact } from "./agent-artifact.ts";
 
+export interface RemoteLaunchNats {
+  url: string;
+  prefix: string;
+  /**
+   * The account signing seed (`SA…`) per-run credentials are minted from. Without it the
+   * machine connects with no credential: only for a server on a network you control.
+   */
+  accountSeed?: string;
+  /**
+   * The launching side's own connection (its user's credentials): it makes sure the control
+   * stream exists, which a run's credential may not create.
+   */
+  launcher?: NatsSettings;
+}
+
 export interface RemoteLaunchInput {
   hostId: string;
   provider: string;
-  /** The run; `cwd` relative to the project root that is bundled. */
-  run: RunSpecInput;
-  /** The directory bundled as the run's code. */
-  projectRoot: string;
-  bundleCacheDir: string;
+  /** The first run; `cwd` relative to the project root that is bundled. None: the machine waits for runs. */
+  run?: RunSpecInput;
+  /** The directory bundled as the run's code (with `run`). */
+  projectRoot?: string;
+  bundleCacheDir?: string;
   store: ArtifactStore;
-  nats?: {
-    url: string;
-    prefix: string;
-    /**
-     * The account signing seed (`SA…`) per-run credentials are minted from. Without it the
-     * machine connects with no credential: only for a server on a network you control.
-     */
-    accountSeed?: string;
-    /**
-     * The launching side's own connection (its user's credentials): it makes sure the control
-     * stream exists, which a run's credential may not create.
-     */
-    launcher?: NatsSettings;
-  };
+  nats?: RemoteLaunchNats;
   node: { version: string; mirror: string };
   idle?: HostSpecInput["idle"];
-  /** How long the URLs, the POST policy and the credential work; default 24 h. */
+  /** How long the URLs, the POST policies and the credentials work; default 24 h. */
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
   home?: string;
@@ -64,86 +74,243 @@ export interface RemoteLaunch {
   hostSpec: HostSpec;
   /** Bytes uploaded for this launch: 0 when the agent and the code were in the store already. */
   uploadedBytes: number;
-  runPrefix: string;
+  /** The run's prefix in the store, when there is a run. */
+  runPrefix?: string;
 }
 
 const DAY = 24 * 60 * 60;
+/** The most one synced object may be through a POST policy. */
+const POST_MAX_BYTES = 1024 ** 3;
 
-export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<RemoteLaunch> {
-  const { store } = input;
+type PresigningStore = ArtifactStore & Required<Pick<ArtifactStore, "presignGet" | "presignPost">>;
+
+function presigning(store: ArtifactStore): PresigningStore {
   if (!store.presignGet || !store.presignPost) {
     throw new UserError(`The store ${store.url} cannot presign URLs, so a remote machine cannot reach it`, {
       code: "store_cannot_presign",
       hint: "Use an s3:// store (`[s3]` in .runctl.toml) for remote runs.",
     });
   }
-  const ttl = input.ttlSeconds ?? DAY;
-  let uploadedBytes = 0;
-  const upload = async (key: string, file: string, bytes: number) => {
-    if ((await store.head(key)) !== null) return;
-    try {
-      await store.putFile(key, file, { ifNoneMatch: "*" });
-      uploadedBytes += bytes;
-    } catch (error) {
-      // Another launch uploaded the same content first: it is the same bytes.
-      if ((error as { code?: unknown }).code !== "artifact_exists") throw error;
-    }
+  return store as PresigningStore;
+}
+
+/** Uploads content-addressed files once; counts the bytes it really sent. */
+function uploader(store: ArtifactStore) {
+  let bytes = 0;
+  return {
+    get bytes() {
+      return bytes;
+    },
+    async upload(key: string, file: string, size: number) {
+      if ((await store.head(key)) !== null) return;
+      try {
+        await store.putFile(key, file, { ifNoneMatch: "*" });
+        bytes += size;
+      } catch (error) {
+        // Another launch uploaded the same content first: it is the same bytes.
+        if ((error as { code?: unknown }).code !== "artifact_exists") throw error;
+      }
+    },
   };
+}
 
-  const agent = agentArtifact();
-  await upload(agent.key, agent.path, agent.bytes);
-
-  const bundle = await buildBundle(input.projectRoot, { cacheDir: input.bundleCacheDir });
-  const codeKey = `bundles/${bundle.archiveSha256}.tar.gz`;
-  await upload(codeKey, bundle.archivePath, bundle.archiveBytes);
-
-  const runId = input.run.runId;
-  const runPrefix = `runs/${runId}`;
-  const post = await store.presignPost(`${runPrefix}/`, { expiresInSeconds: ttl, maxBytes: 1024 ** 3 });
-  let nats: HostSpecInput["run"]["nats"];
-  if (input.nats?.launcher) {
-    const { prepareControlStream } = await import("@runctl/control");
-    await prepareControlStream({ ...input.nats.launcher, prefix: input.nats.prefix });
+async function uploadCode(
+  up: ReturnType<typeof uploader>,
+  projectRoot: string | undefined,
+  bundleCacheDir: string | undefined,
+) {
+  if (projectRoot === undefined || bundleCacheDir === undefined) {
+    throw new UserError("A run needs its project directory and a bundle cache", { code: "invalid_launch" });
   }
-  if (input.nats && input.nats.accountSeed === undefined) {
-    nats = { url: input.nats.url, prefix: input.nats.prefix };
-  } else if (input.nats?.accountSeed !== undefined) {
-    const { mintRunCredentials } = await import("@runctl/control");
-    const minted = await mintRunCredentials({
-      account: input.nats.accountSeed,
+  const bundle = await buildBundle(projectRoot, { cacheDir: bundleCacheDir });
+  const key = `bundles/${bundle.archiveSha256}.tar.gz`;
+  await up.upload(key, bundle.archivePath, bundle.archiveBytes);
+  return { key, sha256: bundle.archiveSha256 };
+}
+
+/** The machine's own grants: a POST policy for `hosts/<host>/` and, with an account seed, its credential. */
+export async function mintHostGrants(input: {
+  hostId: string;
+  store: ArtifactStore;
+  nats?: RemoteLaunchNats;
+  ttlSeconds?: number;
+}): Promise<{ store: HostStoreGrant; nats?: HostNats }> {
+  const store = presigning(input.store);
+  const ttl = input.ttlSeconds ?? DAY;
+  const post = await store.presignPost(hostStorePrefix(input.hostId), {
+    expiresInSeconds: ttl,
+    maxBytes: 1024 * 1024,
+  });
+  if (!input.nats) return { store: { post } };
+  if (input.nats.accountSeed === undefined) {
+    return { store: { post }, nats: { url: input.nats.url, prefix: input.nats.prefix } };
+  }
+  const { mintHostCredentials } = await import("@runctl/control");
+  const minted = await mintHostCredentials({
+    account: input.nats.accountSeed,
+    prefix: input.nats.prefix,
+    hostId: input.hostId,
+    expiresInSeconds: ttl,
+  });
+  return {
+    store: { post },
+    nats: {
+      url: input.nats.url,
       prefix: input.nats.prefix,
-      runId,
-      hostId: input.hostId,
-      expiresInSeconds: ttl,
-    });
-    nats = {
+      creds: minted.creds,
+      credsExpiresAt: minted.expiresAt.toISOString(),
+    },
+  };
+}
+
+/** A run's own grants: a POST policy for `runs/<run>/` and, with an account seed, its credential. */
+async function mintRunGrants(input: {
+  runId: string;
+  hostId: string;
+  store: PresigningStore;
+  nats?: RemoteLaunchNats;
+  ttl: number;
+}): Promise<{ store: HostStoreGrant; nats?: HostNats; runPrefix: string }> {
+  const runPrefix = `runs/${input.runId}`;
+  const post = await input.store.presignPost(`${runPrefix}/`, {
+    expiresInSeconds: input.ttl,
+    maxBytes: POST_MAX_BYTES,
+  });
+  if (!input.nats) return { store: { post }, runPrefix };
+  if (input.nats.accountSeed === undefined) {
+    return { store: { post }, nats: { url: input.nats.url, prefix: input.nats.prefix }, runPrefix };
+  }
+  const { mintRunCredentials } = await import("@runctl/control");
+  const minted = await mintRunCredentials({
+    account: input.nats.accountSeed,
+    prefix: input.nats.prefix,
+    runId: input.runId,
+    hostId: input.hostId,
+    expiresInSeconds: input.ttl,
+  });
+  return {
+    store: { post },
+    nats: {
       url: input.nats.url,
       prefix: input.nats.prefix,
       creds: minted.creds,
       credsExpiresAt: minted.expiresAt.toISOString(),
       inboxPrefix: minted.inboxPrefix,
-    };
-  }
+    },
+    runPrefix,
+  };
+}
+
+async function prepareStream(nats: RemoteLaunchNats | undefined): Promise<void> {
+  if (!nats?.launcher) return;
+  const { prepareControlStream } = await import("@runctl/control");
+  await prepareControlStream({ ...nats.launcher, prefix: nats.prefix });
+}
+
+export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<RemoteLaunch> {
+  const store = presigning(input.store);
+  const ttl = input.ttlSeconds ?? DAY;
+  const up = uploader(store);
+  const agent = agentArtifact();
+  await up.upload(agent.key, agent.path, agent.bytes);
+  const code = input.run ? await uploadCode(up, input.projectRoot, input.bundleCacheDir) : undefined;
+  await prepareStream(input.nats);
+  // Nothing renews the machine's own grants while it waits: they outlive its idle time.
+  const idleSeconds = (input.idle?.minutes ?? 30) * 60;
+  const host = await mintHostGrants({
+    hostId: input.hostId,
+    store,
+    ...(input.nats ? { nats: input.nats } : {}),
+    ttlSeconds: Math.max(ttl, idleSeconds + 60 * 60),
+  });
+  const run = input.run
+    ? await mintRunGrants({
+        runId: input.run.runId,
+        hostId: input.hostId,
+        store,
+        ...(input.nats ? { nats: input.nats } : {}),
+        ttl,
+      })
+    : undefined;
   const hostSpec = HostSpec.parse({
     v: HOST_SPEC_VERSION,
     hostId: input.hostId,
     provider: input.provider,
     ...(input.idle ? { idle: input.idle } : {}),
-    run: {
-      spec: input.run,
-      code: { sha256: bundle.archiveSha256 },
-      store: { post },
-      ...(nats ? { nats } : {}),
-    },
+    store: host.store,
+    ...(host.nats ? { nats: host.nats } : {}),
+    ...(input.run && run && code
+      ? {
+          run: {
+            spec: input.run,
+            code: { sha256: code.sha256 },
+            store: run.store,
+            ...(run.nats ? { nats: run.nats } : {}),
+          },
+        }
+      : {}),
   } satisfies HostSpecInput);
+  // A failed bootstrap reports where its readers look: the run's directory, or the machine's record.
+  const report = run?.store.post ?? host.store.post;
   const bootstrap = buildBootstrap({
     node: input.node,
     agent: { url: await store.presignGet(agent.key, { expiresInSeconds: ttl }), sha256: agent.sha256 },
-    code: { url: await store.presignGet(codeKey, { expiresInSeconds: ttl }), sha256: bundle.archiveSha256 },
+    ...(code
+      ? { code: { url: await store.presignGet(code.key, { expiresInSeconds: ttl }), sha256: code.sha256 } }
+      : {}),
     hostSpec,
     ...(input.home ? { home: input.home } : {}),
-    report: { post, key: bootstrapErrorKey(post.keyPrefix) },
+    report: { post: report, key: bootstrapErrorKey(report.keyPrefix) },
     ...(input.foreground ? { foreground: true } : {}),
   });
-  return { bootstrap, hostSpec, uploadedBytes, runPrefix };
+  return { bootstrap, hostSpec, uploadedBytes: up.bytes, ...(run ? { runPrefix: run.runPrefix } : {}) };
+}
+
+export interface InboxRunInput {
+  hostId: string;
+  /** The run; `cwd` relative to the project root that is bundled. */
+  run: RunSpecInput;
+  projectRoot: string;
+  bundleCacheDir: string;
+  store: ArtifactStore;
+  nats: RemoteLaunchNats;
+  ttlSeconds?: number;
+}
+
+export interface InboxRun {
+  message: HostInboxMessage;
+  uploadedBytes: number;
+  runPrefix: string;
+}
+
+/**
+ * One more run for a live machine's inbox: the code in the store (once), a presigned GET for it
+ * (the machine fetches and verifies it unless it has it), the run's own grants, and fresh host
+ * grants so a machine that keeps taking runs keeps its inbox and its record.
+ */
+export async function prepareInboxRun(input: InboxRunInput): Promise<InboxRun> {
+  const store = presigning(input.store);
+  const ttl = input.ttlSeconds ?? DAY;
+  const up = uploader(store);
+  const code = await uploadCode(up, input.projectRoot, input.bundleCacheDir);
+  await prepareStream(input.nats);
+  const run = await mintRunGrants({
+    runId: input.run.runId,
+    hostId: input.hostId,
+    store,
+    nats: input.nats,
+    ttl,
+  });
+  const host = await mintHostGrants({ hostId: input.hostId, store, nats: input.nats, ttlSeconds: ttl });
+  const message = HostInboxMessage.parse({
+    v: HOST_SPEC_VERSION,
+    run: {
+      spec: input.run,
+      code: { url: await store.presignGet(code.key, { expiresInSeconds: ttl }), sha256: code.sha256 },
+      store: run.store,
+      ...(run.nats ? { nats: run.nats } : {}),
+    },
+    host: { store: host.store, ...(host.nats ? { nats: host.nats } : {}) },
+  } satisfies HostInboxMessageInput);
+  return { message, uploadedBytes: up.bytes, runPrefix: run.runPrefix };
 }

@@ -1,13 +1,31 @@
 /**
- * What every `runctl <cloud> train` shares, whatever machine it launches: the checks before
- * anything is launched (the run's cwd inside the bundled project, a store a machine reaches), the
- * run spec of a training script, the NATS settings from `[nats]`, the bootstrap
- * (prepareRemoteLaunch) and the commands that follow, steer and read the run. A provider's own
- * train module names the run, quotes, says what its machine's shutdown means, and launches.
+ * What every `runctl <cloud> train` and `runctl <cloud> create` shares, whatever the cloud: the
+ * checks before anything is launched (the run's cwd inside the bundled project, a store a machine
+ * reaches), the run spec of a training script, the store and NATS settings from flags and
+ * configuration, the bootstrap of a machine with or without a first run (prepareRemoteLaunch),
+ * a run sent to a live machine's inbox (trainOnLiveMachine), and the lines that follow, steer and
+ * read the run. A provider's own train module names the run, quotes, says what its machine's
+ * shutdown means, and launches.
  */
-import { relative, sep } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { relative, resolve, sep } from "node:path";
 import type { NatsSettings } from "@runctl/control";
-import { type ArtifactStore, ConfigError, type NatsConfig, type Tags, UserError } from "@runctl/core";
+import {
+  type ArtifactStore,
+  ConfigError,
+  HostInboxReply,
+  isRunctlManaged,
+  MAX_BOOTSTRAP_BYTES,
+  type NatsConfig,
+  newRunId,
+  type Placement,
+  type Provider,
+  type Quote,
+  type RunSpecInput,
+  TAG_HOST,
+  type Tags,
+  UserError,
+} from "@runctl/core";
 import type { RemoteLaunchInput } from "./remote-launch.ts";
 
 /** The Node the machine downloads and runs the agent with: the current 24.x LTS, pinned. */
@@ -115,37 +133,49 @@ export function checkRemoteTrain(input: {
   return rel === "" ? "." : rel.split(sep).join("/");
 }
 
+/** The run spec of a training script (`python3 <script> <args>` in the run's cwd inside the bundle). */
+export function scriptRunSpec(input: {
+  runId: string;
+  script: string;
+  args: readonly string[];
+  runCwd: string;
+  nprocPerNode: number;
+  tags: Tags;
+}): RunSpecInput {
+  return {
+    v: 1,
+    runId: input.runId,
+    command: ["python3", input.script, ...input.args],
+    commandKind: "python",
+    cwd: input.runCwd,
+    runsDir: "runs",
+    checkpointDir: "checkpoints",
+    nprocPerNode: input.nprocPerNode,
+    resourceTags: input.tags,
+  };
+}
+
+/** NATS as prepareRemoteLaunch takes it; a dry run does not touch the server. */
+function launchNats(nats: RemoteTrainNats, dryRun: boolean) {
+  return {
+    url: nats.url,
+    prefix: nats.prefix,
+    ...(nats.accountSeed !== undefined ? { accountSeed: nats.accountSeed } : {}),
+    ...(dryRun ? {} : { launcher: nats.launcher }),
+  };
+}
+
 /** The run spec of a training script, the agent and the code in the store, and the bootstrap. */
 export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<RemoteTrain> {
   const { prepareRemoteLaunch } = await import("./remote-launch.ts");
   const launch = await prepareRemoteLaunch({
     hostId: input.hostId,
     provider: input.provider,
-    run: {
-      v: 1,
-      runId: input.runId,
-      command: ["python3", input.script, ...input.args],
-      commandKind: "python",
-      cwd: input.runCwd,
-      runsDir: "runs",
-      checkpointDir: "checkpoints",
-      nprocPerNode: input.nprocPerNode,
-      resourceTags: input.tags,
-    },
+    run: scriptRunSpec(input),
     projectRoot: input.projectRoot,
     bundleCacheDir: input.bundleCacheDir,
     store: input.dryRun ? readOnlyStore(input.store) : input.store,
-    ...(input.nats
-      ? {
-          nats: {
-            url: input.nats.url,
-            prefix: input.nats.prefix,
-            ...(input.nats.accountSeed !== undefined ? { accountSeed: input.nats.accountSeed } : {}),
-            // A dry run does not touch the server.
-            ...(input.dryRun ? {} : { launcher: input.nats.launcher }),
-          },
-        }
-      : {}),
+    ...(input.nats ? { nats: launchNats(input.nats, input.dryRun) } : {}),
     node: input.node,
     idle: input.idle,
     ...(input.foreground ? { foreground: true } : {}),
@@ -197,4 +227,345 @@ export function remoteTrainNextSteps(run: { runId: string; store: string; follow
     `  steer:   runctl ctl ${run.runId} run.stop --wait`,
     `  result:  runctl show ${run.runId} --from ${run.store}`,
   ];
+}
+
+/**
+ * What `runctl <cloud> train <script>` prints for a new machine: on a dry run the quote (in the
+ * cloud's words) and the bootstrap's size; else the run, the machine and the follow-up lines.
+ */
+export function newMachineTrainLines(
+  result: {
+    runId: string;
+    dryRun: boolean;
+    quote: Quote;
+    placement?: Placement;
+    bootstrapBytes: number;
+    store: string;
+    follow: string;
+  },
+  words: CloudWords & {
+    /** The quote as the cloud's `create --dry-run` says it. */
+    quoteLine: (quote: Quote, price: string) => string;
+    /** Where the bootstrap goes: `user-data`, `container command`. */
+    bootstrapIn: string;
+  },
+): string[] {
+  const perHour = result.placement?.pricePerHour ?? result.quote.pricePerHour;
+  const price = perHour === null ? "price unknown" : `$${perHour}/h`;
+  if (result.dryRun) {
+    return [
+      words.quoteLine(result.quote, price),
+      `Bootstrap (${words.bootstrapIn}): ${result.bootstrapBytes} bytes of ${MAX_BOOTSTRAP_BYTES}`,
+    ];
+  }
+  const p = result.placement;
+  return [
+    `run ${result.runId}`,
+    `${words.machine} ${p?.resourceId}  ${p?.instanceType} (${p?.market}) at ${price}`,
+    ...remoteTrainNextSteps(result),
+  ];
+}
+
+/** What `runctl <cloud> train <machine> <script>` prints (people-facing; `--json` has the result). */
+export function liveTrainLines(result: LiveTrainResult, words: CloudWords): string[] {
+  if (result.dryRun) {
+    return [
+      `Would send run ${result.runId} to ${words.machine} ${result.machine} (agent ${result.hostId}); nothing uploaded, nothing sent`,
+    ];
+  }
+  const ahead = result.queued ? ` (${result.queued} run(s) ahead of it)` : "";
+  return [
+    `run ${result.runId}`,
+    `${words.machine} ${result.machine} accepted it${ahead}`,
+    ...remoteTrainNextSteps(result),
+  ];
+}
+
+/** How a cloud names itself in messages and hints. */
+export interface CloudWords {
+  /** `aws`, `runpod`: the command group and the `.runctl.toml` section. */
+  cloud: string;
+  /** `instance`, `pod`. */
+  machine: string;
+}
+
+/**
+ * The store of a remote run or machine: `--store`, else `[<cloud>] store`; an s3:// URL, which a
+ * cloud machine reaches. Undefined (no store) only when `optional`.
+ */
+export function remoteStoreUrl(
+  flag: string | undefined,
+  configured: string | undefined,
+  words: CloudWords,
+): string | undefined {
+  const url = flag ?? configured;
+  if (url === undefined) return undefined;
+  if (!url.startsWith("s3://")) {
+    throw new UserError(`--store ${url} is not an s3:// URL`, {
+      code: "invalid_flag",
+      hint: `A cloud ${words.machine} reaches an S3 store: --store s3://bucket/prefix.`,
+    });
+  }
+  return url;
+}
+
+/** remoteStoreUrl, required: a ConfigError that names both ways to give one. */
+export function requireRemoteStore(url: string | undefined, words: CloudWords): string {
+  if (url === undefined) {
+    throw new ConfigError("No store for the run's code and results", {
+      code: "store_missing",
+      hint: `Pass --store s3://bucket/prefix or set \`[${words.cloud}] store\` in .runctl.toml.`,
+    });
+  }
+  return url;
+}
+
+/**
+ * Which form of `runctl <cloud> train` this is: `train <script> [-- args]` (a new machine) when
+ * the first argument is an existing file, `train <machine> <script> [-- args]` (a live machine)
+ * when the first is not a file and the second is; else an error naming both forms.
+ */
+export function trainForm(
+  argv: readonly string[],
+  cwd: string,
+  words: CloudWords,
+):
+  | { kind: "new"; script: string; args: string[] }
+  | { kind: "live"; machine: string; script: string; args: string[] } {
+  const isFile = (path: string | undefined) => {
+    if (path === undefined) return false;
+    const full = resolve(cwd, path);
+    return existsSync(full) && statSync(full).isFile();
+  };
+  const [first, second, ...rest] = argv;
+  if (isFile(first)) return { kind: "new", script: first as string, args: argv.slice(1) };
+  if (first !== undefined && isFile(second)) {
+    return { kind: "live", machine: first, script: second as string, args: rest };
+  }
+  const usage = `\`runctl ${words.cloud} train <script> [-- args]\` (a new ${words.machine}) or \`runctl ${words.cloud} train <${words.machine}-id> <script> [-- args]\` (one that runs runctl's agent)`;
+  throw new UserError(
+    second === undefined
+      ? `${first ?? "(nothing)"} is not a file here, and no script follows it`
+      : `Neither ${first} nor ${second} is a file here`,
+    { code: "script_not_found", hint: `Name a script that exists: ${usage}.` },
+  );
+}
+
+/** The `[nats]` a live machine's inbox needs: a ConfigError that names the fix without a URL. */
+export function requireInboxNats(nats: RemoteTrainNats | undefined, words: CloudWords): RemoteTrainNats {
+  if (nats === undefined) {
+    throw new ConfigError(`A run on a live ${words.machine} is sent over NATS, and no [nats] url is set`, {
+      code: "nats_missing",
+      hint: `Set \`[nats] url\` in .runctl.toml (or RUNCTL_NATS_URL), the server the ${words.machine}'s agent listens on; or start a new ${words.machine} with \`runctl ${words.cloud} train <script>\`.`,
+    });
+  }
+  return nats;
+}
+
+export interface LiveTrainInput {
+  provider: Provider;
+  /** The machine's id as its provider names it. */
+  machine: string;
+  script: string;
+  args: readonly string[];
+  nprocPerNode: number;
+  projectRoot: string;
+  cwd: string;
+  store: ArtifactStore;
+  bundleCacheDir: string;
+  nats: RemoteTrainNats;
+  tags: Tags;
+  dryRun: boolean;
+  words: CloudWords;
+  /** How long to wait for the agent's answer (default 30 s). */
+  timeoutMs?: number;
+  progress?: (line: string) => void;
+  now?: Date;
+}
+
+export interface LiveTrainResult {
+  runId: string;
+  dryRun: boolean;
+  machine: string;
+  hostId: string;
+  /** The agent took the run (always false on a dry run, which sends nothing). */
+  accepted: boolean;
+  /** Runs ahead of it on the machine. */
+  queued?: number;
+  uploadedBytes: number;
+  store: string;
+  follow: string;
+}
+
+/**
+ * One run on a machine that already runs runctl's agent (`runctl <cloud> create` with a store and
+ * NATS): the machine is checked (running, runctl's, has an agent), the code goes to the store
+ * (skipped when it is there), the run gets its own credential and POST policy, and the run is
+ * sent to the machine's inbox as a NATS request. The agent's refusal is a UserError with its code.
+ */
+export async function trainOnLiveMachine(input: LiveTrainInput): Promise<LiveTrainResult> {
+  const { words } = input;
+  const progress = input.progress ?? (() => {});
+  const runCwd = checkRemoteTrain({
+    projectRoot: input.projectRoot,
+    cwd: input.cwd,
+    storeUrl: input.store.url,
+    command: `runctl ${words.cloud} train`,
+    storeHint: `Pass --store s3://bucket/prefix or set \`[${words.cloud}] store\` in .runctl.toml.`,
+  });
+  const resource = await input.provider.status(input.machine);
+  if (!isRunctlManaged(resource.tags)) {
+    throw new UserError(`${words.machine} ${input.machine} was not created by runctl`, {
+      code: "not_runctl_managed",
+      hint: `Create one with \`runctl ${words.cloud} create … --store …\`, or train on a new ${words.machine}: \`runctl ${words.cloud} train <script>\`.`,
+    });
+  }
+  const hostId = resource.tags[TAG_HOST];
+  if (hostId === undefined) {
+    throw new UserError(
+      `${words.machine} ${input.machine} runs no runctl agent (it has no ${TAG_HOST} tag)`,
+      {
+        code: "no_agent",
+        hint: `Create the ${words.machine} with a store and [nats] url (\`runctl ${words.cloud} create … --store s3://…\`), or train on a new one: \`runctl ${words.cloud} train <script>\`.`,
+      },
+    );
+  }
+  if (resource.state !== "running") {
+    throw new UserError(`${words.machine} ${input.machine} is ${resource.state}, not running`, {
+      code: "machine_not_running",
+      hint:
+        resource.state === "stopped"
+          ? `Start it (\`runctl ${words.cloud} start ${input.machine}\`): its agent starts with it.`
+          : resource.state === "pending"
+            ? `Wait until it runs (\`runctl ${words.cloud} wait ${input.machine}\`).`
+            : `Train on a new ${words.machine}: \`runctl ${words.cloud} train <script>\`.`,
+    });
+  }
+  const runId = newRunId(input.now);
+  const { prepareInboxRun } = await import("./remote-launch.ts");
+  const inbox = await prepareInboxRun({
+    hostId,
+    run: scriptRunSpec({ ...input, runId, runCwd }),
+    projectRoot: input.projectRoot,
+    bundleCacheDir: input.bundleCacheDir,
+    store: input.dryRun ? readOnlyStore(input.store) : input.store,
+    nats: launchNats(input.nats, input.dryRun),
+  });
+  const store = input.store.url.replace(/\/+$/, "");
+  const result: LiveTrainResult = {
+    runId,
+    dryRun: input.dryRun,
+    machine: input.machine,
+    hostId,
+    accepted: false,
+    uploadedBytes: inbox.uploadedBytes,
+    store,
+    follow: `runctl logs -f ${runId} --from ${store}`,
+  };
+  if (input.dryRun) return result;
+  progress(`run ${runId}: code in ${store} (${inbox.uploadedBytes} bytes uploaded); sending it to ${hostId}`);
+  const reply = await askHost(
+    input.nats,
+    hostId,
+    inbox.message,
+    input.timeoutMs ?? 30_000,
+    words,
+    input.machine,
+  );
+  if (!reply.accepted) {
+    throw new UserError(`${words.machine} ${input.machine} refused the run: ${reply.error.message}`, {
+      code: reply.error.code,
+      hint:
+        reply.error.code === "host_stopping"
+          ? `It is shutting down (idle): train on a new ${words.machine} (\`runctl ${words.cloud} train <script>\`), or start it again once it has stopped.`
+          : "The agent could not read the request: check that runctl here and the agent on the machine are the same version.",
+      details: { runId, hostId },
+    });
+  }
+  return { ...result, accepted: true, queued: reply.queued };
+}
+
+/** The inbox request and the agent's answer, schema-checked. */
+async function askHost(
+  nats: RemoteTrainNats,
+  hostId: string,
+  message: unknown,
+  timeoutMs: number,
+  words: CloudWords,
+  machine: string,
+): Promise<HostInboxReply> {
+  const { connectNats, hostSubjects } = await import("@runctl/control");
+  const nc = await connectNats(nats.launcher);
+  try {
+    let data: Uint8Array;
+    try {
+      const msg = await nc.request(
+        hostSubjects(nats.prefix, hostId).inbox,
+        new TextEncoder().encode(JSON.stringify(message)),
+        { timeout: timeoutMs },
+      );
+      data = msg.data;
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new UserError(`The agent on ${words.machine} ${machine} did not answer (${why})`, {
+        code: "host_unreachable",
+        hint: `Its agent may still be booting (try again in a minute), have shut the ${words.machine} down, or be on another NATS server than [nats] url; \`runctl ${words.cloud} status ${machine}\` shows its state.`,
+        cause: error,
+      });
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(data));
+    } catch {
+      body = undefined;
+    }
+    const parsed = HostInboxReply.safeParse(body);
+    if (!parsed.success) {
+      throw new UserError(`The agent on ${words.machine} ${machine} sent an answer runctl cannot read`, {
+        code: "host_bad_reply",
+        hint: "Check that runctl here and the agent on the machine are the same version.",
+      });
+    }
+    return parsed.data;
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+export interface RemoteHostInput {
+  hostId: string;
+  provider: string;
+  store: ArtifactStore;
+  nats: RemoteTrainNats;
+  node: { version: string; mirror: string };
+  idle: NonNullable<RemoteLaunchInput["idle"]>;
+  dryRun: boolean;
+  foreground?: boolean;
+}
+
+/** The bootstrap of a machine whose agent waits for runs from boot (`runctl <cloud> create`). */
+export async function prepareRemoteHost(
+  input: RemoteHostInput,
+): Promise<{ bootstrap: string; bootstrapBytes: number; uploadedBytes: number; store: string }> {
+  const { prepareRemoteLaunch } = await import("./remote-launch.ts");
+  const launch = await prepareRemoteLaunch({
+    hostId: input.hostId,
+    provider: input.provider,
+    store: input.dryRun ? readOnlyStore(input.store) : input.store,
+    nats: launchNats(input.nats, input.dryRun),
+    node: input.node,
+    idle: input.idle,
+    ...(input.foreground ? { foreground: true } : {}),
+  });
+  return {
+    bootstrap: launch.bootstrap,
+    bootstrapBytes: Buffer.byteLength(launch.bootstrap),
+    uploadedBytes: launch.uploadedBytes,
+    store: input.store.url.replace(/\/+$/, ""),
+  };
+}
+
+/** A new host id for a machine runctl creates with an agent: `<cloud>-<time>-<random>`, before its own id exists. */
+export function newHostId(cloud: string, now?: Date): string {
+  return `${cloud}-${newRunId(now)}`;
 }

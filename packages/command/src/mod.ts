@@ -20,4 +20,5 @@ export { fromOclifError } from "./errors.ts";
 export { type FallbackReport, type FallbackStepEvent, fallbackReport } from "./fallback-report.ts";
 export { note, printError, table } from "./output.ts";
 export { loadProviders, type ProviderLoad } from "./providers.ts";
+export { remoteTrainFlags } from "./remote-train-flags.ts";
 export { terminalSafe, terminalSafeLines } from "./terminal-text.ts";

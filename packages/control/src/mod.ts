@@ -57,8 +57,12 @@ export {
 } from "./nats/connect.ts";
 export {
   accountKeyPair,
+  type HostCredentials,
+  hostPermissions,
   loadAccountSeed,
+  MintHostCredentialsOptions,
   MintRunCredentialsOptions,
+  mintHostCredentials,
   mintRunCredentials,
   type RunCredentials,
   type RunPermissionOptions,

@@ -1,9 +1,11 @@
 /**
  * The host spec: what a bootstrap hands the agent on a machine runctl started
- * (`node agent.mjs host host.json`). It names the machine, the first run, how
- * the run directory reaches the store (a POST policy scoped to the run's
- * prefix), where telemetry and control go (NATS with a per-run credential),
- * and what to do once the machine has nothing to run.
+ * (`node agent.mjs host host.json`). It names the machine, the host's own
+ * grants (a NATS credential for its inbox and status, a POST policy for its
+ * record under `hosts/<host>/`), the first run if there is one (how its run
+ * directory reaches the store, a POST policy scoped to the run's prefix, and
+ * where its telemetry and control go, NATS with a per-run credential), and
+ * what to do once the machine has nothing to run.
  *
  * Everything in it is short-lived (the policy and the credential expire), so
  * it may travel as EC2 user-data or a pod argument. The agent never copies it
@@ -31,6 +33,10 @@ export const HostNatsSchema = z.strictObject({
 });
 export type HostNats = z.infer<typeof HostNatsSchema>;
 
+/** A POST policy for one prefix of the store: every key under `post.keyPrefix` is its holder's. */
+export const HostStoreGrantSchema = z.strictObject({ post: PresignedPost });
+export type HostStoreGrant = z.infer<typeof HostStoreGrantSchema>;
+
 /** One run as the machine receives it: from the bootstrap, or later through the inbox. */
 export const HostRunSchema = z.strictObject({
   /**
@@ -41,7 +47,7 @@ export const HostRunSchema = z.strictObject({
   /** The code bundle the run's `cwd` is in (its sha256 names the directory under `<home>/code`). */
   code: z.strictObject({ url: z.url().optional(), sha256: Sha256HexSchema }).optional(),
   /** Where the run directory is synced: every key under the policy's prefix is the run's. */
-  store: z.strictObject({ post: PresignedPost }).optional(),
+  store: HostStoreGrantSchema.optional(),
   nats: HostNatsSchema.optional(),
 });
 export type HostRun = z.output<typeof HostRunSchema>;
@@ -51,10 +57,19 @@ export const HostSpec = z.strictObject({
   /** The machine as its provider names it (instance id, pod id). */
   hostId: z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/),
   provider: z.string().min(1),
-  run: HostRunSchema,
+  /** The first run; without one the machine waits on its inbox from boot (`runctl <cloud> create`). */
+  run: HostRunSchema.optional(),
   /**
-   * Listen for further runs on `<prefix>.host.<host>.inbox` (with the first
-   * run's NATS settings) instead of going idle after the first.
+   * The host's own NATS connection: a credential that may take requests on its inbox, answer
+   * them and publish its status, and nothing of any run (`mintHostCredentials`). Without it the
+   * inbox listens with the first run's settings.
+   */
+  nats: HostNatsSchema.optional(),
+  /** The host's POST policy, scoped to `hosts/<hostId>/`: its HostState and a failed bootstrap's report. */
+  store: HostStoreGrantSchema.optional(),
+  /**
+   * Listen for further runs on `<prefix>.host.<host>.inbox` instead of going
+   * idle after the first.
    */
   inbox: z.boolean().default(true),
   idle: z
@@ -73,9 +88,35 @@ export const HostSpec = z.strictObject({
 export type HostSpec = z.output<typeof HostSpec>;
 export type HostSpecInput = z.input<typeof HostSpec>;
 
-/** A message on the host's inbox: one more run for a live machine. */
-export const HostInboxMessage = z.strictObject({ v: z.literal(HOST_SPEC_VERSION), run: HostRunSchema });
+/**
+ * A message on the host's inbox: one more run for a live machine, and, optionally, fresh host
+ * grants (the launching side mints them with each run, so a machine that keeps taking runs keeps
+ * a working inbox and store record past its first credential's expiry).
+ */
+export const HostInboxMessage = z.strictObject({
+  v: z.literal(HOST_SPEC_VERSION),
+  run: HostRunSchema,
+  host: z
+    .strictObject({ nats: HostNatsSchema.optional(), store: HostStoreGrantSchema.optional() })
+    .optional(),
+});
 export type HostInboxMessage = z.output<typeof HostInboxMessage>;
+export type HostInboxMessageInput = z.input<typeof HostInboxMessage>;
+
+/** The agent's answer to an inbox request. */
+export const HostInboxReply = z.union([
+  z.strictObject({
+    accepted: z.literal(true),
+    run: z.string().min(1),
+    /** Runs ahead of it on the machine (0: it starts now). */
+    queued: z.number().int().nonnegative(),
+  }),
+  z.strictObject({
+    accepted: z.literal(false),
+    error: z.strictObject({ code: z.string().min(1), message: z.string() }),
+  }),
+]);
+export type HostInboxReply = z.infer<typeof HostInboxReply>;
 
 /**
  * What a machine's agent last said about itself, kept in the store at `hostStateKey(hostId)`:
@@ -94,7 +135,12 @@ export const HostState = z.strictObject({
 });
 export type HostState = z.output<typeof HostState>;
 
+/** The store prefix a machine's host grant covers (under the store's prefix), with a trailing slash. */
+export function hostStorePrefix(hostId: string): string {
+  return `hosts/${hostId}/`;
+}
+
 /** The store key of a machine's HostState (under the store's prefix). */
 export function hostStateKey(hostId: string): string {
-  return `hosts/${hostId}/state.json`;
+  return `${hostStorePrefix(hostId)}state.json`;
 }

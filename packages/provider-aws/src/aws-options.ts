@@ -53,7 +53,7 @@ export const AwsConfig = z.strictObject({
   retry_attempts: z.number().int().min(0).max(20).default(6),
   retry_base_ms: z.number().int().min(0).max(60_000).default(200),
   retry_cap_ms: z.number().int().min(0).max(300_000).default(10_000),
-  /** Artifact store of `runctl aws train` (s3://bucket/prefix): the code, the agent, the run's copy. */
+  /** Artifact store of `runctl aws train` and `aws create` (s3://bucket/prefix): the code, the agent, the run's copy. */
   store: z
     .string()
     .regex(/^s3:\/\/[^/]+/, "an s3:// URL (s3://bucket/prefix)")

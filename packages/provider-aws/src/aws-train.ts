@@ -14,6 +14,7 @@ import {
   type Placement,
   type Provider,
   type Quote,
+  TAG_HOST,
   type Tags,
   UserError,
 } from "@runctl/core";
@@ -73,13 +74,16 @@ export async function trainOnAws(input: AwsTrainInput): Promise<AwsTrainResult> 
     storeHint: "Pass --store s3://bucket/prefix or set `[aws] store` in .runctl.toml.",
   });
   const runId = newRunId(input.now);
+  // The instance id is known only after the launch: the host is named after its run.
+  const hostId = `aws-${runId}`;
   const market = input.spot ? "spot" : "on-demand";
   const spec: LaunchSpec = {
     instanceType: input.instanceType,
     market,
     runId,
     idleStopMinutes: input.idleStopMinutes,
-    tags: input.tags,
+    // Its agent takes further runs: `runctl aws train <machine> <script>` finds its inbox by this tag.
+    tags: { ...input.tags, [TAG_HOST]: hostId },
     providerOptions: { name: input.name ?? `runctl ${runId}` },
   };
   const quote = await input.provider.quote(spec);
@@ -94,8 +98,7 @@ export async function trainOnAws(input: AwsTrainInput): Promise<AwsTrainResult> 
   }
 
   const launch = await prepareRemoteTrain({
-    // The instance id is known only after the launch: the host is named after its run.
-    hostId: `aws-${runId}`,
+    hostId,
     provider: input.provider.name,
     runId,
     script: input.script,

@@ -43,7 +43,7 @@ export const RunpodConfig = z.strictObject({
     .string()
     .regex(/^[a-z][a-z0-9-]{0,30}$/, "lower-case letters, digits and dashes")
     .default("runctl-"),
-  /** Artifact store of `runctl runpod train` (s3://bucket/prefix): the code, the agent, the run's copy. */
+  /** Artifact store of `runctl runpod train` and `runpod create` (s3://bucket/prefix): the code, the agent, the run's copy. */
   store: z
     .string()
     .regex(/^s3:\/\/[^/]+/, "an s3:// URL (s3://bucket/prefix)")

@@ -14,6 +14,7 @@ import {
   type Placement,
   type Provider,
   type Quote,
+  TAG_HOST,
   type Tags,
   UserError,
 } from "@runctl/core";
@@ -78,13 +79,16 @@ export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrai
     });
   }
   const runId = newRunId(input.now);
+  // The pod id is known only after the launch: the host is named after its run.
+  const hostId = `runpod-${runId}`;
   const spec: LaunchSpec = {
     instanceType: gpu,
     gpuCount: input.gpuCount,
     market: input.spot ? "spot" : "on-demand",
     runId,
     idleStopMinutes: input.idleStopMinutes,
-    tags: input.tags,
+    // Its agent takes further runs: `runctl runpod train <machine> <script>` finds its inbox by this tag.
+    tags: { ...input.tags, [TAG_HOST]: hostId },
     providerOptions: {
       ...(fallbacks.length > 0 ? { gpuTypes: fallbacks } : {}),
       ...(input.cloud ? { cloud: input.cloud } : {}),
@@ -103,8 +107,7 @@ export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrai
     );
   }
   const launch = await prepareRemoteTrain({
-    // The pod id is known only after the launch: the host is named after its run.
-    hostId: `runpod-${runId}`,
+    hostId,
     provider: input.provider.name,
     runId,
     script: input.script,

@@ -69,6 +69,16 @@ export function runPermissions(options: RunPermissionOptions): RunPermissions {
   };
 }
 
+/**
+ * What a machine's own credential allows (docs/protocol.md, "Host credentials"): take requests
+ * on its inbox (`<prefix>.host.<host>.inbox`), answer each one once, and publish its status
+ * (`<prefix>.host.<host>.status`). Nothing of any run: each run brings its own credential.
+ */
+export function hostPermissions(options: { prefix: string; hostId: string }): RunPermissions {
+  const base = hostSubjectBase(validatePrefix(options.prefix), options.hostId);
+  return { publish: [`${base}.status`], subscribe: [`${base}.inbox`] };
+}
+
 const ACCOUNT_SEED = /^SA[A-Z2-7]+$/;
 
 /**
@@ -170,6 +180,60 @@ export async function mintRunCredentials(options: MintRunCredentialsOptions): Pr
     userPublicKey: user.getPublicKey(),
     expiresAt: new Date(exp * 1000),
     inboxPrefix: runInboxPrefix(o.runId),
+    permissions,
+  };
+}
+
+export const MintHostCredentialsOptions = z.strictObject({
+  account: z.string().min(1),
+  issuerAccount: z
+    .string()
+    .regex(/^A[A-Z2-7]{55}$/, "must be an account public key (A…)")
+    .optional(),
+  prefix: z.string().min(1),
+  hostId: z.string().min(1),
+  expiresInSeconds: z.number().int().positive(),
+  now: z.number().optional(),
+});
+export type MintHostCredentialsOptions = z.input<typeof MintHostCredentialsOptions>;
+
+export interface HostCredentials {
+  /** The `.creds` text. A secret. */
+  creds: string;
+  userPublicKey: string;
+  expiresAt: Date;
+  permissions: RunPermissions;
+}
+
+/** Mints a machine's own credentials: a new user key, a user JWT with hostPermissions, signed by the account. */
+export async function mintHostCredentials(options: MintHostCredentialsOptions): Promise<HostCredentials> {
+  const parsed = MintHostCredentialsOptions.safeParse(options);
+  if (!parsed.success) {
+    throw new UserError(`cannot mint NATS host credentials: ${z.prettifyError(parsed.error)}`, {
+      code: "nats_creds_invalid_request",
+    });
+  }
+  const o = parsed.data;
+  const signer = accountKeyPair(o.account);
+  const permissions = hostPermissions({ prefix: o.prefix, hostId: o.hostId });
+  const user = createUser();
+  const exp = Math.floor((o.now ?? Date.now()) / 1000) + o.expiresInSeconds;
+  const claims = {
+    pub: { allow: permissions.publish },
+    sub: { allow: permissions.subscribe },
+    // Replies to inbox requests: one per request, within a minute.
+    resp: { max: 1, ttl: 60_000_000_000 },
+    bearer_token: false,
+  };
+  const name = `runctl-host-${o.hostId}`;
+  const jwt =
+    o.issuerAccount === undefined
+      ? await encodeUser(name, user, signer, claims, { exp })
+      : await encodeUser(name, user, o.issuerAccount, claims, { exp, signer });
+  return {
+    creds: new TextDecoder().decode(fmtCreds(jwt, user)),
+    userPublicKey: user.getPublicKey(),
+    expiresAt: new Date(exp * 1000),
     permissions,
   };
 }

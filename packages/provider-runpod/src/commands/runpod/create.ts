@@ -1,14 +1,15 @@
 import { Flags } from "@oclif/core";
-import { type LaunchSpec, TAG_PROJECT, TAG_USER, UserError } from "@runctl/core";
+import { type LaunchSpec, type NatsConfig, TAG_HOST, TAG_PROJECT, TAG_USER, UserError } from "@runctl/core";
 import { RunpodCommand } from "../../runpod-command.ts";
-import { CloudName } from "../../runpod-options.ts";
+import { CloudName, RunpodConfig } from "../../runpod-options.ts";
 
 export default class RunpodCreate extends RunpodCommand {
   static override summary = "Create a RunPod pod, labelled as runctl's (on-demand or interruptible).";
   static override description =
-    "The first --gpu is tried first in the --cloud cloud, then in the other cloud, then each further --gpu likewise (then on-demand only with --spot-fallback); the order and each refusal are printed. GPU types are RunPod ids or display names.";
+    "The first --gpu is tried first in the --cloud cloud, then in the other cloud, then each further --gpu likewise (then on-demand only with --spot-fallback); the order and each refusal are printed. GPU types are RunPod ids or display names. With a store (--store or `[runpod] store`) and `[nats] url` the pod's command boots runctl's agent, which waits for runs (`runctl runpod train <pod> <script>`) and stops the pod after --idle-stop minutes without one.";
   static override examples = [
     '<%= config.bin %> runpod create --gpu "NVIDIA RTX A6000"',
+    '<%= config.bin %> runpod create --gpu "NVIDIA RTX A6000" --store s3://my-bucket/runctl --idle-stop 60',
     '<%= config.bin %> runpod create --gpu "RTX 4090" --gpu "RTX A6000" --spot --bid 0.3 --dry-run',
     '<%= config.bin %> runpod create --gpu "NVIDIA A100 80GB PCIe" --gpu-count 2 --cloud community --json',
   ];
@@ -37,6 +38,15 @@ export default class RunpodCreate extends RunpodCommand {
       max: 65_536,
     }),
     name: Flags.string({ description: "Pod name (prefixed with runctl-)." }),
+    store: Flags.string({
+      description:
+        "Artifact store, s3://bucket/prefix (default: [runpod] store): with [nats] url, the pod runs runctl's agent.",
+    }),
+    "idle-stop": Flags.integer({
+      description: "Minutes without a run before the agent stops the pod (with an agent).",
+      default: 30,
+      min: 0,
+    }),
     "dry-run": Flags.boolean({
       description: "Show GPU type, market, cloud and price; create nothing.",
       default: false,
@@ -67,6 +77,12 @@ export default class RunpodCreate extends RunpodCommand {
     }
     const { config } = await this.runctlConfig();
     const project = (config as { project?: { name?: string; user?: string } }).project ?? {};
+    const natsConfig = (config as { nats: NatsConfig }).nats;
+    const agent = await import("@runctl/agent");
+    const runpodConfig = RunpodConfig.parse((config as { runpod?: unknown }).runpod ?? {});
+    const storeUrl = agent.remoteStoreUrl(flags.store, runpodConfig.store, this.words);
+    const hostId =
+      storeUrl !== undefined && natsConfig.url !== undefined ? agent.newHostId("runpod") : undefined;
     const spec: LaunchSpec = {
       instanceType: gpu,
       gpuCount: flags["gpu-count"],
@@ -77,6 +93,8 @@ export default class RunpodCreate extends RunpodCommand {
       tags: {
         ...(project.name ? { [TAG_PROJECT]: project.name } : {}),
         ...(project.user ? { [TAG_USER]: project.user } : {}),
+        // Kept in the pod's env labels: `runctl runpod train <pod>` finds the agent's inbox by it.
+        ...(hostId ? { [TAG_HOST]: hostId } : {}),
       },
       providerOptions: {
         ...(fallbacks.length > 0 ? { gpuTypes: fallbacks } : {}),
@@ -88,19 +106,55 @@ export default class RunpodCreate extends RunpodCommand {
       },
     };
     const runpod = await this.runpod();
-    if (flags["dry-run"]) {
-      const quote = await runpod.quote(spec);
+    const quote = flags["dry-run"] ? await runpod.quote(spec) : undefined;
+    if (quote) {
       const price = quote.pricePerHour === null ? "price unknown" : `$${quote.pricePerHour}/h`;
       this.log(
         quote.available
           ? `Would create ${quote.instanceType} x${flags["gpu-count"]} (${quote.market}) in the ${quote.zone} cloud at ${price}`
           : `Cannot create ${quote.instanceType} (${quote.market}) now: ${quote.unavailable?.message ?? "unavailable"}`,
       );
-      return { dryRun: true, quote };
+    }
+    let host: { hostId: string; bootstrapBytes: number; uploadedBytes: number; store: string } | undefined;
+    if (storeUrl !== undefined && hostId !== undefined) {
+      const nats = await agent.remoteTrainNats(natsConfig, (line) => this.progress(line), storeUrl);
+      const store = await (await this.registry()).openArtifactStore(storeUrl);
+      const prepared = await agent.prepareRemoteHost({
+        hostId,
+        provider: "runpod",
+        store,
+        nats: agent.requireInboxNats(nats, this.words),
+        node: { version: agent.NODE_VERSION, mirror: runpodConfig.node_mirror },
+        // The container's command ends and RunPod stops the pod, spot or not: its volume stays.
+        idle: { minutes: flags["idle-stop"], action: "stop" },
+        dryRun: flags["dry-run"],
+        // The container runs as long as its command: the bootstrap must not return.
+        foreground: true,
+      });
+      spec.bootstrap = prepared.bootstrap;
+      spec.idleStopMinutes = flags["idle-stop"];
+      host = {
+        hostId,
+        bootstrapBytes: prepared.bootstrapBytes,
+        uploadedBytes: prepared.uploadedBytes,
+        store: prepared.store,
+      };
+    } else {
+      this.progress(
+        `No agent on this pod: \`runctl runpod train <pod> <script>\` will need a store (--store or [runpod] store) and [nats] url${storeUrl === undefined ? "; no store is set" : "; no [nats] url is set"}`,
+      );
+    }
+    if (quote) {
+      if (host) this.log(`Bootstrap (container command): ${host.bootstrapBytes} bytes`);
+      return { dryRun: true, quote, ...(host ? { host } : {}) };
     }
     const placement = await runpod.launch(spec);
     const price = placement.pricePerHour === null ? "price unknown" : `$${placement.pricePerHour}/h`;
     this.log(`${placement.resourceId}  ${placement.instanceType} (${placement.market}) at ${price}`);
-    return { placement };
+    if (host) {
+      this.log(`  agent ${host.hostId}: waits for runs, stops the pod after ${flags["idle-stop"]} min idle`);
+      this.log(`  train:   runctl runpod train ${placement.resourceId} train.py`);
+    }
+    return { placement, ...(host ? { host } : {}) };
   }
 }
