@@ -10,7 +10,9 @@
  *   heartbeats) and bridges control, so `runctl logs -f` and
  *   `runctl ctl … --wait` work as for a local run;
  * - survives its own restart: a run whose directory says it ended is not run
- *   again; one that was cut short runs again as a new attempt of the same run.
+ *   again; one that was cut short runs again as a new attempt of the same run;
+ * - watches for the machine being reclaimed (the host spec's `interruptions`,
+ *   preemption.ts): the run checkpoints and ends `preempted`, and nothing more runs.
  *
  * Nothing here accepts a connection: the machine only dials out.
  */
@@ -40,6 +42,15 @@ import {
   TERMINAL_STATUSES,
   toRunctlError,
 } from "@runctl/core";
+import { RunWriter } from "@runctl/tracker";
+import {
+  ec2CheckpointBudgetMs,
+  imdsEndpoint,
+  preemptRun,
+  SIGTERM_CHECKPOINT_MS,
+  type SpotNoticeWatcher,
+  watchSpotNotice,
+} from "./preemption.ts";
 import { RunDirSync } from "./run-dir-sync.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -81,6 +92,11 @@ export class HostAgent {
   #stopping: NodeJS.Signals | undefined;
   #wake: (() => void) | undefined;
   #runs = 0;
+  #notices: SpotNoticeWatcher | undefined;
+  /** The current run's store sync, one pass now: what a preemption pushes before the ranks stop. */
+  #syncNow: (() => Promise<void>) | undefined;
+  #preempting: Promise<void> | undefined;
+  #reclaim: { reason: string; budgetMs: number } | undefined;
 
   constructor(spec: HostSpec, options: HostAgentOptions) {
     this.#spec = spec;
@@ -90,6 +106,11 @@ export class HostAgent {
 
   /** Stops the current run (its ranks get `signal`) and the agent after it; no more runs start. */
   stop(signal: NodeJS.Signals): void {
+    // On a machine whose reclaim comes as SIGTERM, that SIGTERM is the notice.
+    if (signal === "SIGTERM" && this.#spec.interruptions === "sigterm" && !this.#stopping) {
+      this.#preempt("the machine is being reclaimed (SIGTERM)", SIGTERM_CHECKPOINT_MS);
+      return;
+    }
     this.#stopping ??= signal;
     this.#current?.stop(signal);
     this.#wake?.();
@@ -98,6 +119,17 @@ export class HostAgent {
   async run(): Promise<HostOutcome> {
     const { home } = this.#options;
     await mkdir(join(home, "secrets"), { recursive: true, mode: 0o700 });
+    if (this.#spec.interruptions === "ec2-imds") {
+      this.#notices = watchSpotNotice({
+        endpoint: imdsEndpoint(this.#options.env),
+        log: this.#options.log,
+        onNotice: (notice) =>
+          this.#preempt(
+            `spot interruption notice: ${notice.action} at ${notice.time}`,
+            ec2CheckpointBudgetMs(notice),
+          ),
+      });
+    }
     if (this.#spec.run.nats) {
       this.#nc = await this.#connect(this.#spec.run);
       if (this.#spec.inbox) this.#listen(this.#nc);
@@ -115,12 +147,38 @@ export class HostAgent {
         this.#publishHost({ state: "shutting_down", reason: "idle", action: this.#spec.idle.action });
       }
     } finally {
+      this.#notices?.stop();
+      await this.#preempting;
       this.#inbox?.unsubscribe();
       await this.#nc?.drain().catch(() => undefined);
     }
     if (this.#stopping) return { reason: "signal", runs: this.#runs };
     await this.#shutdown();
     return { reason: "idle", runs: this.#runs };
+  }
+
+  /**
+   * The machine is being reclaimed: the current run checkpoints and ends `preempted`
+   * (preemption.ts), no other run starts, and the agent does not shut the machine down itself.
+   */
+  #preempt(reason: string, budgetMs: number): void {
+    if (this.#stopping) return;
+    this.#stopping = "SIGTERM";
+    this.#closing = true;
+    this.#reclaim = { reason, budgetMs: budgetMs };
+    this.#options.log(reason);
+    this.#wake?.();
+    if (this.#current) this.#preemptCurrent(this.#current);
+  }
+
+  #preemptCurrent(supervisor: Supervisor): void {
+    const reclaim = this.#reclaim;
+    if (!reclaim || this.#preempting) return;
+    this.#preempting = preemptRun(supervisor, {
+      ...reclaim,
+      syncNow: this.#syncNow ?? (async () => undefined),
+      log: this.#options.log,
+    });
   }
 
   /** Waits for an inbox run, or the idle time to pass (undefined: shut down). */
@@ -178,6 +236,15 @@ export class HostAgent {
       this.#options.log(`run ${spec.runId} already ended; not running it again`);
       return;
     }
+    if (await this.#preemptedBefore(runDir)) {
+      // The agent died while the run was being preempted: it ends so, and is not run again.
+      RunWriter.open(runDir).finish("preempted", { error: null });
+      const store = this.#options.storeTarget?.(run, runDir);
+      if (store)
+        await this.#loop(new RunDirSync(runDir, store), store.location, STORE_SYNC_MS, true).finish();
+      this.#options.log(`run ${spec.runId} was being preempted; recorded it preempted`);
+      return;
+    }
     const { home, log, env } = this.#options;
     let nc: NatsConnection | undefined;
     try {
@@ -206,14 +273,17 @@ export class HostAgent {
       : undefined;
     this.#current = supervisor;
     const store = this.#options.storeTarget?.(run, supervisor.runDir);
-    const loops = [
+    const storeLoop =
       store &&
-        this.#loop(
-          new RunDirSync(supervisor.runDir, store, { onFileError: fileError(log) }),
-          store.location,
-          STORE_SYNC_MS,
-          true,
-        ),
+      this.#loop(
+        new RunDirSync(supervisor.runDir, store, { onFileError: fileError(log) }),
+        store.location,
+        STORE_SYNC_MS,
+        true,
+      );
+    this.#syncNow = storeLoop?.now;
+    const loops = [
+      storeLoop,
       telemetry &&
         this.#loop(
           new RunDirSync(supervisor.runDir, telemetry, { only: isTelemetryFile }),
@@ -224,8 +294,10 @@ export class HostAgent {
     ].filter((loop) => loop !== undefined);
     const beat = telemetry && setInterval(() => telemetry.heartbeat(), this.#spec.heartbeatMs);
     const renewal = nc && run.nats?.creds ? this.#renewal(run, spec.runId, nc, store) : undefined;
-    if (this.#stopping) supervisor.stop(this.#stopping);
+    if (this.#reclaim) this.#preemptCurrent(supervisor);
+    else if (this.#stopping) supervisor.stop(this.#stopping);
     const outcome = await supervisor.done;
+    this.#syncNow = undefined;
     if (beat) clearInterval(beat);
     renewal?.stop();
     await Promise.all(loops.map((loop) => loop.finish()));
@@ -336,6 +408,8 @@ export class HostAgent {
     const started = resume ? sync.resume().catch(() => undefined) : Promise.resolve();
     const timer = setInterval(() => void started.then(pass), ms);
     return {
+      /** One pass now (after any in progress); its error is the caller's. */
+      now: () => started.then(() => sync.sync()),
       async finish() {
         clearInterval(timer);
         await started;
@@ -386,6 +460,18 @@ export class HostAgent {
     if (!nats) throw new Error("no NATS settings");
     const creds = nats.creds ? await this.#writeCreds(run.spec.runId, nats.creds) : undefined;
     return connectNats(natsSettingsFromConfig(natsSection(nats, creds)), { waitForServerMs: 60_000 });
+  }
+
+  /** Whether a preemption began (meta.json has `preempted_at`) before the run ended. */
+  async #preemptedBefore(runDir: string): Promise<boolean> {
+    try {
+      const meta = JSON.parse(await readFile(join(runDir, "meta.json"), "utf8")) as {
+        preempted_at?: unknown;
+      };
+      return typeof meta.preempted_at === "string";
+    } catch {
+      return false;
+    }
   }
 
   async #ended(runDir: string): Promise<boolean> {

@@ -51,6 +51,10 @@ export interface RemoteLaunchInput {
   };
   node: { version: string; mirror: string };
   idle?: HostSpecInput["idle"];
+  /** How the machine hears it is being reclaimed (spot): the provider knows. Default none. */
+  interruptions?: HostSpecInput["interruptions"];
+  /** The machine's own shutdown, when `shutdown -h now` is not it (a RunPod pod stops through RunPod). */
+  shutdownCommand?: string[];
   /** How long the URLs, the POST policy and the credential work; default 24 h. */
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
@@ -129,6 +133,8 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
     hostId: input.hostId,
     provider: input.provider,
     ...(input.idle ? { idle: input.idle } : {}),
+    ...(input.interruptions ? { interruptions: input.interruptions } : {}),
+    ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     run: {
       spec: input.run,
       code: { sha256: bundle.archiveSha256 },

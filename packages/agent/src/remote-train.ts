@@ -43,6 +43,10 @@ export interface RemoteTrainInput {
   nats?: RemoteTrainNats;
   node: { version: string; mirror: string };
   idle: NonNullable<RemoteLaunchInput["idle"]>;
+  /** How the machine hears it is being reclaimed: `ec2-imds` for an EC2 spot instance, `sigterm` for a RunPod interruptible pod. */
+  interruptions?: RemoteLaunchInput["interruptions"];
+  /** The machine's own shutdown, when not `shutdown -h now`. */
+  shutdownCommand?: string[];
   tags: Tags;
   /** Build the bootstrap (its size) without uploading anything or touching NATS. */
   dryRun: boolean;
@@ -128,7 +132,9 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
       commandKind: "python",
       cwd: input.runCwd,
       runsDir: "runs",
-      checkpointDir: "checkpoints",
+      // Inside the run directory, which the agent keeps synced: the store has the checkpoints
+      // when the machine (and its disk) is gone, preempted or not.
+      checkpointDir: `runs/${input.runId}/checkpoints`,
       nprocPerNode: input.nprocPerNode,
       resourceTags: input.tags,
     },
@@ -148,6 +154,8 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
       : {}),
     node: input.node,
     idle: input.idle,
+    ...(input.interruptions ? { interruptions: input.interruptions } : {}),
+    ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     ...(input.foreground ? { foreground: true } : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");
