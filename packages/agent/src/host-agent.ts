@@ -107,7 +107,8 @@ export class HostAgent {
   /** Stops the current run (its ranks get `signal`) and the agent after it; no more runs start. */
   stop(signal: NodeJS.Signals): void {
     // On a machine whose reclaim comes as SIGTERM, that SIGTERM is the notice.
-    if (signal === "SIGTERM" && this.#spec.interruptions === "sigterm" && !this.#stopping) {
+    // (Not once the agent is shutting the machine down itself: that SIGTERM is its own doing.)
+    if (signal === "SIGTERM" && this.#spec.interruptions === "sigterm" && !this.#stopping && !this.#closing) {
       this.#preempt("the machine is being reclaimed (SIGTERM)", SIGTERM_CHECKPOINT_MS);
       return;
     }
@@ -506,12 +507,21 @@ export class HostAgent {
       `${JSON.stringify({ v: 1, reason: "idle", action, at: new Date().toISOString() })}\n`,
     );
     await new Promise<void>((done) => {
-      const child = spawn(command as string, args, { stdio: "ignore" });
+      const child = spawn(command as string, args, { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr?.setEncoding("utf8");
+      child.stderr?.on("data", (chunk: string) => {
+        if (stderr.length < 4096) stderr += chunk;
+      });
       child.on("error", (error) => {
         this.#options.log(`shutdown: ${error.message}`);
         done();
       });
-      child.on("exit", () => done());
+      // A shutdown that failed leaves the machine running (and billing): say why.
+      child.on("close", (code, signal) => {
+        if (code !== 0) this.#options.log(`shutdown: ${command} exited ${code ?? signal}: ${stderr.trim()}`);
+        done();
+      });
     });
   }
 }
