@@ -215,13 +215,14 @@ export class Supervisor {
     const channel = this.#bridge.channel;
     let timer: NodeJS.Timeout | undefined;
     try {
+      // The run's credential may publish to its subjects but not count them (publish() would).
       const published = await Promise.race([
-        channel.publish(command),
+        channel.publishUnsequenced(command),
         new Promise<never>((_resolve, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${natsTimeoutMs} ms`)), natsTimeoutMs);
         }),
       ]);
-      return published.command.id;
+      return published.id;
     } catch (error) {
       this.#hooks.onWarning?.(
         `control ${draft.path} over NATS: ${error instanceof Error ? error.message : String(error)}; sent through the node-local queue`,
