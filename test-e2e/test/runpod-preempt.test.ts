@@ -143,6 +143,8 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
     .filter(Boolean)
     .map((line) => Ack.parse(JSON.parse(line)))
     .filter((a) => a.path === "checkpoint.save");
+  // Sent over the run's NATS channel with its own credential, as `runctl ctl` sends it.
+  expect(await logs()).not.toMatch(/sent through the node-local queue/);
   expect(acks.map((a) => [a.rank, a.status]).sort()).toEqual([
     [0, "applied"],
     [1, "applied"],

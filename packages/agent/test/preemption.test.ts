@@ -1,16 +1,26 @@
 // The spot notice watcher against a real HTTP server that answers as IMDSv2 does (a session
 // token from PUT /latest/api/token, 401 for a GET without it, 404 until a notice): what it makes
-// of bodies that are not notices, and the checkpoint budget a notice leaves.
+// of bodies that are not notices, and the checkpoint budget a notice leaves. And a preemption
+// of a real 2-rank Python run under the supervisor, through its file queue (no NATS).
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { newRunId, RunSpec } from "@runctl/core";
+import { readMeta } from "@runctl/tracker";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   ec2CheckpointBudgetMs,
   type InstanceAction,
   imdsEndpoint,
   parseInstanceAction,
+  preemptRun,
   watchSpotNotice,
 } from "../src/preemption.ts";
+import { Supervisor } from "../src/supervisor.ts";
 
 describe("parseInstanceAction", () => {
   it("reads EC2's notice", () => {
@@ -130,4 +140,64 @@ describe("watchSpotNotice", () => {
     expect(gets).toHaveLength(4);
     expect(lines).toEqual(["spot notice: IMDS: HTTP 500"]);
   });
+});
+
+describe("preemptRun", () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "runctl-preempt-"));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("asks every rank to checkpoint through the run's file queue, syncs, and ends the run preempted", async () => {
+    const cwd = join(root, "run");
+    const spec = RunSpec.parse({
+      v: 1,
+      runId: newRunId(),
+      command: [
+        "/usr/bin/python3",
+        fileURLToPath(new URL("./fixtures/checkpoint_on_ask.py", import.meta.url)),
+      ],
+      commandKind: "python",
+      cwd: root,
+      runsDir: join(cwd, "runs"),
+      checkpointDir: join(cwd, "checkpoints"),
+      nprocPerNode: 2,
+      graceMs: 3000,
+    });
+    const supervisor = await Supervisor.start(spec, {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
+    const ready = (rank: number) => existsSync(join(supervisor.runDir, `ready.${rank}`));
+    while (!ready(0) || !ready(1)) await new Promise((r) => setTimeout(r, 50));
+    const lines: string[] = [];
+    const synced: boolean[] = [];
+    await preemptRun(supervisor, {
+      reason: "a test's notice",
+      budgetMs: 60_000,
+      // What is on disk when the store gets its last pass before the stop: both checkpoints.
+      syncNow: async () => {
+        synced.push(
+          existsSync(join(cwd, "checkpoints", "rank0.ckpt")) &&
+            existsSync(join(cwd, "checkpoints", "rank1.ckpt")),
+        );
+      },
+      log: (line) => lines.push(line),
+    });
+    const outcome = await supervisor.done;
+    expect(outcome.status).toBe("preempted");
+    expect(synced).toEqual([true]);
+    expect(lines.join("\n")).toMatch(/checkpoint.save applied by 2 of 2 rank\(s\)$/m);
+    const meta = await readMeta(supervisor.runDir);
+    expect(meta).toMatchObject({
+      status: "preempted",
+      preemption: {
+        reason: "a test's notice",
+        checkpoint: { applied_ranks: [0, 1], answered_ranks: [0, 1], world_size: 2 },
+      },
+    });
+    expect(Date.parse(String(meta.preempted_at))).toBeLessThanOrEqual(Date.parse(String(meta.finished_at)));
+  }, 60_000);
 });
