@@ -9,9 +9,10 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { newRunId, RunSpec } from "@runctl/core";
-import { readMeta } from "@runctl/tracker";
+import { HostSpec, newRunId, RunSpec } from "@runctl/core";
+import { RunWriter, readMeta } from "@runctl/tracker";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { HostAgent } from "../src/host-agent.ts";
 import {
   ec2CheckpointBudgetMs,
   type InstanceAction,
@@ -200,4 +201,56 @@ describe("preemptRun", () => {
     });
     expect(Date.parse(String(meta.preempted_at))).toBeLessThanOrEqual(Date.parse(String(meta.finished_at)));
   }, 60_000);
+});
+
+describe("an agent restarted while its run was being preempted", () => {
+  let home: string;
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "runctl-preempt-host-"));
+  });
+  afterAll(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("records the run preempted and does not run it again", async () => {
+    const runId = newRunId();
+    const marker = join(home, "ran-again");
+    // What the agent that died left: the run started, the notice heard (preempted_at), no end.
+    const writer = RunWriter.create({ runsDir: join(home, "runs"), id: runId, writer: "supervisor" });
+    writer.updateMeta({ preempted_at: "2026-12-03T14:00:00.000Z" });
+    writer.close();
+    const spec = HostSpec.parse({
+      v: 1,
+      hostId: "host-1",
+      provider: "test",
+      run: {
+        spec: {
+          v: 1,
+          runId,
+          command: ["/usr/bin/python3", "-c", `open(${JSON.stringify(marker)}, "w")`],
+          commandKind: "python",
+          cwd: ".",
+          runsDir: "runs",
+          checkpointDir: "checkpoints",
+        },
+      },
+      inbox: false,
+      interruptions: "ec2-imds",
+      idle: { minutes: 0 },
+      shutdownCommand: ["true"],
+    });
+    const lines: string[] = [];
+    const agent = new HostAgent(spec, {
+      home,
+      // No IMDS here: the watcher's failures are logged and do not stop the agent.
+      env: { PATH: process.env.PATH, AWS_EC2_METADATA_SERVICE_ENDPOINT: "http://127.0.0.1:9" },
+      log: (line) => lines.push(line),
+    });
+    const outcome = await agent.run();
+    expect(outcome).toEqual({ reason: "idle", runs: 1 });
+    expect(lines.join("\n")).toContain(`run ${runId} was being preempted; recorded it preempted`);
+    expect(existsSync(marker)).toBe(false);
+    const meta = await readMeta(join(home, "runs", runId));
+    expect(meta).toMatchObject({ status: "preempted", preempted_at: "2026-12-03T14:00:00.000Z" });
+  });
 });
