@@ -42,11 +42,11 @@ import {
   TERMINAL_STATUSES,
   toRunctlError,
 } from "@runctl/core";
-import { RunWriter } from "@runctl/tracker";
 import {
   ec2CheckpointBudgetMs,
   imdsEndpoint,
   preemptRun,
+  recordUnfinishedPreemption,
   SIGTERM_CHECKPOINT_MS,
   type SpotNoticeWatcher,
   watchSpotNotice,
@@ -237,9 +237,8 @@ export class HostAgent {
       this.#options.log(`run ${spec.runId} already ended; not running it again`);
       return;
     }
-    if (await this.#preemptedBefore(runDir)) {
-      // The agent died while the run was being preempted: it ends so, and is not run again.
-      RunWriter.open(runDir).finish("preempted", { error: null });
+    // The agent died while the run was being preempted: it ends so, and is not run again.
+    if (await recordUnfinishedPreemption(runDir)) {
       const store = this.#options.storeTarget?.(run, runDir);
       if (store)
         await this.#loop(new RunDirSync(runDir, store), store.location, STORE_SYNC_MS, true).finish();
@@ -461,18 +460,6 @@ export class HostAgent {
     if (!nats) throw new Error("no NATS settings");
     const creds = nats.creds ? await this.#writeCreds(run.spec.runId, nats.creds) : undefined;
     return connectNats(natsSettingsFromConfig(natsSection(nats, creds)), { waitForServerMs: 60_000 });
-  }
-
-  /** Whether a preemption began (meta.json has `preempted_at`) before the run ended. */
-  async #preemptedBefore(runDir: string): Promise<boolean> {
-    try {
-      const meta = JSON.parse(await readFile(join(runDir, "meta.json"), "utf8")) as {
-        preempted_at?: unknown;
-      };
-      return typeof meta.preempted_at === "string";
-    } catch {
-      return false;
-    }
   }
 
   async #ended(runDir: string): Promise<boolean> {

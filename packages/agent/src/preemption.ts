@@ -14,6 +14,9 @@
  * the run directory to the store once more, and stops the ranks: the run ends `preempted` with
  * `preempted_at` and the reason in meta.json, and is not run again.
  */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { RunWriter } from "@runctl/tracker";
 import { z } from "zod";
 import type { Preemption, Supervisor } from "./supervisor.ts";
 
@@ -195,4 +198,20 @@ export async function preemptRun(
     );
   }
   supervisor.stop("SIGTERM");
+}
+
+/**
+ * A run whose agent died while preempting it (meta.json has `preempted_at`, no end): it is
+ * recorded `preempted` now, and not run again. Returns whether it was such a run.
+ */
+export async function recordUnfinishedPreemption(runDir: string): Promise<boolean> {
+  let meta: { preempted_at?: unknown };
+  try {
+    meta = JSON.parse(await readFile(join(runDir, "meta.json"), "utf8")) as { preempted_at?: unknown };
+  } catch {
+    return false;
+  }
+  if (typeof meta.preempted_at !== "string") return false;
+  RunWriter.open(runDir).finish("preempted", { error: null });
+  return true;
 }
