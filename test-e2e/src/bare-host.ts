@@ -74,6 +74,11 @@ export interface BareHostOptions {
   scripts?: Record<string, string>;
   /** Keep the temporary directories after close(), for debugging. */
   keep?: boolean;
+  /**
+   * Leave `shutdown`, `poweroff` and `halt` off PATH: a container, whose image has no init to
+   * ask (on RunPod a pod stops through RunPod's API).
+   */
+  noShutdown?: boolean;
 }
 
 export interface BareHost {
@@ -99,6 +104,11 @@ export interface BareHost {
   processes(): Promise<number[]>;
   /** Kills every process of the host (the machine is switched off). */
   kill(): Promise<void>;
+  /**
+   * Stops the host as `docker stop` stops a container: SIGTERM to the main process (the
+   * user-data's, or its last rerun), then, once it exited or after `graceMs`, kill().
+   */
+  terminate(graceMs: number): Promise<void>;
   /** kill(), then removes the temporary directories. */
   close(): Promise<void>;
 }
@@ -156,7 +166,7 @@ export async function startBareHost(options: BareHostOptions): Promise<BareHost>
     await writeFile(join(bin, name), content, { mode: 0o755 });
   }
   const shutdownFile = join(machine, "shutdown");
-  for (const name of ["shutdown", "poweroff", "halt"]) {
+  for (const name of options.noShutdown ? [] : ["shutdown", "poweroff", "halt"]) {
     const path = join(bin, name);
     // Records the request; the harness then takes the machine away.
     await writeFile(path, `#!/bin/sh\nprintf '%s\\n' "${name} $*" >>'${shutdownFile}'\n`);
@@ -259,6 +269,22 @@ export async function startBareHost(options: BareHostOptions): Promise<BareHost>
     }),
     processes: () => processesOf(runctlHome),
     kill,
+    terminate: async (graceMs: number) => {
+      const main = children.at(-1);
+      if (main?.pid !== undefined && main.exitCode === null && main.signalCode === null) {
+        const exited = new Promise<void>((resolve) => main.once("exit", () => resolve()));
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          process.kill(main.pid, "SIGTERM");
+          await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+        } catch {
+          // gone already
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      await kill();
+    },
     close: async () => {
       clearInterval(watching);
       gone = true;

@@ -3,9 +3,10 @@
 // is the bootstrap; that container really runs: its command runs on a bare host (no node, empty
 // HOME), downloads Node from the mirror, supervises the agent in the foreground, which runs a
 // 2-rank torch run and reports over nats-server (JWT mode, the run's own credential). From the
-// workspace: `runctl logs -f` follows it, `runctl ctl … run.stop --wait` ends it, the machine
-// shuts itself down when idle (`--idle-stop 0`), the container's command ends and the pod stops
-// (EXITED); `runctl show --from` reads it completed. A spot run of the same code (a bid, the
+// workspace: `runctl logs -f` follows it, `runctl ctl … run.stop --wait` ends it, and the pod
+// stops itself when idle (`--idle-stop 0`) through RunPod, as a container whose command ends is
+// restarted: `runpodctl stop pod $RUNPOD_POD_ID` with the pod-scoped key RunPod sets (EXITED);
+// `runctl show --from` reads it completed. A spot run of the same code (a bid, the
 // community cloud, 2 GPUs and so 2 ranks) uploads nothing and stops too; --dry-run touches nothing.
 // `runctl runpod create --store …` makes a pod whose agent waits for runs (HostState idle in the
 // store, the host id in its env labels); `runctl runpod train <pod> train.py` sends it one over
@@ -114,16 +115,30 @@ it("trains on a pod whose container runs the bootstrap: followed live, stopped o
   // The container's command did not return: it supervises the agent in the foreground.
   expect((await host.logs()).bootstrap).toMatch(/supervising the agent in the foreground/);
   expect(host.env.RUNPOD_POD_ID).toBe(podId);
+  // RunPod's pod-scoped key, not the account's.
+  expect(host.env.RUNPOD_API_KEY).toBe(pod.podKey);
+  expect(host.env.RUNPOD_API_KEY).not.toBe(rp.apiKey);
+
   expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
   expect(followed.stdout).toMatch(/rank 0 step 0 lr 0.1/);
   expect(followed.stdout).toMatch(/rank 1 stopped at step/);
 
-  // Idle right after its run: the machine shuts down, the container's command ends, the pod stops.
-  expect(await host.shutdownRequested).toMatch(/-h now/);
-  await waitFor(() => pod.desiredStatus === "EXITED", "the pod to stop", 30_000);
+  // Idle right after its run: the pod stops itself through RunPod, with its own key.
+  await waitFor(() => pod.desiredStatus === "EXITED", "the pod to stop", 30_000).catch(
+    async (error: unknown) => {
+      const logs = await host.logs();
+      throw new Error(`${String(error)}\nagent.log:\n${logs.agent}\n${logs.console}`);
+    },
+  );
+  expect(rp.cloud.calls.filter((c) => c.field === "podStop")).toEqual([
+    expect.objectContaining({ podKeyOf: podId, variables: { id: podId } }),
+  ]);
   expect(rp.cloud.pods.has(podId)).toBe(true);
-  expect(machines.hosts.has(podId)).toBe(false);
+  await waitFor(() => !machines.hosts.has(podId), "the container to stop", 30_000);
   expect(await host.processes()).toEqual([]);
+  // Its command did not end by itself (RunPod would have restarted it), and no `shutdown` ran.
+  expect(machines.restarts.get(podId)).toBeUndefined();
+  expect(host.shutdownRequest()).toBeUndefined();
   const status = await runctlJson(["runpod", "status", podId], user);
   expect(status.code, status.stderr).toBe(0);
   expect(JSON.stringify(status.doc)).toContain('"state":"stopped"');

@@ -13,7 +13,9 @@
  *   heartbeats) and bridges control, so `runctl logs -f` and
  *   `runctl ctl … --wait` work as for a local run;
  * - survives its own restart: a run whose directory says it ended is not run
- *   again; one that was cut short runs again as a new attempt of the same run.
+ *   again; one that was cut short runs again as a new attempt of the same run;
+ * - watches for the machine being reclaimed (the host spec's `interruptions`,
+ *   preemption.ts): the run checkpoints and ends `preempted`, and nothing more runs.
  *
  * Nothing here accepts a connection: the machine only dials out.
  */
@@ -50,6 +52,15 @@ import {
   TERMINAL_STATUSES,
   toRunctlError,
 } from "@runctl/core";
+import {
+  ec2CheckpointBudgetMs,
+  imdsEndpoint,
+  preemptRun,
+  recordUnfinishedPreemption,
+  SIGTERM_CHECKPOINT_MS,
+  type SpotNoticeWatcher,
+  watchSpotNotice,
+} from "./preemption.ts";
 import { RunDirSync } from "./run-dir-sync.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -97,6 +108,11 @@ export class HostAgent {
   #recording: Promise<void> = Promise.resolve();
   /** Every run this machine took, oldest first (kept across agent restarts in `host-state.json`). */
   #taken: string[] = [];
+  #notices: SpotNoticeWatcher | undefined;
+  /** The current run's store sync, one pass now: what a preemption pushes before the ranks stop. */
+  #syncNow: (() => Promise<void>) | undefined;
+  #preempting: Promise<void> | undefined;
+  #reclaim: { reason: string; budgetMs: number } | undefined;
 
   constructor(spec: HostSpec, options: HostAgentOptions) {
     this.#spec = spec;
@@ -111,6 +127,12 @@ export class HostAgent {
 
   /** Stops the current run (its ranks get `signal`) and the agent after it; no more runs start. */
   stop(signal: NodeJS.Signals): void {
+    // On a machine whose reclaim comes as SIGTERM, that SIGTERM is the notice.
+    // (Not once the agent is shutting the machine down itself: that SIGTERM is its own doing.)
+    if (signal === "SIGTERM" && this.#spec.interruptions === "sigterm" && !this.#stopping && !this.#closing) {
+      this.#preempt("the machine is being reclaimed (SIGTERM)", SIGTERM_CHECKPOINT_MS);
+      return;
+    }
     this.#stopping ??= signal;
     this.#current?.stop(signal);
     this.#wake?.();
@@ -119,6 +141,17 @@ export class HostAgent {
   async run(): Promise<HostOutcome> {
     const { home } = this.#options;
     await mkdir(join(home, "secrets"), { recursive: true, mode: 0o700 });
+    if (this.#spec.interruptions === "ec2-imds") {
+      this.#notices = watchSpotNotice({
+        endpoint: imdsEndpoint(this.#options.env),
+        log: this.#options.log,
+        onNotice: (notice) =>
+          this.#preempt(
+            `spot interruption notice: ${notice.action} at ${notice.time}`,
+            ec2CheckpointBudgetMs(notice),
+          ),
+      });
+    }
     await this.#openRecord();
     const hostNats = this.#hostNats;
     if (hostNats) {
@@ -143,12 +176,38 @@ export class HostAgent {
       }
       await this.#recording;
     } finally {
+      this.#notices?.stop();
+      await this.#preempting;
       this.#inbox?.unsubscribe();
       await this.#nc?.drain().catch(() => undefined);
     }
     if (this.#stopping) return { reason: "signal", runs: this.#runs };
     await this.#shutdown();
     return { reason: "idle", runs: this.#runs };
+  }
+
+  /**
+   * The machine is being reclaimed: the current run checkpoints and ends `preempted`
+   * (preemption.ts), no other run starts, and the agent does not shut the machine down itself.
+   */
+  #preempt(reason: string, budgetMs: number): void {
+    if (this.#stopping) return;
+    this.#stopping = "SIGTERM";
+    this.#closing = true;
+    this.#reclaim = { reason, budgetMs: budgetMs };
+    this.#options.log(reason);
+    this.#wake?.();
+    if (this.#current) this.#preemptCurrent(this.#current);
+  }
+
+  #preemptCurrent(supervisor: Supervisor): void {
+    const reclaim = this.#reclaim;
+    if (!reclaim || this.#preempting) return;
+    this.#preempting = preemptRun(supervisor, {
+      ...reclaim,
+      syncNow: this.#syncNow ?? (async () => undefined),
+      log: this.#options.log,
+    });
   }
 
   /** Waits for an inbox run, or the idle time to pass (undefined: shut down). */
@@ -223,6 +282,14 @@ export class HostAgent {
       this.#options.log(`run ${spec.runId} already ended; not running it again`);
       return;
     }
+    // The agent died while the run was being preempted: it ends so, and is not run again.
+    if (await recordUnfinishedPreemption(runDir)) {
+      const store = this.#options.storeTarget?.(run, runDir);
+      if (store)
+        await this.#loop(new RunDirSync(runDir, store), store.location, STORE_SYNC_MS, true).finish();
+      this.#options.log(`run ${spec.runId} was being preempted; recorded it preempted`);
+      return;
+    }
     if (!this.#taken.includes(spec.runId)) this.#taken.push(spec.runId);
     this.#keepRecord("running", spec.runId);
     let nc: NatsConnection | undefined;
@@ -254,14 +321,17 @@ export class HostAgent {
       : undefined;
     this.#current = supervisor;
     const store = this.#options.storeTarget?.(run, supervisor.runDir);
-    const loops = [
+    const storeLoop =
       store &&
-        this.#loop(
-          new RunDirSync(supervisor.runDir, store, { onFileError: fileError(log) }),
-          store.location,
-          STORE_SYNC_MS,
-          true,
-        ),
+      this.#loop(
+        new RunDirSync(supervisor.runDir, store, { onFileError: fileError(log) }),
+        store.location,
+        STORE_SYNC_MS,
+        true,
+      );
+    this.#syncNow = storeLoop?.now;
+    const loops = [
+      storeLoop,
       telemetry &&
         this.#loop(
           new RunDirSync(supervisor.runDir, telemetry, { only: isTelemetryFile }),
@@ -272,8 +342,10 @@ export class HostAgent {
     ].filter((loop) => loop !== undefined);
     const beat = telemetry && setInterval(() => telemetry.heartbeat(), this.#spec.heartbeatMs);
     const renewal = nc && run.nats?.creds ? this.#renewal(run, spec.runId, nc, store) : undefined;
-    if (this.#stopping) supervisor.stop(this.#stopping);
+    if (this.#reclaim) this.#preemptCurrent(supervisor);
+    else if (this.#stopping) supervisor.stop(this.#stopping);
     const outcome = await supervisor.done;
+    this.#syncNow = undefined;
     if (beat) clearInterval(beat);
     renewal?.stop();
     await Promise.all(loops.map((loop) => loop.finish()));
@@ -384,6 +456,8 @@ export class HostAgent {
     const started = resume ? sync.resume().catch(() => undefined) : Promise.resolve();
     const timer = setInterval(() => void started.then(pass), ms);
     return {
+      /** One pass now (after any in progress); its error is the caller's. */
+      now: () => started.then(() => sync.sync()),
       async finish() {
         clearInterval(timer);
         await started;
@@ -575,12 +649,21 @@ export class HostAgent {
       `${JSON.stringify({ v: 1, reason: "idle", action, at: new Date().toISOString() })}\n`,
     );
     await new Promise<void>((done) => {
-      const child = spawn(command as string, args, { stdio: "ignore" });
+      const child = spawn(command as string, args, { stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      child.stderr?.setEncoding("utf8");
+      child.stderr?.on("data", (chunk: string) => {
+        if (stderr.length < 4096) stderr += chunk;
+      });
       child.on("error", (error) => {
         this.#options.log(`shutdown: ${error.message}`);
         done();
       });
-      child.on("exit", () => done());
+      // A shutdown that failed leaves the machine running (and billing): say why.
+      child.on("close", (code, signal) => {
+        if (code !== 0) this.#options.log(`shutdown: ${command} exited ${code ?? signal}: ${stderr.trim()}`);
+        done();
+      });
     });
   }
 }

@@ -61,6 +61,10 @@ export interface RemoteLaunchInput {
   nats?: RemoteLaunchNats;
   node: { version: string; mirror: string };
   idle?: HostSpecInput["idle"];
+  /** How the machine hears it is being reclaimed (spot): the provider knows. Default none. */
+  interruptions?: HostSpecInput["interruptions"];
+  /** The machine's own shutdown, when `shutdown -h now` is not it (a RunPod pod stops through RunPod). */
+  shutdownCommand?: string[];
   /** How long the URLs, the POST policies and the credentials work; default 24 h. */
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
@@ -237,6 +241,8 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
     hostId: input.hostId,
     provider: input.provider,
     ...(input.idle ? { idle: input.idle } : {}),
+    ...(input.interruptions ? { interruptions: input.interruptions } : {}),
+    ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     store: host.store,
     ...(host.nats ? { nats: host.nats } : {}),
     ...(input.run && run && code

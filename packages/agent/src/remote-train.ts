@@ -61,6 +61,10 @@ export interface RemoteTrainInput {
   nats?: RemoteTrainNats;
   node: { version: string; mirror: string };
   idle: NonNullable<RemoteLaunchInput["idle"]>;
+  /** How the machine hears it is being reclaimed: `ec2-imds` for an EC2 spot instance, `sigterm` for a RunPod interruptible pod. */
+  interruptions?: RemoteLaunchInput["interruptions"];
+  /** The machine's own shutdown, when not `shutdown -h now`. */
+  shutdownCommand?: string[];
   tags: Tags;
   /** Build the bootstrap (its size) without uploading anything or touching NATS. */
   dryRun: boolean;
@@ -149,7 +153,9 @@ export function scriptRunSpec(input: {
     commandKind: "python",
     cwd: input.runCwd,
     runsDir: "runs",
-    checkpointDir: "checkpoints",
+    // Inside the run directory, which the agent keeps synced: the store has the checkpoints
+    // when the machine (and its disk) is gone, preempted or not.
+    checkpointDir: `runs/${input.runId}/checkpoints`,
     nprocPerNode: input.nprocPerNode,
     resourceTags: input.tags,
   };
@@ -178,6 +184,8 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
     ...(input.nats ? { nats: launchNats(input.nats, input.dryRun) } : {}),
     node: input.node,
     idle: input.idle,
+    ...(input.interruptions ? { interruptions: input.interruptions } : {}),
+    ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     ...(input.foreground ? { foreground: true } : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");
@@ -539,6 +547,8 @@ export interface RemoteHostInput {
   nats: RemoteTrainNats;
   node: { version: string; mirror: string };
   idle: NonNullable<RemoteLaunchInput["idle"]>;
+  interruptions?: RemoteLaunchInput["interruptions"];
+  shutdownCommand?: string[];
   dryRun: boolean;
   foreground?: boolean;
 }
@@ -555,6 +565,8 @@ export async function prepareRemoteHost(
     nats: launchNats(input.nats, input.dryRun),
     node: input.node,
     idle: input.idle,
+    ...(input.interruptions ? { interruptions: input.interruptions } : {}),
+    ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     ...(input.foreground ? { foreground: true } : {}),
   });
   return {

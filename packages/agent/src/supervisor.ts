@@ -23,8 +23,14 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import { ControlBridge, FileQueue, NatsChannel, natsSettingsFromConfig } from "@runctl/control";
-import { type RunSpec, type RunStatus, UserError } from "@runctl/core";
+import {
+  type AckRecord,
+  ControlBridge,
+  FileQueue,
+  NatsChannel,
+  natsSettingsFromConfig,
+} from "@runctl/control";
+import { type CommandDraft, type RunSpec, type RunStatus, UserError } from "@runctl/core";
 import { acquireLock, type DirLock, effectiveStatus, RunWriter, readMeta } from "@runctl/tracker";
 import { writeGitInfo, writeRequirements } from "./capture.ts";
 import { exitCodeOfSignal } from "./exit-status.ts";
@@ -56,6 +62,15 @@ export interface RanksOutcome {
   status: Extract<RunStatus, "completed" | "failed" | "cancelled">;
   exitCode: number;
   error: string | null;
+}
+
+/** Why and when a run ends `preempted` (docs/protocol.md, "Preemption"). */
+export interface Preemption {
+  /** When the machine heard it would be reclaimed (ISO 8601). */
+  at: string;
+  reason: string;
+  /** What meta.json records besides (`preemption`): how the checkpoint went, the deadline. */
+  detail?: Record<string, unknown>;
 }
 
 export interface RunOutcome {
@@ -104,6 +119,7 @@ export class Supervisor {
   #bridge: { bridge: ControlBridge; channel: NatsChannel } | undefined;
   #guard: OrphanGuard | undefined;
   #finishing = false;
+  #preemption: Preemption | undefined;
   readonly #dropped = new Set<Writable>();
 
   private constructor(spec: RunSpec, hooks: SupervisorHooks, writer: RunWriter, lock: DirLock) {
@@ -178,6 +194,83 @@ export class Supervisor {
     }
     this.#stopSignal = signal;
     this.#terminateAll(signal);
+  }
+
+  /** How many ranks the run has: the acks a command to every rank waits for. */
+  get worldSize(): number {
+    return this.#spec.nprocPerNode;
+  }
+
+  /**
+   * Sends every rank a control command, as `runctl ctl` does, and returns its id. With a NATS
+   * channel it is published there (the bridge appends it to the node-local queue, so the
+   * queue's seqs stay the channel's); when that fails within `natsTimeoutMs` (the network is
+   * going too) it goes straight into the node-local queue, which the ranks read all the same.
+   */
+  async control(draft: CommandDraft, natsTimeoutMs = 5_000): Promise<string> {
+    const id = draft.id ?? randomBytes(16).toString("hex");
+    const command = { ...draft, id };
+    const local = () => new FileQueue(join(this.runDir, "control")).publish(command);
+    if (!this.#bridge) return (await local()).command.id;
+    const channel = this.#bridge.channel;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // The run's credential may publish to its subjects but not count them (publish() would).
+      const published = await Promise.race([
+        channel.publishUnsequenced(command),
+        new Promise<never>((_resolve, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${natsTimeoutMs} ms`)), natsTimeoutMs);
+        }),
+      ]);
+      return published.id;
+    } catch (error) {
+      this.#hooks.onWarning?.(
+        `control ${draft.path} over NATS: ${error instanceof Error ? error.message : String(error)}; sent through the node-local queue`,
+      );
+      return (await local()).command.id;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * The ranks' acks of command `id` (one per rank, the first each wrote), once every rank has
+   * answered, every rank has exited, or `signal` aborts: then those that came.
+   */
+  async acks(id: string, signal: AbortSignal, pollMs = 100): Promise<AckRecord[]> {
+    const queue = new FileQueue(join(this.runDir, "control"));
+    for (;;) {
+      const byRank = new Map<number, AckRecord>();
+      for (const ack of (await queue.readAcks({ commandId: id })) as AckRecord[]) {
+        if (ack.rank !== undefined && ack.rank >= 0 && !byRank.has(ack.rank)) byRank.set(ack.rank, ack);
+      }
+      const acks = [...byRank.values()].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0));
+      const living = this.#ranks.filter((r) => !r.exit && !byRank.has(r.rank)).length;
+      if (acks.length >= this.worldSize || living === 0 || signal.aborted) return acks;
+      await new Promise<void>((resolveWait) => {
+        const timer = setTimeout(done, pollMs);
+        signal.addEventListener("abort", done, { once: true });
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolveWait();
+        }
+      });
+    }
+  }
+
+  /**
+   * The run will end `preempted` once it is stopped. Recorded in meta.json at once
+   * (`preempted_at`), so an agent restarted before the run ended knows not to run it again.
+   */
+  markPreempted(preemption: Preemption): void {
+    if (this.#preemption) return;
+    this.#preemption = preemption;
+    try {
+      this.#writer.updateMeta({ preempted_at: preemption.at });
+    } catch (error) {
+      this.#hooks.onWarning?.(`meta.json: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
 
   async #openBridge(config: Extract<RunSpec["control"], { kind: "nats" }>["nats"]): Promise<void> {
@@ -357,13 +450,21 @@ export class Supervisor {
     }
     if (this.#ranks.every((r) => r.exit) && !this.#finishing) {
       this.#finishing = true;
-      this.#hooks.onRanksExited?.(this.#outcome());
+      const outcome = this.#outcome();
+      // Only a host agent preempts, and it does not watch this hook: to others a preempted run was stopped.
+      this.#hooks.onRanksExited?.({
+        ...outcome,
+        status: outcome.status === "preempted" ? "cancelled" : outcome.status,
+      });
       void this.#finish();
     }
   }
 
   /** How the run ends, once every rank has exited. */
-  #outcome(): RanksOutcome {
+  #outcome(): Omit<RanksOutcome, "status"> & { status: RanksOutcome["status"] | "preempted" } {
+    if (this.#preemption && this.#stopSignal) {
+      return { status: "preempted", exitCode: exitCodeOfSignal(this.#stopSignal), error: null };
+    }
     if (this.#stopSignal) {
       return { status: "cancelled", exitCode: exitCodeOfSignal(this.#stopSignal), error: null };
     }
@@ -421,6 +522,10 @@ export class Supervisor {
       await this.#bridge.channel.close().catch(() => undefined);
     }
     const { status, exitCode, error } = this.#outcome();
+    if (status === "preempted" && this.#preemption) {
+      const { at, reason, detail } = this.#preemption;
+      this.#writer.updateMeta({ preempted_at: at, preemption: { reason, ...detail } });
+    }
     this.#writer.finish(status, { exitCode, error });
     this.#lock.release();
     closeSync(this.#log);

@@ -80,6 +80,13 @@ export const HostSpec = z.strictObject({
       action: z.enum(["stop", "terminate"]).default("stop"),
     })
     .prefault({}),
+  /**
+   * How the machine hears it is being reclaimed (docs/protocol.md, "Preemption"): EC2's
+   * IMDSv2 `spot/instance-action` notice, a SIGTERM (a RunPod interruptible pod is stopped as
+   * `docker stop` does it), or not at all. On a notice the run is asked to checkpoint, synced
+   * once more and ends `preempted`.
+   */
+  interruptions: z.enum(["ec2-imds", "sigterm", "none"]).default("none"),
   /** The machine's own shutdown. */
   shutdownCommand: z.array(z.string().min(1)).min(1).default(["shutdown", "-h", "now"]),
   /** Telemetry heartbeats; the store copy's meta.json beats every 10 s regardless. */

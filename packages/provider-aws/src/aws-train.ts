@@ -112,6 +112,8 @@ export async function trainOnAws(input: AwsTrainInput): Promise<AwsTrainResult> 
     node: input.node,
     // What the machine's shutdown means to EC2: a one-time spot instance cannot stop.
     idle: { minutes: input.idleStopMinutes, action: input.spot ? "terminate" : "stop" },
+    // A spot instance hears of its reclaim two minutes ahead, from IMDS.
+    ...(input.spot ? { interruptions: "ec2-imds" as const } : {}),
     tags: input.tags,
     dryRun: input.dryRun,
   });

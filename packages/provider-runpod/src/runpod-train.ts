@@ -2,9 +2,11 @@
  * `runctl runpod train`: one training run on a fresh pod. What every cloud's train shares (the
  * checks, the run spec, the store and NATS grants, the bootstrap) is prepareRemoteTrain in
  * @runctl/agent; here the run is named, quoted and launched. The bootstrap is the pod's
- * container command, so it supervises the agent in the foreground: when the pod is idle the
- * agent shuts the machine down, the container's command ends and the pod stops (EXITED; its
- * volume stays). A stopped pod is what RunPod reclaims an interruptible one to as well.
+ * container command, so it supervises the agent in the foreground. RunPod restarts a container
+ * whose command ends, so when the pod is idle the agent stops it through RunPod
+ * (`runpodctl stop pod $RUNPOD_POD_ID`, with the pod-scoped key RunPod sets): EXITED, its volume
+ * stays. An interruptible pod is reclaimed the same way, as `docker stop` does it: the agent
+ * takes that SIGTERM as the notice, the run checkpoints and ends `preempted`.
  */
 import type { RemoteTrainNats } from "@runctl/agent";
 import {
@@ -19,6 +21,15 @@ import {
   UserError,
 } from "@runctl/core";
 import type { CloudName } from "./runpod-options.ts";
+
+/**
+ * How a pod stops (or removes) itself: runpodctl, which RunPod's images carry, with the
+ * RUNPOD_POD_ID and the pod-scoped RUNPOD_API_KEY RunPod sets in every pod.
+ */
+export function runpodSelfStop(action: "stop" | "terminate"): string[] {
+  const verb = action === "stop" ? "stop" : "remove";
+  return ["sh", "-c", `exec runpodctl ${verb} pod "$RUNPOD_POD_ID"`];
+}
 
 export interface RunpodTrainInput {
   /** The `runpod` provider (as the registry hands it out). */
@@ -121,6 +132,10 @@ export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrai
     node: input.node,
     // The container's command ends and RunPod stops the pod, spot or not: its volume stays.
     idle: { minutes: input.idleStopMinutes, action: "stop" },
+    // A container whose command ends is restarted: an idle pod stops itself through RunPod.
+    shutdownCommand: runpodSelfStop("stop"),
+    // An interruptible pod is reclaimed as `docker stop` stops a container: SIGTERM, then SIGKILL.
+    ...(input.spot ? { interruptions: "sigterm" as const } : {}),
     tags: input.tags,
     dryRun: input.dryRun,
     // The container runs as long as its command: the bootstrap must not return.

@@ -105,6 +105,8 @@ export interface PodRecord {
   ready: boolean;
   startedAt: number;
   machineId: string;
+  /** The pod-scoped API key RunPod puts in the pod's env (RUNPOD_API_KEY): good for this pod only. */
+  podKey: string;
   handle: Promise<PodMachineHandle | undefined> | undefined;
 }
 
@@ -116,7 +118,10 @@ export interface PodMachineContext {
   imageName: string;
   /** The container's start command (runctl passes the bootstrap here). */
   dockerArgs: string;
+  /** The pod's env with what RunPod adds: RUNPOD_POD_ID and a pod-scoped RUNPOD_API_KEY. */
   env: Readonly<Record<string, string>>;
+  /** The emulator's GraphQL URL (what runpodctl on the machine talks to), once it listens. */
+  apiUrl: string | undefined;
   /**
    * The container's command ended (the machine shut itself down): the pod stops, EXITED, as a
    * `podStop` leaves it. Ignored once the pod was stopped, resumed or terminated since.
@@ -125,6 +130,7 @@ export interface PodMachineContext {
 }
 
 export interface PodMachineHandle {
+  /** The container stops, as `docker stop` stops one: SIGTERM to its command, SIGKILL after a grace period. */
   stop(): void | Promise<void>;
 }
 
@@ -159,11 +165,19 @@ export class RunPodCloud {
   readonly pods = new Map<string, PodRecord>();
   readonly gpuTypes: GpuTypeRecord[] = GPU_TYPES.map((g) => ({ ...g }));
   /** Every root field called, with its variables, in order. */
-  readonly calls: { field: string; query: string; variables: Record<string, unknown> }[] = [];
+  readonly calls: {
+    field: string;
+    query: string;
+    variables: Record<string, unknown>;
+    /** The pod whose pod-scoped key made the call; undefined: the account's key. */
+    podKeyOf?: string;
+  }[] = [];
   capacityFaults: CapacityFault[] = [];
   errorFaults: z.output<typeof ErrorFault>[] = [];
   transitionMs: number;
   machine: PodMachineHook;
+  /** Set by the server once it listens: pods' runpodctl talks to it. */
+  apiUrl: string | undefined;
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(options: { transitionMs?: number; machine?: PodMachineHook } = {}) {
@@ -255,6 +269,7 @@ export class RunPodCloud {
       ready: false,
       startedAt: Date.now(),
       machineId: randomBytes(6).toString("hex"),
+      podKey: `rpa_POD${randomBytes(16).toString("hex").toUpperCase()}`,
       handle: undefined,
     };
     this.pods.set(pod.id, pod);
@@ -276,7 +291,8 @@ export class RunPodCloud {
           gpuCount: pod.gpuCount,
           imageName: pod.imageName,
           dockerArgs: pod.dockerArgs,
-          env: { ...pod.env, RUNPOD_POD_ID: pod.id },
+          env: { ...pod.env, RUNPOD_POD_ID: pod.id, RUNPOD_API_KEY: pod.podKey },
+          apiUrl: this.apiUrl,
           exited: () => {
             if (this.pods.get(pod.id) !== pod || pod.handle !== handle) return;
             pod.desiredStatus = "EXITED";
@@ -337,7 +353,15 @@ export class RunPodCloud {
     this.halt(pod);
   }
 
-  /** A spot pod reclaimed by the market, as RunPod does it: the pod is stopped (EXITED). */
+  /** The pod a pod-scoped key belongs to. */
+  podOfKey(key: string): PodRecord | undefined {
+    return [...this.pods.values()].find((p) => p.podKey === key);
+  }
+
+  /**
+   * A spot pod reclaimed by the market, as RunPod does it: the pod is stopped (EXITED), its
+   * container as `docker stop` stops one (SIGTERM, then SIGKILL after a grace period).
+   */
   interrupt(id: string): PodRecord {
     const pod = this.pod(id);
     pod.desiredStatus = "EXITED";

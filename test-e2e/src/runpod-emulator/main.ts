@@ -5,8 +5,8 @@
  *     [--machines bare-host]
  *
  * `--machines bare-host` runs every running pod's start command on a bare host (see
- * ../runpod-machines.ts): runctl's bootstrap really runs, and when the machine shuts itself down
- * the pod stops (EXITED). The default, `none`, runs nothing.
+ * ../runpod-machines.ts): runctl's bootstrap really runs, restarted when it ends, and the pod
+ * stops itself with the `runpodctl` on its PATH. The default, `none`, runs nothing.
  *
  * Prints `runpod-emulator listening on http://127.0.0.1:PORT/graphql` on stderr once it accepts
  * requests, and stops on SIGTERM or SIGINT. Without --api-key it accepts the one default key

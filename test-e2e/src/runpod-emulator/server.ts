@@ -82,6 +82,9 @@ const LaunchArgs = z.object({
   }),
 });
 const PodIdArgs = z.object({ input: z.object({ podId: z.string() }) });
+/** What a pod-scoped key may do: read, stop and terminate its own pod. */
+const POD_KEY_FIELDS = new Set(["pod", "podStop", "podTerminate"]);
+
 const ResumeArgs = z.object({
   input: z.object({ podId: z.string(), gpuCount: z.number().int(), bidPerGpu: z.number().optional() }),
 });
@@ -144,6 +147,15 @@ function gpuTypeView(type: GpuTypeRecord, cloud: RunPodCloud) {
   };
 }
 
+/** A pod-scoped key (the context's `podScope`) reaches its own pod only. */
+function ownPod(podId: string, context: unknown): string {
+  const scope = (context as { podScope?: string } | undefined)?.podScope;
+  if (scope !== undefined && scope !== podId) throw new RunPodFailure(UNAUTHORIZED);
+  return podId;
+}
+
+const UNAUTHORIZED = "Unauthorized request, please check your API key.";
+
 function rootValue(cloud: RunPodCloud) {
   const launch = (raw: unknown, spot: boolean) => {
     const { input } = LaunchArgs.parse(raw);
@@ -167,8 +179,8 @@ function rootValue(cloud: RunPodCloud) {
       id: "user_emulator",
       pods: () => [...cloud.pods.values()].map((p) => podView(p, cloud)),
     }),
-    pod: (raw: unknown) => {
-      const pod = cloud.pods.get(PodIdArgs.parse(raw).input.podId);
+    pod: (raw: unknown, context: unknown) => {
+      const pod = cloud.pods.get(ownPod(PodIdArgs.parse(raw).input.podId, context));
       return pod === undefined ? null : podView(pod, cloud);
     },
     gpuTypes: (args: { input?: { id?: string | null } | null }) =>
@@ -177,7 +189,8 @@ function rootValue(cloud: RunPodCloud) {
         .map((g) => gpuTypeView(g, cloud)),
     podFindAndDeployOnDemand: (raw: unknown) => launch(raw, false),
     podRentInterruptable: (raw: unknown) => launch(raw, true),
-    podStop: (raw: unknown) => podView(cloud.stop(PodIdArgs.parse(raw).input.podId), cloud),
+    podStop: (raw: unknown, context: unknown) =>
+      podView(cloud.stop(ownPod(PodIdArgs.parse(raw).input.podId, context)), cloud),
     podResume: (raw: unknown) => {
       const { input } = ResumeArgs.parse(raw);
       return podView(cloud.resume(input.podId, input.gpuCount), cloud);
@@ -186,8 +199,8 @@ function rootValue(cloud: RunPodCloud) {
       const { input } = ResumeArgs.parse(raw);
       return podView(cloud.resume(input.podId, input.gpuCount, input.bidPerGpu ?? 0), cloud);
     },
-    podTerminate: (raw: unknown) => {
-      cloud.terminate(PodIdArgs.parse(raw).input.podId);
+    podTerminate: (raw: unknown, context: unknown) => {
+      cloud.terminate(ownPod(PodIdArgs.parse(raw).input.podId, context));
       return null;
     },
   };
@@ -260,16 +273,11 @@ export async function startRunPodEmulator(options: RunPodEmulatorOptions = {}): 
   const graphql = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
     const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? "")?.[1];
     const key = bearer ?? url.searchParams.get("api_key") ?? undefined;
-    if (key === undefined || !keys.has(key)) {
-      return send(res, 401, {
-        errors: [
-          {
-            message: "Unauthorized request, please check your API key.",
-            extensions: { code: "UNAUTHENTICATED" },
-          },
-        ],
-      });
-    }
+    // RunPod puts a key scoped to the pod in every pod (RUNPOD_API_KEY): it reaches that pod only.
+    const podScope = key !== undefined && !keys.has(key) ? cloud.podOfKey(key)?.id : undefined;
+    const unauthorized = () =>
+      send(res, 401, { errors: [{ message: UNAUTHORIZED, extensions: { code: "UNAUTHENTICATED" } }] });
+    if (key === undefined || (!keys.has(key) && podScope === undefined)) return unauthorized();
     if (req.method !== "POST") return send(res, 405, { errors: [{ message: "Use POST." }] });
     let body: z.infer<typeof GraphQLBody>;
     try {
@@ -298,8 +306,14 @@ export async function startRunPodEmulator(options: RunPodEmulatorOptions = {}): 
     const fields = (operation?.selectionSet.selections ?? []).flatMap((s) =>
       s.kind === Kind.FIELD ? [s.name.value] : [],
     );
+    if (podScope !== undefined && !fields.every((f) => POD_KEY_FIELDS.has(f))) return unauthorized();
     for (const field of fields) {
-      cloud.calls.push({ field, query: body.query, variables: body.variables ?? {} });
+      cloud.calls.push({
+        field,
+        query: body.query,
+        variables: body.variables ?? {},
+        ...(podScope !== undefined ? { podKeyOf: podScope } : {}),
+      });
       const fault = cloud.takeError(field);
       if (fault) {
         return send(res, fault.status, {
@@ -312,6 +326,7 @@ export async function startRunPodEmulator(options: RunPodEmulatorOptions = {}): 
       schema,
       document,
       rootValue: root,
+      contextValue: { podScope },
       variableValues: body.variables ?? {},
       ...(body.operationName ? { operationName: body.operationName } : {}),
     });
@@ -336,6 +351,7 @@ export async function startRunPodEmulator(options: RunPodEmulatorOptions = {}): 
     server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve),
   );
   const { port } = server.address() as AddressInfo;
+  cloud.apiUrl = `http://${options.host ?? "127.0.0.1"}:${port}/graphql`;
   return {
     url: `http://${options.host ?? "127.0.0.1"}:${port}/graphql`,
     port,

@@ -99,6 +99,7 @@ export default class Show extends RunctlCommand {
     field("name", meta.name);
     field("status", meta.status);
     if (meta.error) field("error", meta.error);
+    if (meta.status === "preempted") field("preempted", preemptionText(meta));
     field("started", `${meta.started_at} (${formatAgo(new Date(meta.started_at), now)})`);
     if (meta.finished_at) field("finished", meta.finished_at);
     const duration = runDurationMs(meta, now);
@@ -200,4 +201,11 @@ function attemptLine(a: Attempt): string {
 /** The command as one could paste it into a POSIX shell. */
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
+/** When a preempted run heard its machine was reclaimed, and why (meta.json `preempted_at`, `preemption`). */
+function preemptionText(meta: RunMeta): string {
+  const at = typeof meta.preempted_at === "string" ? meta.preempted_at : (meta.finished_at ?? "-");
+  const preemption = meta.preemption as { reason?: unknown } | undefined;
+  return typeof preemption?.reason === "string" ? `${at} (${preemption.reason})` : at;
 }

@@ -232,6 +232,18 @@ export class NatsChannel implements ControlChannel {
   }
 
   /**
+   * Stores a command without learning its seq: for a publisher whose credential may not count
+   * the run's commands (a run's own, which the agent holds: docs/protocol.md, "Preemption").
+   * Consumers number it as they read it, as any other.
+   */
+  async publishUnsequenced(draft: CommandDraft): Promise<Command> {
+    const command = checkedCommand(draft);
+    const payload = encodeMessage(command);
+    await this.#serial(() => this.#publish(this.subjects.commands, payload, { msgID: command.id }));
+    return command;
+  }
+
+  /**
    * When this publisher knows the run's last command (it counted up to it),
    * publishing with `Nats-Expected-Last-Subject-Sequence` gives the seq with
    * no further request: stored means nobody published in between. Undefined

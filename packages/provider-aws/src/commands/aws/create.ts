@@ -119,6 +119,8 @@ export default class AwsCreate extends AwsCommand {
         node: { version: agent.NODE_VERSION, mirror: awsConfig.node_mirror },
         // What the machine's shutdown means to EC2: a one-time spot instance cannot stop.
         idle: { minutes: flags["idle-stop"], action: flags.spot ? "terminate" : "stop" },
+        // A spot machine hears of its reclaim from IMDS, two minutes ahead: runs checkpoint.
+        ...(flags.spot ? { interruptions: "ec2-imds" as const } : {}),
         dryRun: flags["dry-run"],
       });
       spec.bootstrap = prepared.bootstrap;

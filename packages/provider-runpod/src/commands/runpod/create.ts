@@ -2,6 +2,7 @@ import { Flags } from "@oclif/core";
 import { type LaunchSpec, type NatsConfig, TAG_HOST, TAG_PROJECT, TAG_USER, UserError } from "@runctl/core";
 import { RunpodCommand } from "../../runpod-command.ts";
 import { CloudName, RunpodConfig } from "../../runpod-options.ts";
+import { runpodSelfStop } from "../../runpod-train.ts";
 
 export default class RunpodCreate extends RunpodCommand {
   static override summary = "Create a RunPod pod, labelled as runctl's (on-demand or interruptible).";
@@ -127,6 +128,10 @@ export default class RunpodCreate extends RunpodCommand {
         node: { version: agent.NODE_VERSION, mirror: runpodConfig.node_mirror },
         // The container's command ends and RunPod stops the pod, spot or not: its volume stays.
         idle: { minutes: flags["idle-stop"], action: "stop" },
+        // RunPod restarts a container whose command ends: an idle pod stops itself through RunPod.
+        shutdownCommand: runpodSelfStop("stop"),
+        // A reclaimed spot pod's container gets SIGTERM, seconds before SIGKILL.
+        ...(flags.spot ? { interruptions: "sigterm" as const } : {}),
         dryRun: flags["dry-run"],
         // The container runs as long as its command: the bootstrap must not return.
         foreground: true,
