@@ -41,6 +41,7 @@ import {
   toRunctlError,
 } from "@runctl/core";
 import { RunDirSync } from "./run-dir-sync.ts";
+import { costRecorder } from "./run-cost.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** How often the run directory goes to the store while the run is live. */
@@ -206,6 +207,7 @@ export class HostAgent {
       : undefined;
     this.#current = supervisor;
     const store = this.#options.storeTarget?.(run, supervisor.runDir);
+    const cost = costRecorder(this.#spec.price, supervisor, (error) => log(`cost: ${String(error)}`));
     const loops = [
       store &&
         this.#loop(
@@ -213,6 +215,7 @@ export class HostAgent {
           store.location,
           STORE_SYNC_MS,
           true,
+          cost.record,
         ),
       telemetry &&
         this.#loop(
@@ -228,6 +231,7 @@ export class HostAgent {
     const outcome = await supervisor.done;
     if (beat) clearInterval(beat);
     renewal?.stop();
+    cost.record();
     await Promise.all(loops.map((loop) => loop.finish()));
     telemetry?.publishStatus(outcome.status, outcome.exitCode);
     await nc?.flush().catch(() => undefined);
@@ -320,11 +324,12 @@ export class HostAgent {
   }
 
   /** Syncs every `ms` until finish(), which waits for one last complete pass. */
-  #loop(sync: RunDirSync, location: string, ms: number, resume: boolean) {
+  #loop(sync: RunDirSync, location: string, ms: number, resume: boolean, beforePass?: () => void) {
     const { log } = this.#options;
     let warned = false;
-    const pass = () =>
-      sync.sync().then(
+    const pass = () => {
+      beforePass?.();
+      return sync.sync().then(
         () => {
           warned = false;
         },
@@ -333,6 +338,7 @@ export class HostAgent {
           warned = true;
         },
       );
+    };
     const started = resume ? sync.resume().catch(() => undefined) : Promise.resolve();
     const timer = setInterval(() => void started.then(pass), ms);
     return {

@@ -45,6 +45,35 @@ export {
 } from "./remote-train.ts";
 export { RunDirSync, type RunDirSyncOptions, SYNC_CHUNK_BYTES } from "./run-dir-sync.ts";
 
+// Following a run on another machine, and the machine a run is on (`runctl <cloud> monitor`).
+
+export {
+  type FollowMachineEnd,
+  type FollowMachineOptions,
+  findMachineRun,
+  followMachine,
+  formatUptime,
+  type MachineRun,
+  type MachineRunBasis,
+  machineGone,
+  machineStateLine,
+  type MonitorMachineInput,
+  type MonitorMachineResult,
+  monitorMachine,
+  noRunError,
+  runSummary,
+  storedMeta,
+  uptimeSeconds,
+} from "./machine-monitor.ts";
+export {
+  type FollowEnd,
+  type FollowRenewal,
+  followRemote,
+  followRenewalFrom,
+  followStore,
+  type RemoteFollowOptions,
+} from "./remote-follow.ts";
+
 // Starting the agent as a process of its own, resolving commands, reaching rank process groups.
 
 export * from "./launcher_mod.ts";

@@ -51,6 +51,8 @@ export interface RemoteLaunchInput {
   };
   node: { version: string; mirror: string };
   idle?: HostSpecInput["idle"];
+  /** The quoted price of the machine: runs on it record their cost so far. */
+  price?: HostSpecInput["price"];
   /** How long the URLs, the POST policy and the credential work; default 24 h. */
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
@@ -129,6 +131,7 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
     hostId: input.hostId,
     provider: input.provider,
     ...(input.idle ? { idle: input.idle } : {}),
+    ...(input.price ? { price: input.price } : {}),
     run: {
       spec: input.run,
       code: { sha256: bundle.archiveSha256 },

@@ -43,6 +43,8 @@ export interface RemoteTrainInput {
   nats?: RemoteTrainNats;
   node: { version: string; mirror: string };
   idle: NonNullable<RemoteLaunchInput["idle"]>;
+  /** The quoted price (null: unknown), so runs record their cost so far. */
+  price?: { perHour: number | null; market: "on-demand" | "spot" };
   tags: Tags;
   /** Build the bootstrap (its size) without uploading anything or touching NATS. */
   dryRun: boolean;
@@ -148,6 +150,9 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
       : {}),
     node: input.node,
     idle: input.idle,
+    ...(input.price && input.price.perHour !== null
+      ? { price: { perHour: input.price.perHour, market: input.price.market } }
+      : {}),
     ...(input.foreground ? { foreground: true } : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");

@@ -65,6 +65,16 @@ export const HostSpec = z.strictObject({
       action: z.enum(["stop", "terminate"]).default("stop"),
     })
     .prefault({}),
+  /**
+   * What the machine costs, as quoted at launch: the agent writes each run's `cost_usd` (this
+   * price times the run's elapsed hours) into its meta.json at every store sync and at the end.
+   */
+  price: z
+    .strictObject({
+      perHour: z.number().nonnegative(),
+      market: z.enum(["on-demand", "spot"]),
+    })
+    .optional(),
   /** The machine's own shutdown. */
   shutdownCommand: z.array(z.string().min(1)).min(1).default(["shutdown", "-h", "now"]),
   /** Telemetry heartbeats; the store copy's meta.json beats every 10 s regardless. */

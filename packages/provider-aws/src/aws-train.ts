@@ -110,6 +110,7 @@ export async function trainOnAws(input: AwsTrainInput): Promise<AwsTrainResult> 
     // What the machine's shutdown means to EC2: a one-time spot instance cannot stop.
     idle: { minutes: input.idleStopMinutes, action: input.spot ? "terminate" : "stop" },
     tags: input.tags,
+    price: { perHour: quote.pricePerHour, market },
     dryRun: input.dryRun,
   });
   const result: AwsTrainResult = {

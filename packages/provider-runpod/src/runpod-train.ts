@@ -119,6 +119,7 @@ export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrai
     // The container's command ends and RunPod stops the pod, spot or not: its volume stays.
     idle: { minutes: input.idleStopMinutes, action: "stop" },
     tags: input.tags,
+    price: { perHour: quote.pricePerHour, market: quote.market },
     dryRun: input.dryRun,
     // The container runs as long as its command: the bootstrap must not return.
     foreground: true,

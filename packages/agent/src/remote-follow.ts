@@ -1,13 +1,30 @@
 /**
- * `runctl logs -f` for a run on another machine: what the store copy holds
- * (when there is one), then the agent's telemetry over NATS from that offset
- * on, until the agent says the run ended. Bytes travel by offset, so nothing
- * is printed twice; a stretch that went by while this side was disconnected
- * is fetched from the store when it can be, else named.
+ * Following a run on another machine (`runctl logs -f`, `runctl <cloud> monitor -f`): what the
+ * store copy holds (when there is one), then the agent's telemetry over NATS from that offset
+ * on, until the agent says the run ended. Bytes travel by offset, so nothing is printed twice; a
+ * stretch that went by while this side was disconnected is fetched from the store when it can
+ * be, else named. Without NATS, the store copy is polled. While it follows, this side may also
+ * answer the run's credential renewals (it holds the account seed the run's grants came from):
+ * a run followed for longer than its grants then keeps NATS and the store.
  */
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsSettings } from "@runctl/control";
-import { type RunStatus, TERMINAL_STATUSES } from "@runctl/core";
+import { type ArtifactStore, type NatsConfig, type PresignedPost, type RunStatus, TERMINAL_STATUSES } from "@runctl/core";
 import type { RunSource } from "@runctl/tracker";
+
+/** How a follow ended: the run's terminal status, or `lost` when the watch said its machine is gone. */
+export type FollowEnd = RunStatus | "lost";
+
+/** Answering the run's renewal requests while following (docs/protocol.md, "Renewal"). */
+export interface FollowRenewal {
+  /** The account seed (`SA…`) the run's credentials were minted from. */
+  accountSeed: string;
+  /** Lifetime of each renewed credential; default 24 h. */
+  expiresInSeconds?: number;
+  /** A fresh POST policy for the run's store prefix. */
+  presignPost?: () => Promise<PresignedPost>;
+  onRenewal?: (expiresAt: Date) => void;
+}
 
 export interface RemoteFollowOptions {
   runId: string;
@@ -18,9 +35,12 @@ export interface RemoteFollowOptions {
   note: (message: string) => void;
   /** How long without any telemetry before saying so (the run may be lost). */
   quietMs?: number;
+  /** Aborted (its machine is gone): the follow ends with `lost`. */
+  signal?: AbortSignal;
+  renew?: FollowRenewal;
 }
 
-export async function followRemote(options: RemoteFollowOptions): Promise<RunStatus> {
+export async function followRemote(options: RemoteFollowOptions): Promise<FollowEnd> {
   const { connectNats, followTelemetry, openServerWarning } = await import("@runctl/control");
   const { runId, source, write, note } = options;
   const nc = await connectNats(options.settings, { waitForServerMs: 10_000 });
@@ -28,10 +48,14 @@ export async function followRemote(options: RemoteFollowOptions): Promise<RunSta
   if (warning) note(`Warning: ${warning}`);
   const prefix = options.settings.prefix ?? "runctl";
   let printed = 0;
-  let ended: ((status: RunStatus) => void) | undefined;
-  const done = new Promise<RunStatus>((resolve) => {
+  let ended: ((status: FollowEnd) => void) | undefined;
+  const done = new Promise<FollowEnd>((resolve) => {
     ended = resolve;
   });
+  const abort = () => ended?.("lost");
+  options.signal?.addEventListener("abort", abort, { once: true });
+  if (options.signal?.aborted) abort();
+  const renewal = options.renew ? await serveRenewals(nc, prefix, runId, options.renew, note) : undefined;
   let lastHeard = Date.now();
   let fill = Promise.resolve();
 
@@ -109,9 +133,33 @@ export async function followRemote(options: RemoteFollowOptions): Promise<RunSta
     return status;
   } finally {
     clearInterval(watch);
+    options.signal?.removeEventListener("abort", abort);
     follower.stop();
+    await renewal?.stop();
     await nc.close().catch(() => undefined);
   }
+}
+
+async function serveRenewals(
+  nc: NatsConnection,
+  prefix: string,
+  runId: string,
+  renew: FollowRenewal,
+  note: (message: string) => void,
+) {
+  const { serveCredentialRenewals } = await import("@runctl/control");
+  const service = serveCredentialRenewals({
+    connection: nc,
+    account: renew.accountSeed,
+    prefix,
+    runId,
+    expiresInSeconds: renew.expiresInSeconds ?? 24 * 60 * 60,
+    ...(renew.presignPost ? { presignPost: renew.presignPost } : {}),
+    onRenewal: (minted) => renew.onRenewal?.(minted.expiresAt),
+    onError: (error) => note(`runctl: a renewal for ${runId} failed: ${(error as Error).message}`),
+  });
+  await service.ready;
+  return service;
 }
 
 function statusOf(bytes: Uint8Array): RunStatus | undefined {
@@ -133,19 +181,48 @@ export async function followStore(options: {
   source: RunSource;
   write: (bytes: Uint8Array) => void;
   pollMs?: number;
-}): Promise<RunStatus> {
+  /** Aborted (its machine is gone): the follow ends with `lost` after one last read. */
+  signal?: AbortSignal;
+}): Promise<FollowEnd> {
   const { runId, source, write } = options;
   const { sourceMeta, withEffectiveStatus } = await import("@runctl/tracker");
   let printed = 0;
   for (;;) {
     // meta.json first: output synced before it said "ended" is then complete.
-    const meta = withEffectiveStatus(await sourceMeta(source, runId));
+    // A run just launched has no store copy yet: it is waited for.
+    const meta = await sourceMeta(source, runId).then(withEffectiveStatus, (error: unknown) => {
+      if ((error as { code?: unknown }).code === "run_not_found") return undefined;
+      throw error;
+    });
     const stored = await source.readFile(runId, "output.log");
     if (stored && stored.byteLength > printed) {
       write(stored.subarray(printed));
       printed = stored.byteLength;
     }
-    if (TERMINAL_STATUSES.has(meta.status)) return meta.status;
+    if (meta && TERMINAL_STATUSES.has(meta.status)) return meta.status;
+    if (options.signal?.aborted) return "lost";
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2_000));
   }
+}
+
+/**
+ * Renewals a follow serves, from `[nats]`: undefined without an account seed (the run's machine
+ * then has no credential to renew). Policies come from `store` when it presigns them.
+ */
+export async function followRenewalFrom(
+  config: NatsConfig,
+  store: ArtifactStore | undefined,
+  runId: string,
+  note: (message: string) => void,
+): Promise<FollowRenewal | undefined> {
+  if (config.account_seed === undefined && config.account_seed_file === undefined) return undefined;
+  const { loadAccountSeed } = await import("@runctl/control");
+  const presign = store?.presignPost?.bind(store);
+  return {
+    accountSeed: await loadAccountSeed(config),
+    ...(presign
+      ? { presignPost: () => presign(`runs/${runId}/`, { expiresInSeconds: 24 * 60 * 60, maxBytes: 1024 ** 3 }) }
+      : {}),
+    onRenewal: (expiresAt) => note(`runctl: renewed ${runId}'s credentials until ${expiresAt.toISOString()}`),
+  };
 }
