@@ -9,6 +9,8 @@
 import type { NatsSettings } from "@runctl/control";
 import {
   type ArtifactStore,
+  BOOTSTRAP_ERROR_FILE,
+  BootstrapReport,
   type NatsConfig,
   HostState,
   hostStateKey,
@@ -263,7 +265,8 @@ export async function monitorMachine(input: MonitorMachineInput): Promise<Monito
   const { natsSettingsFromConfig } = await import("@runctl/control");
   const settings = input.natsConfig.url ? natsSettingsFromConfig(input.natsConfig) : undefined;
   const { followRenewalFrom } = await import("./remote-follow.ts");
-  const renew = settings ? await followRenewalFrom(input.natsConfig, store, runId, note) : undefined;
+  const hostId = found.host?.hostId ?? resource.tags[TAG_HOST];
+  const renew = settings ? await followRenewalFrom(input.natsConfig, store, runId, note, hostId) : undefined;
   const end = await followMachine({
     provider,
     machine: { ...found, runId },
@@ -303,4 +306,65 @@ function endLine(meta: RunMeta, resource: Resource): string {
 function lastLines(bytes: Buffer, n: number): Buffer {
   const lines = bytes.toString("utf8").split(/(?<=\n)/);
   return Buffer.from(lines.slice(-n).join(""), "utf8");
+}
+
+export interface MachineStoreLogs {
+  runId: string;
+  basis: MachineRunBasis;
+  /** The run's output.log from its store copy (its last `tailLines` lines), empty before it synced. */
+  output: string;
+  /** Why the machine's bootstrap failed, when it uploaded its report. */
+  bootstrapError?: { code: string; reason: string; at: string };
+}
+
+/**
+ * A machine's logs where its provider has no log API (RunPod): its run's output from the store,
+ * and the report a failed bootstrap uploads there.
+ */
+export async function machineStoreLogs(
+  provider: Provider,
+  machineId: string,
+  store: ArtifactStore,
+  command: string,
+  tailLines?: number,
+): Promise<MachineStoreLogs> {
+  const found = await findMachineRun(provider, machineId, store);
+  if (found.runId === undefined || found.basis === undefined) throw noRunError(found.resource, command);
+  const { StoreRunSource } = await import("@runctl/tracker");
+  const source = new StoreRunSource(store);
+  const [output, report] = await Promise.all([
+    source.readFile(found.runId, "output.log").catch(() => null),
+    source.readFile(found.runId, BOOTSTRAP_ERROR_FILE).catch(() => null),
+  ]);
+  const text = (output ?? Buffer.alloc(0)).toString("utf8");
+  const parsed = report === null ? undefined : BootstrapReport.safeParse(jsonOrNull(report));
+  return {
+    runId: found.runId,
+    basis: found.basis,
+    output: tailLines === undefined ? text : lastLines(Buffer.from(text), tailLines).toString("utf8"),
+    ...(parsed?.success
+      ? { bootstrapError: { code: parsed.data.code, reason: parsed.data.reason, at: parsed.data.at } }
+      : {}),
+  };
+}
+
+function jsonOrNull(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return null;
+  }
+}
+
+/** The machine whose host state (in the store) lists `runId`, the newest first; undefined when none does. */
+export async function hostOfRun(store: ArtifactStore, runId: string): Promise<string | undefined> {
+  const states = (await store.list("hosts/")).filter((o) => o.key.endsWith("/state.json"));
+  states.sort((a, b) => b.modified.localeCompare(a.modified));
+  for (const object of states) {
+    const hostId = object.key.split("/")[1];
+    if (hostId === undefined) continue;
+    const state = await readHostState(store, hostId).catch(() => undefined);
+    if (state && (state.run === runId || state.runs.includes(runId))) return state.hostId;
+  }
+  return undefined;
 }

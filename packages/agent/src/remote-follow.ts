@@ -19,6 +19,8 @@ export type FollowEnd = RunStatus | "lost";
 export interface FollowRenewal {
   /** The account seed (`SA…`) the run's credentials were minted from. */
   accountSeed: string;
+  /** The machine the run is on, from a record this side trusts: the renewed credential keeps its subjects. */
+  hostId?: string;
   /** Lifetime of each renewed credential; default 24 h. */
   expiresInSeconds?: number;
   /** A fresh POST policy for the run's store prefix. */
@@ -153,6 +155,7 @@ async function serveRenewals(
     account: renew.accountSeed,
     prefix,
     runId,
+    ...(renew.hostId !== undefined ? { hostId: renew.hostId } : {}),
     expiresInSeconds: renew.expiresInSeconds ?? 24 * 60 * 60,
     ...(renew.presignPost ? { presignPost: renew.presignPost } : {}),
     onRenewal: (minted) => renew.onRenewal?.(minted.expiresAt),
@@ -214,12 +217,18 @@ export async function followRenewalFrom(
   store: ArtifactStore | undefined,
   runId: string,
   note: (message: string) => void,
+  hostId?: string,
 ): Promise<FollowRenewal | undefined> {
   if (config.account_seed === undefined && config.account_seed_file === undefined) return undefined;
-  const { loadAccountSeed } = await import("@runctl/control");
+  const [{ loadAccountSeed }, { hostOfRun }] = await Promise.all([
+    import("@runctl/control"),
+    import("./machine-monitor.ts"),
+  ]);
   const presign = store?.presignPost?.bind(store);
+  const host = hostId ?? (store ? await hostOfRun(store, runId).catch(() => undefined) : undefined);
   return {
     accountSeed: await loadAccountSeed(config),
+    ...(host !== undefined ? { hostId: host } : {}),
     ...(presign
       ? { presignPost: () => presign(`runs/${runId}/`, { expiresInSeconds: 24 * 60 * 60, maxBytes: 1024 ** 3 }) }
       : {}),

@@ -15,6 +15,7 @@ import {
   DescribeInstanceTypesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSpotPriceHistoryCommand,
+  GetConsoleOutputCommand,
   EC2Client,
   type EC2ClientConfig,
   type Filter,
@@ -28,6 +29,7 @@ import {
   ConfigError,
   type Interruption,
   isProtected,
+  LogsOptions,
   LaunchSpec,
   type LaunchSpec as LaunchSpecInput,
   type Market,
@@ -62,6 +64,7 @@ import {
 import {
   CreateSecurityGroupAnswer,
   DescribeInstancesPage,
+  Ec2ConsoleOutput,
   type Ec2Instance,
   type Ec2StateName,
   ImagesAnswer,
@@ -735,6 +738,31 @@ export class AwsProvider implements Provider {
       describe,
       (e) => (e as { code?: string }).code === "not_found",
     );
+  }
+
+  /**
+   * The instance's serial console (cloud-init's output: the bootstrap's lines), for a machine
+   * that failed before its run directory reached the store. EC2 keeps the last 64 KiB, also
+   * after the instance stopped, and only some minutes after boot on real hardware.
+   */
+  async logs(resourceId: string, options: LogsOptions = {}): Promise<string> {
+    const raw = await this.#send(`read the console of ${resourceId}`, (c, o) =>
+      c.send(new GetConsoleOutputCommand({ InstanceId: resourceId, Latest: true }), o),
+    );
+    const parsed = Ec2ConsoleOutput.safeParse(raw);
+    if (!parsed.success) {
+      throw new ProviderError(`EC2's console output of ${resourceId} is not what runctl reads`, {
+        code: "invalid_response",
+        hint: "Report this with the output of `runctl aws logs --json`.",
+      });
+    }
+    const text = Buffer.from(parsed.data.Output ?? "", "base64").toString("utf8");
+    const { tailLines } = LogsOptions.parse(options);
+    if (tailLines === undefined) return text;
+    return text
+      .split(/(?<=\n)/)
+      .slice(-tailLines)
+      .join("");
   }
 
   async status(resourceId: string): Promise<Resource> {

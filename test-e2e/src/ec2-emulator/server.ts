@@ -53,6 +53,7 @@ import {
   DescribeSpotPriceHistoryParams,
   DescribeTagsParams,
   formPairs,
+  ConsoleOutputParams,
   InstanceIdsParams,
   parseAction,
   RunInstancesParams,
@@ -276,6 +277,11 @@ class QueryApi {
         reservationSet: items([...reservations].map(([id, list]) => reservationXml(id, list))),
         ...(next ? { nextToken: next } : {}),
       };
+    },
+    GetConsoleOutput: async (raw, region) => {
+      const p = parseAction(ConsoleOutputParams, raw);
+      const out = await this.cloud.consoleOutput(region, p.InstanceId);
+      return { instanceId: out.instanceId, timestamp: out.timestamp, output: out.output };
     },
     TerminateInstances: (raw, region) => {
       const p = parseAction(InstanceIdsParams, raw);
