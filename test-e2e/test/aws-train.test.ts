@@ -7,7 +7,9 @@
 // (`--idle-stop 0`) and EC2 stops the instance; `runctl show --from` reads it completed. A spot
 // run of the same code uploads nothing and its instance terminates; --dry-run touches nothing.
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { NODE_VERSION } from "@runctl/agent";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
@@ -148,6 +150,12 @@ it("--spot: the same code uploads nothing again, and the idle machine's shutdown
   expect(placement?.market).toBe("spot");
   const instanceId = placement?.resourceId as string;
   expect(ec2.cloud.instances.get(instanceId)?.shutdownBehavior).toBe("terminate");
+  // `aws monitor -f` finds the run by the instance's run-id tag and follows it to its end.
+  const monitoring = startRunctl(["aws", "monitor", instanceId, "--follow"], user);
+  let monitorErr = "";
+  monitoring.child.stderr?.on("data", (d: Buffer) => {
+    monitorErr += d.toString();
+  });
   await waitFor(() => machines.hosts.has(instanceId), "the instance's host to boot", 60_000);
   const host = machines.hosts.get(instanceId);
   if (!host) throw new Error("no host");
@@ -156,10 +164,50 @@ it("--spot: the same code uploads nothing again, and the idle machine's shutdown
     "the ranks to poll for commands",
     120_000,
   );
+  await waitFor(
+    () => monitorErr.includes(`following ${runId} over NATS`),
+    `monitor -f to follow: ${monitorErr}`,
+  );
   const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
   expect(stop.code, stop.stderr).toBe(0);
+  const monitored = await monitoring.result;
+  expect(monitored.code, `${monitorErr}\n${monitored.stderr}`).toBe(0);
+  expect(monitorErr).toMatch(
+    new RegExp(`^${instanceId}  (pending|running)  m5\\.large  spot  \\$[0-9.]+/h`, "m"),
+  );
+  expect(monitorErr).toContain(`run ${runId} (from its runctl:run-id tag)`);
+  expect(monitorErr).toMatch(new RegExp(`run ${runId} ended: completed \\(exit 0\\), cost so far \\$`));
+  expect(monitored.stdout).toMatch(/rank 0 step 0 lr 0.1/);
+  expect(monitored.stdout).toMatch(/rank 1 stopped at step/);
+
   const terminated = await ec2.cloud.waitForState(instanceId, "terminated");
   expect(terminated.stateReason?.code).toBe("Client.InstanceInitiatedShutdown");
   const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
   expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
-}, 180_000);
+  // The instance had a price: the agent kept the run's cost so far in meta.json, up to its end.
+  const record = s3.store.head("artifacts", `store/runs/${runId}/meta.json`);
+  if (!record) throw new Error("no meta.json in the store");
+  const meta = z
+    .object({ cost_usd: z.number(), started_at: z.string(), finished_at: z.string() })
+    .loose()
+    .parse(JSON.parse(await readFile(s3.store.dataPath("artifacts", record), "utf8")));
+  expect(meta.cost_usd).toBeGreaterThan(0);
+
+  // Not following: the instance (gone now) and the run's summary.
+  const summary = await runctlJson(["aws", "monitor", instanceId], user);
+  expect(summary.code, summary.stderr).toBe(0);
+  expect(summary.doc).toMatchObject({
+    success: true,
+    machine: { id: instanceId, state: "terminated", market: "spot", instanceType: "m5.large" },
+    run: { id: runId, status: "completed", exitCode: 0, costUsd: meta.cost_usd, basis: "tag" },
+    exitCode: 0,
+  });
+  expect(String((summary.doc as { output?: unknown }).output)).toMatch(/rank 1 stopped at step/);
+
+  // The console EC2 kept after the instance went: the bootstrap's lines.
+  const consoleOut = await runctlJson(["aws", "logs", instanceId, "--tail", "200"], user);
+  expect(consoleOut.code, consoleOut.stderr).toBe(0);
+  const text = String((consoleOut.doc as { output?: unknown }).output);
+  expect(text).toContain(`node v${NODE_VERSION} at`);
+  expect(text).toContain("agent supervised by pid");
+}, 240_000);

@@ -40,8 +40,8 @@ import {
   TERMINAL_STATUSES,
   toRunctlError,
 } from "@runctl/core";
-import { RunDirSync } from "./run-dir-sync.ts";
 import { costRecorder } from "./run-cost.ts";
+import { RunDirSync } from "./run-dir-sync.ts";
 import { Supervisor } from "./supervisor.ts";
 
 /** How often the run directory goes to the store while the run is live. */

@@ -11,9 +11,9 @@ import {
   type ArtifactStore,
   BOOTSTRAP_ERROR_FILE,
   BootstrapReport,
-  type NatsConfig,
   HostState,
   hostStateKey,
+  type NatsConfig,
   type Provider,
   type Resource,
   type RunMeta,
@@ -226,7 +226,9 @@ export interface MonitorMachineInput {
 
 export interface MonitorMachineResult {
   machine: Resource & { uptimeSeconds: number | null };
-  run: (ReturnType<typeof runSummary> & { basis: MachineRunBasis }) | { id: string; status: "pending"; basis: MachineRunBasis };
+  run:
+    | (ReturnType<typeof runSummary> & { basis: MachineRunBasis })
+    | { id: string; status: "pending"; basis: MachineRunBasis };
   /** The exit code the command ends with: the run's, once it ended; 0 while it runs. */
   exitCode: number;
   /** When following stopped because the machine went away first. */
@@ -245,7 +247,9 @@ export async function monitorMachine(input: MonitorMachineInput): Promise<Monito
   const { StoreRunSource } = await import("@runctl/tracker");
   const source = new StoreRunSource(store);
   const machine = { ...resource, uptimeSeconds: uptimeSeconds(resource) };
-  say(`run ${runId} (${basis === "host_state" ? "from the machine's host state" : `from its ${TAG_RUN_ID} tag`})`);
+  say(
+    `run ${runId} (${basis === "host_state" ? "from the machine's host state" : `from its ${TAG_RUN_ID} tag`})`,
+  );
   if (!input.follow) {
     const meta = await storedMeta(source, runId);
     if (meta === undefined) {
@@ -367,4 +371,59 @@ export async function hostOfRun(store: ArtifactStore, runId: string): Promise<st
     if (state && (state.run === runId || state.runs.includes(runId))) return state.hostId;
   }
   return undefined;
+}
+
+export interface MachineProcesses {
+  runId: string;
+  basis: MachineRunBasis;
+  /** What the table is built from: the store copy, synced every couple of seconds. */
+  from: string;
+  status: RunMeta["status"] | "pending";
+  /** The run's last heartbeat (its agent's, every 10 s while it runs). */
+  heartbeatAt: string | null;
+  /** One row per rank: its process group (the rank's pid) as the agent started it. */
+  ranks: { rank: number; pid: number | null; state: string }[];
+  /** The agent's last system sample (the whole run's processes, the machine's memory), if any. */
+  system: Record<string, unknown> | null;
+}
+
+/**
+ * The ranks of a machine's current run, from its store copy (meta.json's rank process groups
+ * and heartbeat, the last line of system.jsonl): no provider runs a command on the machine.
+ */
+export async function machineProcesses(
+  provider: Provider,
+  machineId: string,
+  store: ArtifactStore,
+  command: string,
+): Promise<MachineProcesses> {
+  const found = await findMachineRun(provider, machineId, store);
+  if (found.runId === undefined || found.basis === undefined) throw noRunError(found.resource, command);
+  const { StoreRunSource } = await import("@runctl/tracker");
+  const source = new StoreRunSource(store);
+  const meta = await storedMeta(source, found.runId);
+  const raw = meta as (RunMeta & { rank_pgids?: unknown }) | undefined;
+  const pgids = Array.isArray(raw?.rank_pgids) ? raw.rank_pgids.filter((p) => typeof p === "number") : [];
+  const world = meta?.world_size ?? pgids.length;
+  const ended = meta !== undefined && TERMINAL_STATUSES.has(meta.status);
+  const state = meta === undefined ? "pending" : ended ? "exited" : meta.status;
+  const system = await source.readFile(found.runId, "system.jsonl").catch(() => null);
+  const last = system
+    ?.toString("utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .at(-1);
+  const parsedLast = last === undefined ? null : jsonOrNull(Buffer.from(last));
+  return {
+    runId: found.runId,
+    basis: found.basis,
+    from: `${source.location}/${found.runId}`,
+    status: meta?.status ?? "pending",
+    heartbeatAt: meta?.heartbeat_at ?? null,
+    ranks: Array.from({ length: world }, (_, rank) => ({ rank, pid: pgids[rank] ?? null, state })),
+    system:
+      parsedLast !== null && typeof parsedLast === "object" && !Array.isArray(parsedLast)
+        ? (parsedLast as Record<string, unknown>)
+        : null,
+  };
 }

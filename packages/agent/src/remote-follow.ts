@@ -9,7 +9,13 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { NatsSettings } from "@runctl/control";
-import { type ArtifactStore, type NatsConfig, type PresignedPost, type RunStatus, TERMINAL_STATUSES } from "@runctl/core";
+import {
+  type ArtifactStore,
+  type NatsConfig,
+  type PresignedPost,
+  type RunStatus,
+  TERMINAL_STATUSES,
+} from "@runctl/core";
 import type { RunSource } from "@runctl/tracker";
 
 /** How a follow ended: the run's terminal status, or `lost` when the watch said its machine is gone. */
@@ -230,7 +236,10 @@ export async function followRenewalFrom(
     accountSeed: await loadAccountSeed(config),
     ...(host !== undefined ? { hostId: host } : {}),
     ...(presign
-      ? { presignPost: () => presign(`runs/${runId}/`, { expiresInSeconds: 24 * 60 * 60, maxBytes: 1024 ** 3 }) }
+      ? {
+          presignPost: () =>
+            presign(`runs/${runId}/`, { expiresInSeconds: 24 * 60 * 60, maxBytes: 1024 ** 3 }),
+        }
       : {}),
     onRenewal: (expiresAt) => note(`runctl: renewed ${runId}'s credentials until ${expiresAt.toISOString()}`),
   };

@@ -6,7 +6,11 @@
 import type { HostSpec, RunMeta } from "@runctl/core";
 
 /** USD for `perHour` from `started_at` to `finished_at` (or `now`); null when the run has no start. */
-export function runCost(perHour: number, meta: Pick<RunMeta, "started_at" | "finished_at">, now = new Date()) {
+export function runCost(
+  perHour: number,
+  meta: Pick<RunMeta, "started_at" | "finished_at">,
+  now = new Date(),
+) {
   const start = meta.started_at ? Date.parse(meta.started_at) : Number.NaN;
   if (Number.isNaN(start)) return null;
   const end = meta.finished_at ? Date.parse(meta.finished_at) : now.getTime();

@@ -46,6 +46,33 @@ export abstract class CloudCommand extends RunctlCommand {
     );
   }
 
+  /** The ranks of a machine's run (`<cloud> processes`), and what they were read from. */
+  protected processesText(p: {
+    runId: string;
+    status: string;
+    from: string;
+    heartbeatAt: string | null;
+    ranks: readonly { rank: number; pid: number | null; state: string }[];
+    system: Record<string, unknown> | null;
+  }): string {
+    const cpu = p.system?.proc_cpu_percent;
+    const rss = p.system?.proc_rss_gb;
+    const rows = table(
+      ["RANK", "PID", "STATE", "LAST HEARTBEAT"],
+      p.ranks.map((r) => [
+        String(r.rank),
+        r.pid === null ? "?" : String(r.pid),
+        r.state,
+        p.heartbeatAt ?? "",
+      ]),
+    );
+    const usage =
+      typeof cpu === "number" || typeof rss === "number"
+        ? `\nall ranks: CPU ${typeof cpu === "number" ? `${cpu}%` : "?"}, RSS ${typeof rss === "number" ? `${rss} GB` : "?"} (last system sample)`
+        : "";
+    return `run ${p.runId} (${p.status}), from its store copy ${p.from}\n${rows}${usage}`;
+  }
+
   /**
    * Stops or terminates each resource after one question (a terminal) or `--yes`; those marked
    * runctl:protected are refused unless `--force`, and `--dry-run` only says what would happen.

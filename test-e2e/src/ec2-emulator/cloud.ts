@@ -369,7 +369,10 @@ export class Ec2Cloud extends EventEmitter {
   }
 
   /** GetConsoleOutput: the console's last 64 KiB, base64 (empty before anything was written). */
-  async consoleOutput(region: string, id: string): Promise<{ instanceId: string; timestamp: string; output: string }> {
+  async consoleOutput(
+    region: string,
+    id: string,
+  ): Promise<{ instanceId: string; timestamp: string; output: string }> {
     const [instance] = this.lookup(region, [id]);
     if (!instance) throw new Error(`lookup returned no instance for ${id}`);
     // A machine still booting has written nothing yet: the console is not waited for.

@@ -43,6 +43,7 @@ import {
 } from "./ec2-xml.ts";
 import { checkFilterNames, type FilterInput, isTagFilter, matchesFilters } from "./filters.ts";
 import {
+  ConsoleOutputParams,
   CreateSecurityGroupParams,
   CreateTagsParams,
   DescribeAvailabilityZonesParams,
@@ -53,7 +54,6 @@ import {
   DescribeSpotPriceHistoryParams,
   DescribeTagsParams,
   formPairs,
-  ConsoleOutputParams,
   InstanceIdsParams,
   parseAction,
   RunInstancesParams,

@@ -12,8 +12,13 @@ export default class NatsRenew extends RunctlCommand {
     "<%= config.bin %> nats renew --ttl 12h --json",
   ];
   static override flags = {
-    store: Flags.string({ description: "Artifact store the runs sync to (s3://bucket/prefix): policies and host states." }),
-    ttl: Flags.string({ description: "How long each renewed credential and policy lasts: 90, 30m, 2h, 1d.", default: "24h" }),
+    store: Flags.string({
+      description: "Artifact store the runs sync to (s3://bucket/prefix): policies and host states.",
+    }),
+    ttl: Flags.string({
+      description: "How long each renewed credential and policy lasts: 90, 30m, 2h, 1d.",
+      default: "24h",
+    }),
   };
 
   async run(): Promise<Record<string, unknown>> {
@@ -73,7 +78,9 @@ export default class NatsRenew extends RunctlCommand {
         this.progress(`renewed ${runId} until ${minted.expiresAt.toISOString()}`);
       },
       onError: (error, runId) =>
-        this.progress(`renewal${runId ? ` of ${runId}` : ""} failed: ${(error as Error).message ?? String(error)}`),
+        this.progress(
+          `renewal${runId ? ` of ${runId}` : ""} failed: ${(error as Error).message ?? String(error)}`,
+        ),
     });
     await service.ready;
     this.progress(

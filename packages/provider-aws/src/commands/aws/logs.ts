@@ -4,7 +4,8 @@ import { UserError } from "@runctl/core";
 import { AwsCommand } from "../../aws-command.ts";
 
 export default class AwsLogs extends AwsCommand {
-  static override summary = "Print an instance's console: the bootstrap's lines, for machines that fail before their run syncs.";
+  static override summary =
+    "Print an instance's console: the bootstrap's lines, for machines that fail before their run syncs.";
   static override description =
     "EC2's GetConsoleOutput: the last 64 KiB of the instance's serial console (cloud-init's output: how the bootstrap fetched Node, the agent and the code, and why it stopped), also after the instance stopped. EC2 fills it some minutes after boot. A run's own output is read with `runctl aws monitor <instance>`.";
   static override examples = [
@@ -26,7 +27,8 @@ export default class AwsLogs extends AwsCommand {
       });
     }
     const output = await provider.logs(args.id, flags.tail === undefined ? {} : { tailLines: flags.tail });
-    if (output === "") this.progress(`${args.id}: the console is empty so far (EC2 fills it some minutes after boot)`);
+    if (output === "")
+      this.progress(`${args.id}: the console is empty so far (EC2 fills it some minutes after boot)`);
     // A console holds whatever the machine printed: control sequences are shown, not obeyed.
     if (!this.jsonEnabled()) process.stdout.write(terminalSafeLines(output));
     return { instance: args.id, source: "console", output };

@@ -13,7 +13,9 @@ export default class RunpodLogs extends RunpodCommand {
   static override args = { id: Args.string({ description: "Pod id.", required: true }) };
   static override flags = {
     tail: Flags.integer({ char: "n", description: "Only the last N lines of the run's output.", min: 1 }),
-    store: Flags.string({ description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store)." }),
+    store: Flags.string({
+      description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store).",
+    }),
   };
 
   async run(): Promise<Record<string, unknown>> {

@@ -12,8 +12,14 @@ export default class RunpodMonitor extends RunpodCommand {
   static override args = { id: Args.string({ description: "Pod id.", required: true }) };
   static override flags = {
     follow: Flags.boolean({ char: "f", description: "Follow the run until it ends.", default: false }),
-    tail: Flags.integer({ char: "n", description: "Only the last N lines of what is there (without --follow).", min: 0 }),
-    store: Flags.string({ description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store)." }),
+    tail: Flags.integer({
+      char: "n",
+      description: "Only the last N lines of what is there (without --follow).",
+      min: 0,
+    }),
+    store: Flags.string({
+      description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store).",
+    }),
   };
 
   async run(): Promise<Record<string, unknown>> {
