@@ -70,6 +70,7 @@ export {
   storedMeta,
   uptimeSeconds,
 } from "./machine-monitor.ts";
+export { costRecorder, runCost } from "./run-cost.ts";
 export {
   type FollowEnd,
   type FollowRenewal,
