@@ -398,6 +398,19 @@ it("with only `runctl nats renew` serving, a run outlives its first credential a
     await waitFor(() => renewed() >= 3, "three renewals", 60_000).catch((error: unknown) => {
       throw new Error(`${String(error)}\n${log}\n${renewerErr}`);
     });
+    // The renewer read the run's machine from its host state: the renewed credential kept the
+    // machine's subjects, so its inbox still answers after the reconnects.
+    const { connectNats, hostSubjects } = await import("@runctl/control");
+    const launcher = await connectNats({ url: nats.url, credsFile: jwt().userCredsFile });
+    try {
+      const reply = await launcher.request(hostSubjects("runctl", hostId).inbox, "{}", { timeout: 10_000 });
+      expect(JSON.parse(new TextDecoder().decode(reply.data))).toMatchObject({
+        accepted: false,
+        error: { code: "bad_inbox_message" },
+      });
+    } finally {
+      await launcher.close();
+    }
     const ctl = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
     expect(ctl.code, `${ctl.stderr}\n${log}`).toBe(0);
     expect(await exited).toBe(0);

@@ -20,9 +20,9 @@ describe("runCost", () => {
     expect(runCost(2, meta, new Date("2026-01-01T05:00:00.000Z"))).toBe(3);
   });
   it("runs to now while the run is live, and is null without a start", () => {
-    expect(runCost(1.2, { started_at: "2026-01-01T00:00:00.000Z" }, new Date("2026-01-01T00:30:00.000Z"))).toBe(
-      0.6,
-    );
+    expect(
+      runCost(1.2, { started_at: "2026-01-01T00:00:00.000Z" }, new Date("2026-01-01T00:30:00.000Z")),
+    ).toBe(0.6);
     expect(runCost(1, { started_at: "" })).toBeNull();
   });
 });
