@@ -54,23 +54,24 @@ export {
   followMachine,
   formatUptime,
   hostOfRun,
-  type MachineProcesses,
   type MachineRun,
   type MachineRunBasis,
-  type MachineStoreLogs,
   type MonitorMachineInput,
   type MonitorMachineResult,
   machineGone,
-  machineProcesses,
   machineStateLine,
-  machineStoreLogs,
   monitorMachine,
   noRunError,
   runSummary,
   storedMeta,
   uptimeSeconds,
 } from "./machine-monitor.ts";
-export { costRecorder, runCost } from "./run-cost.ts";
+export {
+  type MachineProcesses,
+  type MachineStoreLogs,
+  machineProcesses,
+  machineStoreLogs,
+} from "./machine-reads.ts";
 export {
   type FollowEnd,
   type FollowRenewal,
@@ -79,6 +80,7 @@ export {
   followStore,
   type RemoteFollowOptions,
 } from "./remote-follow.ts";
+export { costRecorder, runCost } from "./run-cost.ts";
 
 // Starting the agent as a process of its own, resolving commands, reaching rank process groups.
 
