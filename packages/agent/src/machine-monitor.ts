@@ -193,9 +193,15 @@ export async function followMachine(options: FollowMachineOptions): Promise<Foll
   } finally {
     clearInterval(poll);
   }
-  const meta = await storedMeta(source, runId);
-  if (status === "lost" && meta && TERMINAL_STATUSES.has(meta.status)) status = meta.status;
-  const exitCode = meta && status !== "lost" ? exitCodeOf(meta) : 1;
+  let meta = await storedMeta(source, runId);
+  // Telemetry says the run ended as soon as its meta.json does, before the agent's last store
+  // sync: the store copy (and its exit code) is waited for, within the store's sync interval.
+  for (let wait = 0; status !== "lost" && !ended(meta) && wait < STORE_CATCH_UP_TRIES; wait += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    meta = await storedMeta(source, runId);
+  }
+  if (status === "lost" && meta && ended(meta)) status = meta.status;
+  const exitCode = meta && ended(meta) ? exitCodeOf(meta) : status === "completed" ? 0 : 1;
   return {
     status,
     exitCode,
@@ -289,6 +295,13 @@ export async function monitorMachine(input: MonitorMachineInput): Promise<Monito
     exitCode: end.exitCode,
     ...(end.status === "lost" ? { machineGone: true } : {}),
   };
+}
+
+/** 60 s of half-second looks: the agent syncs every 2 s and retries a store that is down. */
+const STORE_CATCH_UP_TRIES = 120;
+
+function ended(meta: RunMeta | undefined): meta is RunMeta {
+  return meta !== undefined && TERMINAL_STATUSES.has(meta.status);
 }
 
 function exitCodeOf(meta: RunMeta): number {
