@@ -86,7 +86,7 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
       if (!TERMINAL_STATUSES.has(status.status)) return;
       const final = status.sizes?.["output.log"];
       void fill.then(async () => {
-        if (final !== undefined && final > printed) await fillGap(final);
+        if (final !== undefined && final > printed) await fillGap(final, true);
         ended?.(status.status);
       });
     },
@@ -99,8 +99,18 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
   await nc.flush();
   note(`runctl: following ${runId} over NATS${source ? ` (and its store copy ${source.location})` : ""}`);
 
-  async function fillGap(to: number): Promise<void> {
-    const stored = source ? await source.readFile(runId, "output.log").catch(() => null) : null;
+  /**
+   * Prints [printed, to) from the store copy. At the run's end (`patient`) the store copy's last
+   * sync may still be under way (telemetry says the run ended first): it is waited for a while.
+   */
+  async function fillGap(to: number, patient = false): Promise<void> {
+    const read = () =>
+      source ? source.readFile(runId, "output.log").catch(() => null) : Promise.resolve(null);
+    let stored = await read();
+    for (let tries = 0; patient && source && (stored?.byteLength ?? 0) < to && tries < 120; tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      stored = await read();
+    }
     if (stored && stored.byteLength > printed) {
       const part = stored.subarray(printed, Math.min(to, stored.byteLength));
       write(part);
