@@ -55,6 +55,12 @@ export function bareHostMachines(options: BareHostMachinesOptions = {}): BareHos
       if (!off) vm.shutdown();
     });
     return {
+      // As cloud-init shows it on the serial console: the user-data's output, then what the
+      // bootstrap and the agent log (the bootstrap sends its output to bootstrap.log).
+      console: async () => {
+        const logs = await host.logs();
+        return `${logs.console}${logs.bootstrap}${logs.agent}`;
+      },
       stop: async () => {
         off = true;
         hosts.delete(vm.instanceId);

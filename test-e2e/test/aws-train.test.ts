@@ -11,7 +11,9 @@
 // steered (two acks) and stopped like the others; the agent refuses a bad request with a reason;
 // an instance without an agent, or one that is not running, is refused by the CLI with a code.
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { NODE_VERSION } from "@runctl/agent";
 import { connectNats, hostSubjects } from "@runctl/control";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
@@ -26,7 +28,7 @@ import {
   storedRunFile,
   TRAIN_STORE_URL,
 } from "../src/remote-train-setup.ts";
-import { runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor } from "../src/runctl-cli.ts";
 
 const KEY = { accessKeyId: "AKIDAWSTRAIN", secretAccessKey: "aws-train-secret-key" };
 const STORE_URL = TRAIN_STORE_URL;
@@ -140,6 +142,12 @@ it("--spot: the same code uploads nothing again, and the idle machine's shutdown
   expect(placement?.market).toBe("spot");
   const instanceId = placement?.resourceId as string;
   expect(ec2.cloud.instances.get(instanceId)?.shutdownBehavior).toBe("terminate");
+  // `aws monitor -f` finds the run by the instance's run-id tag and follows it to its end.
+  const monitoring = startRunctl(["aws", "monitor", instanceId, "--follow"], user);
+  let monitorErr = "";
+  monitoring.child.stderr?.on("data", (d: Buffer) => {
+    monitorErr += d.toString();
+  });
   await waitFor(() => machines.hosts.has(instanceId), "the instance's host to boot", 60_000);
   const host = machines.hosts.get(instanceId);
   if (!host) throw new Error("no host");
@@ -148,13 +156,56 @@ it("--spot: the same code uploads nothing again, and the idle machine's shutdown
     "the ranks to poll for commands",
     120_000,
   );
+  await waitFor(
+    () => monitorErr.includes(`following ${runId} over NATS`),
+    `monitor -f to follow: ${monitorErr}`,
+  );
   const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
   expect(stop.code, stop.stderr).toBe(0);
+  const monitored = await monitoring.result;
+  expect(monitored.code, `${monitorErr}\n${monitored.stderr}`).toBe(0);
+  expect(monitorErr).toMatch(
+    new RegExp(`^${instanceId}  (pending|running)  m5\\.large  spot  \\$[0-9.]+/h`, "m"),
+  );
+  // Found by its runctl:run-id tag, or by the host state once the agent has written it.
+  expect(monitorErr).toMatch(
+    new RegExp(`run ${runId} \\((from its runctl:run-id tag|from the machine's host state)\\)`),
+  );
+  expect(monitorErr).toMatch(new RegExp(`run ${runId} ended: completed \\(exit 0\\), cost so far \\$`));
+  expect(monitored.stdout).toMatch(/rank 0 step 0 lr 0.1/);
+  expect(monitored.stdout).toMatch(/rank 1 stopped at step/);
+
   const terminated = await ec2.cloud.waitForState(instanceId, "terminated");
   expect(terminated.stateReason?.code).toBe("Client.InstanceInitiatedShutdown");
   const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
   expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
-}, 180_000);
+  // The instance had a price: the agent kept the run's cost so far in meta.json, up to its end.
+  const record = s3.store.head("artifacts", `store/runs/${runId}/meta.json`);
+  if (!record) throw new Error("no meta.json in the store");
+  const meta = z
+    .object({ cost_usd: z.number(), started_at: z.string(), finished_at: z.string() })
+    .loose()
+    .parse(JSON.parse(await readFile(s3.store.dataPath("artifacts", record), "utf8")));
+  expect(meta.cost_usd).toBeGreaterThan(0);
+
+  // Not following: the instance (gone now) and the run's summary.
+  const summary = await runctlJson(["aws", "monitor", instanceId], user);
+  expect(summary.code, summary.stderr).toBe(0);
+  expect(summary.doc).toMatchObject({
+    success: true,
+    machine: { id: instanceId, state: "terminated", market: "spot", instanceType: "m5.large" },
+    run: { id: runId, status: "completed", exitCode: 0, costUsd: meta.cost_usd, basis: "host_state" },
+    exitCode: 0,
+  });
+  expect(String((summary.doc as { output?: unknown }).output)).toMatch(/rank 1 stopped at step/);
+
+  // The console EC2 kept after the instance went: the bootstrap's lines.
+  const consoleOut = await runctlJson(["aws", "logs", instanceId, "--tail", "200"], user);
+  expect(consoleOut.code, consoleOut.stderr).toBe(0);
+  const text = String((consoleOut.doc as { output?: unknown }).output);
+  expect(text).toContain(`node v${NODE_VERSION} at`);
+  expect(text).toContain("agent supervised by pid");
+}, 240_000);
 
 const Created = z.object({
   placement: z.object({ resourceId: z.string(), market: z.string() }).loose(),

@@ -310,6 +310,128 @@ it("a run outlives its first credential and POST policy: the agent renews both o
   expect(log).toMatch(/credentials renewed until/);
 });
 
+it("with only `runctl nats renew` serving, a run outlives its first credential and POST policy: control and the store copy keep working", async () => {
+  const runId = "renewed-2";
+  const hostId = "renew-2";
+  const ttl = 6;
+  const { mintRunCredentials, prepareControlStream } = await import("@runctl/control");
+  await prepareControlStream({ url: nats.url, credsFile: jwt().userCredsFile, prefix: "runctl" });
+  const presign = store.presignPost?.bind(store);
+  if (!presign) throw new Error("the S3 store presigns POST policies");
+  const minted = await mintRunCredentials({
+    account: jwt().accountSeed,
+    prefix: "runctl",
+    runId,
+    hostId,
+    expiresInSeconds: ttl,
+  });
+  // The machine's host state, as its agent keeps it: the renewer reads the run's machine there.
+  const state = join(base, "renew-2-state.json");
+  await writeFile(
+    state,
+    JSON.stringify({
+      v: 1,
+      hostId,
+      state: "running",
+      run: runId,
+      runs: [runId],
+      at: new Date().toISOString(),
+    }),
+  );
+  await store.putFile(`hosts/${hostId}/state.json`, state);
+  // Nobody follows the run: only the renewer answers.
+  const renewer = startRunctl(["nats", "renew", "--store", STORE_URL, "--ttl", String(ttl)], {
+    ...user,
+    env: { ...user.env, RUNCTL_NATS_ACCOUNT_SEED: jwt().accountSeed },
+  });
+  let renewerErr = "";
+  renewer.child.stderr?.on("data", (d: Buffer) => {
+    renewerErr += d.toString();
+  });
+  const renewed = () => renewerErr.split("\n").filter((l) => l.startsWith(`renewed ${runId} until`)).length;
+  await waitFor(() => renewerErr.includes("serving renewals"), `the renewer to serve: ${renewerErr}`);
+  const home = await mkdtemp(join(base, "renew2-host-"));
+  await writeFile(
+    join(home, "host.json"),
+    JSON.stringify({
+      v: 1,
+      hostId,
+      provider: "test",
+      idle: { minutes: 0, action: "stop" },
+      shutdownCommand: ["true"],
+      run: {
+        spec: {
+          v: 1,
+          runId,
+          command: ["/usr/bin/python3", TRAIN],
+          commandKind: "python",
+          cwd: project,
+          runsDir: "runs",
+          checkpointDir: "checkpoints",
+        },
+        store: {
+          post: await presign(`runs/${runId}/`, { expiresInSeconds: ttl, maxBytes: 64 * 1024 * 1024 }),
+        },
+        nats: {
+          url: nats.url,
+          prefix: "runctl",
+          creds: minted.creds,
+          credsExpiresAt: minted.expiresAt.toISOString(),
+          inboxPrefix: minted.inboxPrefix,
+        },
+      },
+    }),
+  );
+  const agent = spawn(process.execPath, [AGENT_MAIN, "host", join(home, "host.json")], {
+    env: { PATH: "/usr/bin:/bin", RUNCTL_HOME: home, HOME: home },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  agent.stdout?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  agent.stderr?.on("data", (d: Buffer) => {
+    log += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => agent.on("exit", (code) => resolve(code)));
+  try {
+    await waitFor(() => renewed() >= 3, "three renewals", 60_000).catch((error: unknown) => {
+      throw new Error(`${String(error)}\n${log}\n${renewerErr}`);
+    });
+    // The renewer read the run's machine from its host state: the renewed credential kept the
+    // machine's subjects, so its inbox still answers after the reconnects.
+    const { connectNats, hostSubjects } = await import("@runctl/control");
+    const launcher = await connectNats({ url: nats.url, credsFile: jwt().userCredsFile });
+    try {
+      const reply = await launcher.request(hostSubjects("runctl", hostId).inbox, "{}", { timeout: 10_000 });
+      expect(JSON.parse(new TextDecoder().decode(reply.data))).toMatchObject({
+        accepted: false,
+        error: { code: "bad_inbox_message" },
+      });
+    } finally {
+      await launcher.close();
+    }
+    const ctl = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+    expect(ctl.code, `${ctl.stderr}\n${log}`).toBe(0);
+    expect(await exited).toBe(0);
+  } finally {
+    agent.kill("SIGKILL");
+    renewer.child.kill("SIGTERM");
+  }
+  const ended = await renewer.result;
+  expect(ended.code, renewerErr).toBe(0);
+  const runDir = join(home, "runs", runId);
+  const source = new StoreRunSource(store, "runs");
+  // Written after the first policy expired: the renewed ones carried the store copy to the end.
+  for (const file of ["metrics.jsonl", "output.log", "meta.json"]) {
+    expect((await source.readFile(runId, file))?.toString("utf8"), file).toBe(
+      await readFile(join(runDir, file), "utf8"),
+    );
+  }
+  expect(log).toMatch(/credentials renewed until/);
+  expect(log).not.toMatch(/renewal failed/);
+}, 120_000);
+
 it("a code bundle tampered with in the store: the machine refuses it, reports why and shuts down; the run reads as failed with the reason", async () => {
   const runId = "bare-tampered-1";
   const launch = await prepareRemoteLaunch(launchInput(runId, "bare-3"));

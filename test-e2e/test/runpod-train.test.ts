@@ -25,7 +25,7 @@ import {
   storedRunFile,
   TRAIN_STORE_URL,
 } from "../src/remote-train-setup.ts";
-import { runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
+import { runctlJson, startRunctl, type Workspace, waitFor } from "../src/runctl-cli.ts";
 import { type RunPodEmulator, startRunPodEmulator } from "../src/runpod-emulator.ts";
 import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machines.ts";
 
@@ -185,6 +185,12 @@ it("--spot: the same code uploads nothing again, the pod is interruptible at the
   const podId = placement?.resourceId as string;
   const pod = rp.cloud.pods.get(podId);
   expect(pod).toMatchObject({ podType: "INTERRUPTABLE", bidPerGpu: 0.5, cloud: "COMMUNITY", gpuCount: 2 });
+  // `runpod monitor -f` finds the run by the pod's run-id label and follows it to its end.
+  const monitoring = startRunctl(["runpod", "monitor", podId, "--follow"], user);
+  let monitorErr = "";
+  monitoring.child.stderr?.on("data", (d: Buffer) => {
+    monitorErr += d.toString();
+  });
   await waitFor(() => machines.hosts.has(podId), "the pod's container to start", 60_000);
   const host = machines.hosts.get(podId);
   if (!host) throw new Error("no host");
@@ -193,11 +199,34 @@ it("--spot: the same code uploads nothing again, the pod is interruptible at the
     "the ranks to poll for commands",
     120_000,
   );
+  await waitFor(
+    () => monitorErr.includes(`following ${runId} over NATS`),
+    `monitor -f to follow: ${monitorErr}`,
+  );
   const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
   expect(stop.code, stop.stderr).toBe(0);
+  const monitored = await monitoring.result;
+  expect(monitored.code, `${monitorErr}\n${monitored.stderr}`).toBe(0);
+  expect(monitorErr).toMatch(new RegExp(`^${podId}  (pending|running)  ${GPU}  spot  `, "m"));
+  expect(monitorErr).toContain(`run ${runId} ended: completed (exit 0)`);
+  expect(monitored.stdout).toMatch(/rank 1 stopped at step/);
   await waitFor(() => pod?.desiredStatus === "EXITED", "the pod to stop", 30_000);
   const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
   expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
+  // RunPod has no log API: `runpod logs` reads the run's output from the store, and says so.
+  const logs = await runctlJson(["runpod", "logs", podId, "--tail", "5"], user);
+  expect(logs.code, logs.stderr).toBe(0);
+  expect(logs.stderr).toContain("RunPod has no log API");
+  expect(logs.doc).toMatchObject({
+    success: true,
+    pod: podId,
+    runId,
+    basis: expect.stringMatching(/^(tag|host_state)$/),
+    source: "store",
+  });
+  const tail = String((logs.doc as { output?: unknown }).output);
+  expect(tail.split("\n").filter((l) => l !== "").length).toBeLessThanOrEqual(5);
+  expect(tail).toMatch(/stopped at step/);
   // --nproc-per-node defaults to --gpu-count.
   const meta = JSON.parse(await readFile(join(host.runctlHome, "runs", runId, "meta.json"), "utf8"));
   expect(meta.world_size).toBe(2);

@@ -61,6 +61,7 @@ import {
   type SpotNoticeWatcher,
   watchSpotNotice,
 } from "./preemption.ts";
+import { costRecorder } from "./run-cost.ts";
 import { RunDirSync } from "./run-dir-sync.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -321,6 +322,7 @@ export class HostAgent {
       : undefined;
     this.#current = supervisor;
     const store = this.#options.storeTarget?.(run, supervisor.runDir);
+    const cost = costRecorder(this.#spec.price, supervisor, (error) => log(`cost: ${String(error)}`));
     const storeLoop =
       store &&
       this.#loop(
@@ -328,6 +330,7 @@ export class HostAgent {
         store.location,
         STORE_SYNC_MS,
         true,
+        cost.record,
       );
     this.#syncNow = storeLoop?.now;
     const loops = [
@@ -348,6 +351,7 @@ export class HostAgent {
     this.#syncNow = undefined;
     if (beat) clearInterval(beat);
     renewal?.stop();
+    cost.record();
     await Promise.all(loops.map((loop) => loop.finish()));
     telemetry?.publishStatus(outcome.status, outcome.exitCode);
     await nc?.flush().catch(() => undefined);
@@ -440,11 +444,12 @@ export class HostAgent {
   }
 
   /** Syncs every `ms` until finish(), which waits for one last complete pass. */
-  #loop(sync: RunDirSync, location: string, ms: number, resume: boolean) {
+  #loop(sync: RunDirSync, location: string, ms: number, resume: boolean, beforePass?: () => void) {
     const { log } = this.#options;
     let warned = false;
-    const pass = () =>
-      sync.sync().then(
+    const pass = () => {
+      beforePass?.();
+      return sync.sync().then(
         () => {
           warned = false;
         },
@@ -453,11 +458,16 @@ export class HostAgent {
           warned = true;
         },
       );
+    };
     const started = resume ? sync.resume().catch(() => undefined) : Promise.resolve();
     const timer = setInterval(() => void started.then(pass), ms);
     return {
       /** One pass now (after any in progress); its error is the caller's. */
-      now: () => started.then(() => sync.sync()),
+      now: () =>
+        started.then(() => {
+          beforePass?.();
+          return sync.sync();
+        }),
       async finish() {
         clearInterval(timer);
         await started;

@@ -68,6 +68,43 @@ export {
 } from "./remote-train.ts";
 export { RunDirSync, type RunDirSyncOptions, SYNC_CHUNK_BYTES } from "./run-dir-sync.ts";
 
+// Following a run on another machine, and the machine a run is on (`runctl <cloud> monitor`).
+
+export {
+  type FollowMachineEnd,
+  type FollowMachineOptions,
+  findMachineRun,
+  followMachine,
+  formatUptime,
+  hostOfRun,
+  type MachineRun,
+  type MachineRunBasis,
+  type MonitorMachineInput,
+  type MonitorMachineResult,
+  machineGone,
+  machineStateLine,
+  monitorMachine,
+  noRunError,
+  runSummary,
+  storedMeta,
+  uptimeSeconds,
+} from "./machine-monitor.ts";
+export {
+  type MachineProcesses,
+  type MachineStoreLogs,
+  machineProcesses,
+  machineStoreLogs,
+} from "./machine-reads.ts";
+export {
+  type FollowEnd,
+  type FollowRenewal,
+  followRemote,
+  followRenewalFrom,
+  followStore,
+  type RemoteFollowOptions,
+} from "./remote-follow.ts";
+export { costRecorder, runCost } from "./run-cost.ts";
+
 // Starting the agent as a process of its own, resolving commands, reaching rank process groups.
 
 export * from "./launcher_mod.ts";

@@ -65,6 +65,8 @@ export interface RemoteLaunchInput {
   interruptions?: HostSpecInput["interruptions"];
   /** The machine's own shutdown, when `shutdown -h now` is not it (a RunPod pod stops through RunPod). */
   shutdownCommand?: string[];
+  /** The quoted price of the machine: runs on it record their cost so far. */
+  price?: HostSpecInput["price"];
   /** How long the URLs, the POST policies and the credentials work; default 24 h. */
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
@@ -241,6 +243,7 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
     hostId: input.hostId,
     provider: input.provider,
     ...(input.idle ? { idle: input.idle } : {}),
+    ...(input.price ? { price: input.price } : {}),
     ...(input.interruptions ? { interruptions: input.interruptions } : {}),
     ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     store: host.store,

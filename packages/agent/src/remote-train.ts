@@ -65,6 +65,8 @@ export interface RemoteTrainInput {
   interruptions?: RemoteLaunchInput["interruptions"];
   /** The machine's own shutdown, when not `shutdown -h now`. */
   shutdownCommand?: string[];
+  /** The quoted price (null: unknown), so runs record their cost so far. */
+  price?: { perHour: number | null; market: "on-demand" | "spot" };
   tags: Tags;
   /** Build the bootstrap (its size) without uploading anything or touching NATS. */
   dryRun: boolean;
@@ -186,6 +188,9 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
     idle: input.idle,
     ...(input.interruptions ? { interruptions: input.interruptions } : {}),
     ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
+    ...(input.price && input.price.perHour !== null
+      ? { price: { perHour: input.price.perHour, market: input.price.market } }
+      : {}),
     ...(input.foreground ? { foreground: true } : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");

@@ -30,7 +30,7 @@ import {
   NatsChannel,
   natsSettingsFromConfig,
 } from "@runctl/control";
-import { type CommandDraft, type RunSpec, type RunStatus, UserError } from "@runctl/core";
+import { type CommandDraft, type RunMeta, type RunSpec, type RunStatus, UserError } from "@runctl/core";
 import { acquireLock, type DirLock, effectiveStatus, RunWriter, readMeta } from "@runctl/tracker";
 import { writeGitInfo, writeRequirements } from "./capture.ts";
 import { exitCodeOfSignal } from "./exit-status.ts";
@@ -136,6 +136,11 @@ export class Supervisor {
   }
 
   #resolveDone: (outcome: RunOutcome) => void = () => undefined;
+
+  /** Merges into the run's meta.json (under its file mutex), during the run or after it ended. */
+  updateMeta(patch: (current: RunMeta) => Partial<RunMeta>): void {
+    this.#writer.updateMeta(patch);
+  }
 
   static async start(spec: RunSpec, hooks: SupervisorHooks): Promise<Supervisor> {
     const world = spec.nprocPerNode;

@@ -92,7 +92,16 @@ async function startEc2Emulator(): Promise<{ ec2: Ec2Emulator; instanceId: strin
       InstanceType: "t3.micro",
       MinCount: "1",
       MaxCount: "1",
-      TagSpecification: [{ ResourceType: "instance", Tag: [{ Key: "CreatedBy", Value: "runctl" }] }],
+      TagSpecification: [
+        {
+          ResourceType: "instance",
+          Tag: [
+            { Key: "CreatedBy", Value: "runctl" },
+            // Its run (not in the samples' store: `aws monitor` says it has no copy yet).
+            { Key: "runctl:run-id", Value: SAMPLE_RUN },
+          ],
+        },
+      ],
     }),
     "us-east-1",
   );
@@ -127,13 +136,25 @@ async function startRunPodEmulator(): Promise<{ runpod: RunPodEmulator; podId: s
     dockerArgs: "",
     containerDiskInGb: 20,
     volumeInGb: 0,
-    env: { RUNCTL_MANAGED: "1", RUNCTL_TAGS: '{"CreatedBy":"runctl"}' },
+    env: {
+      RUNCTL_MANAGED: "1",
+      RUNCTL_TAGS: JSON.stringify({ CreatedBy: "runctl", "runctl:run-id": SAMPLE_RUN }),
+    },
   });
   return { runpod, podId: pod.id };
 }
 
 /** Stands for the emulator's pod in the `runpod` samples. */
 const RUNPOD_SAMPLE_POD = "runpod-sample-pod";
+
+/** nats-server from test-e2e (a computed path, as for S3), for `nats renew`. */
+async function startNatsServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const mod = (await import(new URL("../../../test-e2e/src/nats-server.ts", import.meta.url).href)) as {
+    startNatsServer(): Promise<{ url: string; close(): Promise<void> }>;
+  };
+  return mod.startNatsServer();
+}
+let natsServer: { url: string; close(): Promise<void> };
 
 let queue: QueueServer;
 let s3: S3Emulator;
@@ -155,6 +176,7 @@ beforeAll(async () => {
   box.env.AWS_ENDPOINT_URL_EC2 = ec2.endpoint;
   box.env.AWS_ENDPOINT_URL_IAM = ec2.endpoint;
   ({ runpod, podId: runpodPod } = await startRunPodEmulator());
+  natsServer = await startNatsServer();
   box.env.RUNPOD_API_KEY = runpod.apiKey;
   box.env.RUNCTL_RUNPOD_API_URL = runpod.url;
   // A job server for the queue commands' samples: job 1 queued, job 2 cancelled (so it can be retried).
@@ -189,6 +211,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await queue?.close();
   await s3?.stop();
+  await natsServer?.close();
   await ec2?.stop();
   await runpod?.stop();
 });
@@ -266,6 +289,9 @@ describe("runctl", () => {
     "aws:start": ["aws", "start", AWS_SAMPLE_INSTANCE, "--dry-run"],
     "aws:terminate": ["aws", "terminate", AWS_SAMPLE_INSTANCE, "--dry-run"],
     "aws:setup": ["aws", "setup", "--store", "s3://samples/setup", "--dry-run"],
+    "aws:monitor": ["aws", "monitor", AWS_SAMPLE_INSTANCE, "--store", "s3://samples/store"],
+    "aws:logs": ["aws", "logs", AWS_SAMPLE_INSTANCE, "--tail", "10"],
+    "aws:processes": ["aws", "processes", AWS_SAMPLE_INSTANCE, "--store", "s3://samples/store"],
     "aws:train": [
       "aws",
       "train",
@@ -282,6 +308,9 @@ describe("runctl", () => {
     "runpod:stop": ["runpod", "stop", RUNPOD_SAMPLE_POD, "--dry-run"],
     "runpod:start": ["runpod", "start", RUNPOD_SAMPLE_POD, "--dry-run"],
     "runpod:terminate": ["runpod", "terminate", RUNPOD_SAMPLE_POD, "--dry-run"],
+    "runpod:monitor": ["runpod", "monitor", RUNPOD_SAMPLE_POD, "--store", "s3://samples/store"],
+    "runpod:logs": ["runpod", "logs", RUNPOD_SAMPLE_POD, "--store", "s3://samples/store"],
+    "runpod:processes": ["runpod", "processes", RUNPOD_SAMPLE_POD, "--store", "s3://samples/store"],
     "runpod:train": [
       "runpod",
       "train",
@@ -296,11 +325,20 @@ describe("runctl", () => {
     "resources:summary": ["resources", "summary"],
     "resources:stop-all": ["resources", "stop-all", "--dry-run"],
     "nats:creds": ["nats", "creds", "--run", SAMPLE_RUN, "--ttl", "5m"],
+    "nats:renew": ["nats", "renew", "--store", "s3://samples/store"],
   };
   // A throwaway NATS account seed, made for this test: no server trusts its account.
   const sampleEnv: Record<string, Record<string, string>> = {
     "nats:creds": { RUNCTL_NATS_ACCOUNT_SEED: "SAABPGGAMQGTEXJUBI4ZSS7OS4VPT3FQNBQTM4S3W62PR4PDCZWTKADIFQ" },
   };
+  // `nats renew` serves on a real server (started in beforeAll).
+  Object.defineProperty(sampleEnv, "nats:renew", {
+    enumerable: true,
+    get: () => ({
+      RUNCTL_NATS_URL: natsServer.url,
+      RUNCTL_NATS_ACCOUNT_SEED: "SAABPGGAMQGTEXJUBI4ZSS7OS4VPT3FQNBQTM4S3W62PR4PDCZWTKADIFQ",
+    }),
+  });
   // Commands whose sample fails on purpose (they would install or link something): the failure
   // must still be one envelope, with exit code 1.
   const failing: Record<string, string[]> = {
@@ -309,7 +347,7 @@ describe("runctl", () => {
     "plugins:link": ["plugins", "link", "no-such-dir"],
   };
   // Long-running commands: stopped with SIGTERM once they say they are up; then they print their envelope.
-  const stopWhen: Record<string, RegExp> = { server: /listening on/ };
+  const stopWhen: Record<string, RegExp> = { server: /listening on/, "nats:renew": /serving renewals/ };
 
   it("has a --json sample for every command it ships", async () => {
     // Its own commands and those of its first-party core plugins (provider-aws's `aws …`).

@@ -5,7 +5,14 @@
  * stops or terminates a machine.
  */
 import { Flags } from "@oclif/core";
-import { isProtected, type Provider, type Resource, UserError } from "@runctl/core";
+import {
+  type ArtifactStore,
+  ConfigError,
+  isProtected,
+  type Provider,
+  type Resource,
+  UserError,
+} from "@runctl/core";
 import { RunctlCommand } from "./command.ts";
 import { confirmAction } from "./confirm.ts";
 import { table } from "./output.ts";
@@ -27,6 +34,23 @@ export abstract class CloudCommand extends RunctlCommand {
   /** The heading of the column with `instanceType` (a machine type, a GPU). */
   protected readonly typeColumn: string = "TYPE";
 
+  /**
+   * The store this cloud's runs are synced to: `--store` over `[<cloud>] store`, opened through
+   * the registry (a cloud command registers the store schemes its machines reach).
+   */
+  protected async runStore(flag: string | undefined): Promise<ArtifactStore> {
+    const { config } = await this.runctlConfig();
+    const section = (config as Record<string, unknown>)[this.cloudName] as { store?: unknown } | undefined;
+    const url = flag ?? (typeof section?.store === "string" ? section.store : undefined);
+    if (url === undefined) {
+      throw new ConfigError(`No store to read the ${this.resourceNoun.many}' runs from`, {
+        code: "store_missing",
+        hint: `Pass --store s3://bucket/prefix or set \`[${this.cloudName}] store\` in .runctl.toml.`,
+      });
+    }
+    return (await this.registry()).openArtifactStore(url);
+  }
+
   protected cloud(): Promise<Provider> {
     return this.provider(this.cloudName);
   }
@@ -44,6 +68,33 @@ export abstract class CloudCommand extends RunctlCommand {
         r.name ?? "",
       ]),
     );
+  }
+
+  /** The ranks of a machine's run (`<cloud> processes`), and what they were read from. */
+  protected processesText(p: {
+    runId: string;
+    status: string;
+    from: string;
+    heartbeatAt: string | null;
+    ranks: readonly { rank: number; pid: number | null; state: string }[];
+    system: Record<string, unknown> | null;
+  }): string {
+    const cpu = p.system?.proc_cpu_percent;
+    const rss = p.system?.proc_rss_gb;
+    const rows = table(
+      ["RANK", "PID", "STATE", "LAST HEARTBEAT"],
+      p.ranks.map((r) => [
+        String(r.rank),
+        r.pid === null ? "?" : String(r.pid),
+        r.state,
+        p.heartbeatAt ?? "",
+      ]),
+    );
+    const usage =
+      typeof cpu === "number" || typeof rss === "number"
+        ? `\nall ranks: CPU ${typeof cpu === "number" ? `${cpu}%` : "?"}, RSS ${typeof rss === "number" ? `${rss} GB` : "?"} (last system sample)`
+        : "";
+    return `run ${p.runId} (${p.status}), from its store copy ${p.from}\n${rows}${usage}`;
   }
 
   /**

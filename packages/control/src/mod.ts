@@ -74,7 +74,9 @@ export {
   type RenewalService,
   type RenewedCredentials,
   renewRunCredentials,
+  type ServeAllRenewalsOptions,
   type ServeCredentialRenewalsOptions,
+  serveAllCredentialRenewals,
   serveCredentialRenewals,
 } from "./nats/renewal.ts";
 export type { SubjectMessage } from "./nats/scan.ts";

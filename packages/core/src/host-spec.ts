@@ -87,6 +87,16 @@ export const HostSpec = z.strictObject({
    * once more and ends `preempted`.
    */
   interruptions: z.enum(["ec2-imds", "sigterm", "none"]).default("none"),
+  /**
+   * What the machine costs, as quoted at launch: the agent writes each run's `cost_usd` (this
+   * price times the run's elapsed hours) into its meta.json at every store sync and at the end.
+   */
+  price: z
+    .strictObject({
+      perHour: z.number().nonnegative(),
+      market: z.enum(["on-demand", "spot"]),
+    })
+    .optional(),
   /** The machine's own shutdown. */
   shutdownCommand: z.array(z.string().min(1)).min(1).default(["shutdown", "-h", "now"]),
   /** Telemetry heartbeats; the store copy's meta.json beats every 10 s regardless. */

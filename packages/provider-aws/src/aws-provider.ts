@@ -18,6 +18,7 @@ import {
   EC2Client,
   type EC2ClientConfig,
   type Filter,
+  GetConsoleOutputCommand,
   RunInstancesCommand,
   type RunInstancesCommandInput,
   StartInstancesCommand,
@@ -30,6 +31,7 @@ import {
   isProtected,
   LaunchSpec,
   type LaunchSpec as LaunchSpecInput,
+  LogsOptions,
   type Market,
   type Placement,
   type Provider,
@@ -63,6 +65,7 @@ import {
 import {
   CreateSecurityGroupAnswer,
   DescribeInstancesPage,
+  Ec2ConsoleOutput,
   type Ec2Instance,
   type Ec2StateName,
   ImagesAnswer,
@@ -726,6 +729,31 @@ export class AwsProvider implements Provider {
       describe,
       (e) => (e as { code?: string }).code === "not_found",
     );
+  }
+
+  /**
+   * The instance's serial console (cloud-init's output: the bootstrap's lines), for a machine
+   * that failed before its run directory reached the store. EC2 keeps the last 64 KiB, also
+   * after the instance stopped, and only some minutes after boot on real hardware.
+   */
+  async logs(resourceId: string, options: LogsOptions = {}): Promise<string> {
+    const raw = await this.#send(`read the console of ${resourceId}`, (c, o) =>
+      c.send(new GetConsoleOutputCommand({ InstanceId: resourceId, Latest: true }), o),
+    );
+    const parsed = Ec2ConsoleOutput.safeParse(raw);
+    if (!parsed.success) {
+      throw new ProviderError(`EC2's console output of ${resourceId} is not what runctl reads`, {
+        code: "invalid_response",
+        hint: "Report this with the output of `runctl aws logs --json`.",
+      });
+    }
+    const text = Buffer.from(parsed.data.Output ?? "", "base64").toString("utf8");
+    const { tailLines } = LogsOptions.parse(options);
+    if (tailLines === undefined) return text;
+    return text
+      .split(/(?<=\n)/)
+      .slice(-tailLines)
+      .join("");
   }
 
   async status(resourceId: string): Promise<Resource> {

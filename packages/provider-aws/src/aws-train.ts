@@ -115,6 +115,7 @@ export async function trainOnAws(input: AwsTrainInput): Promise<AwsTrainResult> 
     // A spot instance hears of its reclaim two minutes ahead, from IMDS.
     ...(input.spot ? { interruptions: "ec2-imds" as const } : {}),
     tags: input.tags,
+    price: { perHour: quote.pricePerHour, market },
     dryRun: input.dryRun,
   });
   const result: AwsTrainResult = {

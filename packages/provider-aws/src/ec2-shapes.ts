@@ -92,3 +92,10 @@ export function tagsOf(instance: Ec2Instance): Record<string, string> {
 export const InstanceTypesAnswer = z.object({
   InstanceTypes: z.array(z.object({ InstanceType: z.string() })).default([]),
 });
+
+/** GetConsoleOutput: the console's last 64 KiB, base64; no Output before the machine wrote any. */
+export const Ec2ConsoleOutput = z.object({
+  InstanceId: z.string().min(1).optional(),
+  Output: z.string().optional(),
+  Timestamp: z.date().optional(),
+});

@@ -137,6 +137,7 @@ export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrai
     // An interruptible pod is reclaimed as `docker stop` stops a container: SIGTERM, then SIGKILL.
     ...(input.spot ? { interruptions: "sigterm" as const } : {}),
     tags: input.tags,
+    price: { perHour: quote.pricePerHour, market: quote.market },
     dryRun: input.dryRun,
     // The container runs as long as its command: the bootstrap must not return.
     foreground: true,

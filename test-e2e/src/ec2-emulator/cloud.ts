@@ -94,6 +94,8 @@ export interface InstanceRecord {
   /** The machine booted for the current run of the instance; a promise, so a stop during boot still stops it. */
   machine: Promise<VirtualMachineHandle | undefined> | undefined;
   machineError: string | undefined;
+  /** What the console showed when the machine last went off (EC2 keeps it after a stop). */
+  lastConsole: string | undefined;
 }
 
 export interface SecurityGroupRecord {
@@ -123,7 +125,12 @@ export interface VirtualMachineContext {
 
 export interface VirtualMachineHandle {
   stop(): void | Promise<void>;
+  /** The machine's serial console so far (cloud-init's output on EC2): GetConsoleOutput's text. */
+  console?(): Promise<string>;
 }
+
+/** GetConsoleOutput returns the last 64 KiB of the console. */
+const CONSOLE_BYTES = 64 * 1024;
 
 export type MachineHook = (
   machine: VirtualMachineContext,
@@ -371,11 +378,28 @@ export class Ec2Cloud extends EventEmitter {
     })();
   }
 
+  /** GetConsoleOutput: the console's last 64 KiB, base64 (empty before anything was written). */
+  async consoleOutput(
+    region: string,
+    id: string,
+  ): Promise<{ instanceId: string; timestamp: string; output: string }> {
+    const [instance] = this.lookup(region, [id]);
+    if (!instance) throw new Error(`lookup returned no instance for ${id}`);
+    // A machine still booting has written nothing yet: the console is not waited for.
+    const machine = await Promise.race([instance.machine, Promise.resolve(undefined)]);
+    const text = (machine?.console ? await machine.console() : undefined) ?? instance.lastConsole ?? "";
+    const bytes = Buffer.from(text, "utf8");
+    const tail = bytes.subarray(Math.max(0, bytes.byteLength - CONSOLE_BYTES));
+    return { instanceId: id, timestamp: new Date().toISOString(), output: tail.toString("base64") };
+  }
+
   private async stopMachine(instance: InstanceRecord): Promise<void> {
     const booting = instance.machine;
     instance.machine = undefined;
     try {
-      await (await booting)?.stop();
+      const machine = await booting;
+      if (machine?.console) instance.lastConsole = await machine.console().catch(() => instance.lastConsole);
+      await machine?.stop();
     } catch (error) {
       instance.machineError = (error as Error)?.message ?? String(error);
     }
@@ -602,6 +626,7 @@ export class Ec2Cloud extends EventEmitter {
         hiddenFor: this.eventualConsistency,
         machine: undefined,
         machineError: undefined,
+        lastConsole: undefined,
       };
       this.instances.set(instance.instanceId, instance);
       created.push(instance);

@@ -161,6 +161,12 @@ export const DescribeInstancesParams = z.strictObject({
   NextToken: z.string().optional(),
 });
 
+export const ConsoleOutputParams = z.strictObject({
+  ...Common,
+  InstanceId: z.string().min(1),
+  Latest: bool.optional(),
+});
+
 export const InstanceIdsParams = z.strictObject({
   ...Common,
   InstanceId: list(z.string()).min(1),

@@ -49,6 +49,7 @@ import {
 } from "./ec2-xml.ts";
 import { checkFilterNames, type FilterInput, isTagFilter, matchesFilters } from "./filters.ts";
 import {
+  ConsoleOutputParams,
   CreateSecurityGroupParams,
   CreateTagsParams,
   DescribeAvailabilityZonesParams,
@@ -290,6 +291,11 @@ class QueryApi {
         reservationSet: items([...reservations].map(([id, list]) => reservationXml(id, list))),
         ...(next ? { nextToken: next } : {}),
       };
+    },
+    GetConsoleOutput: async (raw, region) => {
+      const p = parseAction(ConsoleOutputParams, raw);
+      const out = await this.cloud.consoleOutput(region, p.InstanceId);
+      return { instanceId: out.instanceId, timestamp: out.timestamp, output: out.output };
     },
     TerminateInstances: (raw, region) => {
       const p = parseAction(InstanceIdsParams, raw);

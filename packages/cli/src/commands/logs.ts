@@ -32,7 +32,7 @@ export default class Logs extends RunctlCommand {
     const { args, flags } = await this.parse(Logs);
     const source = await this.runSource(flags.from, args.run);
     if (!(source instanceof DirRunSource)) {
-      if (flags.follow) return this.followElsewhere(source, args.run);
+      if (flags.follow) return this.followElsewhere(source, args.run, flags.from);
       return this.remote(source, args.run, flags.lines);
     }
     const run = await resolveRun(source.runsDir, args.run).catch(async (error: unknown) => {
@@ -57,7 +57,7 @@ export default class Logs extends RunctlCommand {
   }
 
   /** A run on another machine, followed over NATS from what its store copy (if any) holds. */
-  private async followElsewhere(source: RunSource | undefined, query: string) {
+  private async followElsewhere(source: RunSource | undefined, query: string, from?: string) {
     const settings = await this.natsSettings(undefined);
     if (settings === undefined && source === undefined) {
       throw new UserError(`-f follows a run on another machine over NATS, and no NATS server is configured`, {
@@ -78,7 +78,20 @@ export default class Logs extends RunctlCommand {
       if (json) chunks.push(Buffer.from(bytes));
       else process.stdout.write(bytes);
     };
-    const { followRemote, followStore } = await import("../follow-remote.ts");
+    const { followRemote, followRenewalFrom, followStore } = await import("@runctl/agent");
+    const note = (message: string) => this.progress(message);
+    // Holding the account seed, this side answers the run's renewals while it follows.
+    const renew =
+      settings === undefined
+        ? undefined
+        : await followRenewalFrom(
+            (await this.runctlConfig()).config.nats,
+            from !== undefined && !/^https?:\/\//.test(from)
+              ? await (await this.registry()).openArtifactStore(from)
+              : undefined,
+            id,
+            note,
+          );
     const status =
       settings === undefined && source !== undefined
         ? await followStore({ runId: id, source, write })
@@ -87,7 +100,8 @@ export default class Logs extends RunctlCommand {
             settings: settings as NatsSettings,
             source,
             write,
-            note: (message) => this.progress(message),
+            note,
+            ...(renew ? { renew } : {}),
           });
     return { run: id, status, ...(json ? { output: Buffer.concat(chunks).toString("utf8") } : {}) };
   }

@@ -105,6 +105,7 @@ export default class Show extends RunctlCommand {
     const duration = runDurationMs(meta, now);
     if (duration !== undefined) field("duration", formatDuration(duration));
     if (meta.exit_code !== undefined && meta.exit_code !== null) field("exit code", String(meta.exit_code));
+    if (meta.cost_usd !== undefined && meta.cost_usd !== null) field("cost", `$${meta.cost_usd.toFixed(4)}`);
     if (attempts.length > 0) field("attempts", attempts.map(attemptLine).join("\n"));
     if (meta.command && meta.command.length > 0) field("command", meta.command.map(shellQuote).join(" "));
     field("tags", meta.tags.length > 0 ? meta.tags.join(", ") : "-");

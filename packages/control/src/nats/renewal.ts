@@ -148,3 +148,89 @@ export async function renewRunCredentials(
     ...(reply.post ? { post: reply.post } : {}),
   };
 }
+
+export interface ServeAllRenewalsOptions {
+  /** The launching side's connection (its user may subscribe to every run's renew subject). */
+  connection: NatsConnection;
+  /** The account seed (`SA…`) that signs; see mintRunCredentials. */
+  account: string;
+  issuerAccount?: string;
+  prefix: string;
+  /** Lifetime of each renewed credential. */
+  expiresInSeconds: number;
+  /**
+   * The machine a run is on, from a record this side trusts (the store's host states), so the
+   * renewed credential keeps that machine's subjects. Never taken from the request: a run must
+   * not be able to ask for another machine's inbox.
+   */
+  hostOf?: (runId: string) => Promise<string | undefined>;
+  /** A fresh POST policy for the run's store prefix, sent with the credentials. */
+  presignPost?: (runId: string) => Promise<PresignedPost>;
+  /** Asked before each renewal; false refuses it (the run has ended). Default: always renew. */
+  isActive?: (runId: string) => boolean | Promise<boolean>;
+  onRenewal?: (runId: string, minted: RunCredentials) => void;
+  /** A request refused (`runId` known) or unanswerable. */
+  onError?: (error: unknown, runId?: string) => void;
+}
+
+/**
+ * Answers the renewal requests of every run under `prefix` (`<prefix>.tel.*.renew`): what
+ * `runctl nats renew` serves, so runs outlive their first grants without their launcher.
+ */
+export function serveAllCredentialRenewals(options: ServeAllRenewalsOptions): RenewalService {
+  accountKeyPair(options.account);
+  const base = telemetrySubjects(options.prefix, "_").renew;
+  const head = base.slice(0, base.length - "_.renew".length);
+  const sub: Subscription = options.connection.subscribe(`${head}*.renew`, {
+    callback: (error, msg) => {
+      if (error !== null) {
+        options.onError?.(error);
+        return;
+      }
+      const token = msg.subject.slice(head.length, msg.subject.length - ".renew".length);
+      let runId: string;
+      try {
+        runId = decodeURIComponent(token);
+      } catch (e) {
+        options.onError?.(e);
+        return;
+      }
+      void (async () => {
+        let reply: Record<string, unknown>;
+        try {
+          if (options.isActive !== undefined && !(await options.isActive(runId))) {
+            reply = { error: `run ${runId} is no longer active; its credentials are not renewed` };
+          } else {
+            const hostId = await options.hostOf?.(runId);
+            const minted = await mintRunCredentials({
+              account: options.account,
+              ...(options.issuerAccount !== undefined ? { issuerAccount: options.issuerAccount } : {}),
+              prefix: options.prefix,
+              runId,
+              ...(hostId !== undefined ? { hostId } : {}),
+              expiresInSeconds: options.expiresInSeconds,
+            });
+            const post = options.presignPost ? await options.presignPost(runId) : undefined;
+            options.onRenewal?.(runId, minted);
+            reply = {
+              creds: minted.creds,
+              expires_at: minted.expiresAt.getTime() / 1000,
+              inbox_prefix: minted.inboxPrefix,
+              ...(post ? { post } : {}),
+            };
+          }
+        } catch (e) {
+          options.onError?.(e, runId);
+          reply = { error: "the launching side could not mint credentials" };
+        }
+        msg.respond(encodeMessage(reply));
+      })().catch((e: unknown) => options.onError?.(e, runId));
+    },
+  });
+  return {
+    ready: options.connection.flush(),
+    stop: async () => {
+      await sub.drain().catch(() => sub.unsubscribe());
+    },
+  };
+}
