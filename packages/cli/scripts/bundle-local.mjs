@@ -38,6 +38,10 @@ for (const name of pjson.oclif?.plugins ?? []) {
 }
 
 const entry = [
+  // First, so that it holds for every schema the other modules build: zod compiles a parser for
+  // an object schema the first time it parses; this process parses a few schemas a few times,
+  // far too few for that to pay off.
+  `import ${JSON.stringify(join(root, "scripts", "zod-jitless.mjs"))};`,
   `import { localFastPath } from ${JSON.stringify(join(root, "dist", "local-fast-path.js"))};`,
   ...plugins.flatMap((p, i) => (p.hook ? [`import hook${i} from ${JSON.stringify(p.hook)};`] : [])),
   "const built = [",

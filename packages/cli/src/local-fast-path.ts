@@ -24,7 +24,6 @@ import { resolveCheckpointDir } from "@runctl/agent/checkpoints";
 import { note, printError } from "@runctl/command/output";
 import { loadConfig, type ProviderDefinition, ProviderRegistry, toRunctlError } from "@runctl/core";
 import { resolveRunsDir } from "@runctl/tracker";
-import { z } from "zod";
 import { pluginSetup } from "./fast-path.ts";
 import { checkGpuList, parseJsonObjectFlag } from "./flag-values.ts";
 import { type LocalRequest, localLaunchSpec, runInForeground } from "./foreground-run.ts";
@@ -120,9 +119,6 @@ export async function localFastPath(
   if (process.env.RUNCTL_NO_FAST_PATH || process.env.RUNCTL_CONTENT_TYPE) return false;
   const parsed = parseLocalArgv(argv);
   if (!parsed) return false;
-  // zod compiles a parser for an object schema the first time it parses one; this process parses
-  // each of a few schemas a handful of times, far too few for the compiling to pay off.
-  z.config({ jitless: true });
   const json = parsed.booleans.has("json");
   let launch: Awaited<ReturnType<typeof prepare>>;
   try {
