@@ -1,15 +1,21 @@
 // The `runctl local` fast path (src/local-fast-path.ts): which command lines it takes, and that
 // a run it takes looks exactly like the same run through oclif (RUNCTL_NO_FAST_PATH=1): output,
 // exit code, --json document and run directory. Runs the built CLI (npm run build).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseLocalArgv } from "../src/local-fast-path.ts";
-import { runctl, type Sandbox, sandbox } from "./run-cli.ts";
+import { BIN, runctl, type Sandbox, sandbox } from "./run-cli.ts";
 
 const PRELOAD = fileURLToPath(new URL("./fixtures/oclif-loaded.cjs", import.meta.url));
 const PY = ["--python", "/usr/bin/python3"];
+const SLEEPER = `import os, time
+open(os.path.join(os.environ["RUNCTL_RUN_DIR"], "ready"), "w").close()
+time.sleep(600)
+`;
 const JOB = `import sys
 print("out", sys.argv[1:])
 print("err", file=sys.stderr)
@@ -65,7 +71,17 @@ describe("runctl local: fast path and oclif", () => {
   beforeAll(async () => {
     sb = await sandbox();
     await writeFile(join(sb.project, "job.py"), JOB);
+    await writeFile(join(sb.project, "sleeper.py"), SLEEPER);
   });
+
+  /** Polls until `check` holds; the timeout only catches a hang. */
+  async function waitFor(check: () => Promise<boolean> | boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 
   /** Runs the CLI and says whether oclif ran it. */
   async function run(args: string[], viaOclif: boolean) {
@@ -131,5 +147,33 @@ describe("runctl local: fast path and oclif", () => {
     const missing = await run(["local", ...PY, "nope.py"], false);
     expect(missing.code).toBe(1);
     expect(normal(missing.stderr)).toBe(normal((await run(["local", ...PY, "nope.py"], true)).stderr));
+  });
+
+  it("a fast-path run whose CLI is killed with SIGKILL is stopped and recorded cancelled", async () => {
+    const runs = join(sb.project, "runs");
+    const before = new Set(existsSync(runs) ? await readdir(runs) : []);
+    const child = spawn(process.execPath, [BIN, "local", "--quiet", ...PY, "--grace", "2", "sleeper.py"], {
+      cwd: sb.project,
+      env: sb.env,
+      stdio: "ignore",
+    });
+    const exited = new Promise((r) => child.once("exit", r));
+    let dir = "";
+    await waitFor(async () => {
+      const id = (await readdir(runs).catch(() => [] as string[])).find((d) => !before.has(d));
+      dir = id ? join(runs, id) : "";
+      return dir !== "" && existsSync(join(dir, "ready"));
+    }, "the script to start");
+    const meta = JSON.parse(await readFile(join(dir, "meta.json"), "utf8"));
+    // The run is supervised by the CLI itself: no agent process of its own.
+    expect(meta.pid).toBe(child.pid);
+    child.kill("SIGKILL");
+    await exited;
+    await waitFor(
+      async () => JSON.parse(await readFile(join(dir, "meta.json"), "utf8")).status === "cancelled",
+      "the run to be recorded cancelled",
+    );
+    const pgids = meta.rank_pgids as number[];
+    for (const pgid of pgids) expect(() => process.kill(-pgid, 0)).toThrow();
   });
 });
