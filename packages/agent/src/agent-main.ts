@@ -36,6 +36,9 @@ function fail(error: unknown): never {
 if (process.argv[2] === "host") {
   const { hostMain } = await import("./host-main.ts");
   process.exitCode = await hostMain(process.argv[3]);
+} else if (process.argv[2] === "orphaned") {
+  const { finishOrphanedRun } = await import("./orphaned-run.ts");
+  finishOrphanedRun(process.env);
 } else {
   await runSpecMain(process.argv[2] ?? "-");
 }

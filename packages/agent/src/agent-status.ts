@@ -3,6 +3,9 @@
  * run started (its directory exists and its ranks are spawned), or the error
  * that kept it from starting, with the code and hint the CLI shows.
  */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
@@ -26,11 +29,24 @@ export type AgentStatus = z.infer<typeof AgentStatus>;
 
 /**
  * The agent's entry as one bundled file (scripts/bundle.mjs): launchers start
- * this. Tests that import the sources still start the built bundle.
+ * this. Tests that import the sources still start the built bundle. Code of
+ * this package bundled into another's file (the CLI's `runctl local` fast
+ * path) finds it through the package itself.
  */
-export const AGENT_MAIN = fileURLToPath(
-  new URL(
-    import.meta.url.endsWith(".ts") ? "../dist/agent.bundle.mjs" : "./agent.bundle.mjs",
-    import.meta.url,
-  ),
-);
+export const AGENT_MAIN = agentMain();
+
+function agentMain(): string {
+  const beside = fileURLToPath(
+    new URL(
+      import.meta.url.endsWith(".ts") ? "../dist/agent.bundle.mjs" : "./agent.bundle.mjs",
+      import.meta.url,
+    ),
+  );
+  if (existsSync(beside)) return beside;
+  try {
+    const pjson = createRequire(import.meta.url).resolve("@runctl/agent/package.json");
+    return join(dirname(pjson), "dist", "agent.bundle.mjs");
+  } catch {
+    return beside;
+  }
+}

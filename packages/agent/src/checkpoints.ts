@@ -13,8 +13,7 @@
  */
 import type { Dirent } from "node:fs";
 import { lstat, open, readdir, realpath, stat, unlink } from "node:fs/promises";
-import { homedir } from "node:os";
-import { basename, dirname, extname, join, resolve, sep } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { UserError } from "@runctl/core";
 import { z } from "zod";
 import { readSafetensorsHeader, SafetensorsSummary, summarizeSafetensors } from "./safetensors.ts";
@@ -435,31 +434,4 @@ async function changedSincePlan(file: Found): Promise<string | null> {
     if (isErrno(error, "ENOENT", "ENOTDIR")) return "vanished before deletion";
     throw error;
   }
-}
-
-export interface ResolveCheckpointDirOptions {
-  /** A directory the user named (relative to cwd); wins over configuration. */
-  dir?: string;
-  /** `local.checkpoint_dir` from the loaded configuration, as written. */
-  configDir?: string;
-  /** Directory holding the project's `.runctl.toml`, when there is one. */
-  projectRoot?: string;
-  cwd?: string;
-}
-
-/**
- * The directory a checkpoint command works on: the one named, else
- * `local.checkpoint_dir` relative to the project root (or cwd without a
- * project), the same rule `local.runs_dir` follows.
- */
-export function resolveCheckpointDir(options: ResolveCheckpointDirOptions = {}): string {
-  const cwd = options.cwd ?? process.cwd();
-  if (options.dir !== undefined) return resolve(cwd, expandHome(options.dir));
-  return resolve(options.projectRoot ?? cwd, expandHome(options.configDir ?? "checkpoints"));
-}
-
-function expandHome(path: string): string {
-  return path === "~" || path.startsWith(`~/`) || path.startsWith(`~${sep}`)
-    ? join(homedir(), path.slice(1))
-    : path;
 }

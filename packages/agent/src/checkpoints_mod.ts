@@ -3,6 +3,8 @@
  * retention) without the rest of the agent, for commands that only look at a
  * checkpoint directory. Also exported from the package's main entry.
  */
+
+export { type ResolveCheckpointDirOptions, resolveCheckpointDir } from "./checkpoint-dir.ts";
 export {
   CHECKPOINT_EXTENSIONS,
   CheckpointFile,
@@ -19,8 +21,6 @@ export {
   latestCheckpoint,
   listCheckpoints,
   parseStep,
-  type ResolveCheckpointDirOptions,
-  resolveCheckpointDir,
   sortNewestFirst,
 } from "./checkpoints.ts";
 export {

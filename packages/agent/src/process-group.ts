@@ -15,6 +15,12 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): void {
 
 /** Pids of living processes in the group (Linux /proc; elsewhere falls back to kill(0)). */
 export function livingMembers(pgid: number): number[] {
+  // A group with no process at all (zombies included) needs no scan of every process.
+  try {
+    process.kill(-pgid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ESRCH") return [];
+  }
   let entries: string[];
   try {
     entries = readdirSync("/proc");

@@ -4,7 +4,8 @@
  * the supervisor delivers the signal to every rank's process group and acks
  * with rank -1. SIGINT and SIGTERM stop the run as `runctl stop` does.
  */
-import { FileQueue } from "@runctl/control";
+// The queue alone: the package entry also brings the NATS client, which a run without NATS never needs.
+import { FileQueue } from "@runctl/control/queue";
 import type { Ack, ControlCursor } from "@runctl/core";
 
 export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([

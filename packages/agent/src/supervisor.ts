@@ -23,13 +23,8 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Writable } from "node:stream";
-import {
-  type AckRecord,
-  ControlBridge,
-  FileQueue,
-  NatsChannel,
-  natsSettingsFromConfig,
-} from "@runctl/control";
+import type { AckRecord, ControlBridge, NatsChannel } from "@runctl/control";
+import { FileQueue } from "@runctl/control/queue";
 import { type CommandDraft, type RunMeta, type RunSpec, type RunStatus, UserError } from "@runctl/core";
 import { acquireLock, type DirLock, effectiveStatus, RunWriter, readMeta } from "@runctl/tracker";
 import { writeGitInfo, writeRequirements } from "./capture.ts";
@@ -40,6 +35,10 @@ import { withPythonClient } from "./python-client.ts";
 import { freePort, rankEnv } from "./rank-env.ts";
 import { type SignalWatch, watchSignalOps } from "./signal-op.ts";
 import { SystemSampler } from "./system-sampler.ts";
+
+/** Name the run and the supervising process for agent-main's `orphaned` mode. */
+export const ORPHANED_RUN_DIR_VARIABLE = "RUNCTL_ORPHANED_RUN_DIR";
+export const ORPHANED_PID_VARIABLE = "RUNCTL_ORPHANED_PID";
 
 /** What the process running the supervisor provides besides the spec. */
 export interface SupervisorHooks {
@@ -55,6 +54,12 @@ export interface SupervisorHooks {
    * lose the outcome if this process dies next (the queue worker) records it here.
    */
   onRanksExited?: (outcome: RanksOutcome) => void;
+  /**
+   * Set when this process is not an agent of its own but a foreground CLI: if it
+   * is killed outright, the orphan guard stops the ranks and then runs this
+   * (agent-main's `orphaned` mode) to record the run as cancelled.
+   */
+  orphaned?: { argv: readonly string[] };
 }
 
 /** What every rank's exit amounts to, known before the run directory is finished. */
@@ -115,6 +120,8 @@ export class Supervisor {
   #killTimer: NodeJS.Timeout | undefined;
   #sampleTimer: NodeJS.Timeout | undefined;
   #captures: Promise<void> = Promise.resolve();
+  /** What the captures found once the ranks had already exited: written with the run's end. */
+  #captured: Record<string, unknown> | undefined;
   #signals: SignalWatch | undefined;
   #bridge: { bridge: ControlBridge; channel: NatsChannel } | undefined;
   #guard: OrphanGuard | undefined;
@@ -281,6 +288,8 @@ export class Supervisor {
   async #openBridge(config: Extract<RunSpec["control"], { kind: "nats" }>["nats"]): Promise<void> {
     const controlDir = join(this.runDir, "control");
     mkdirSync(controlDir, { recursive: true });
+    // NATS's client loads only for runs steered over NATS.
+    const { ControlBridge, FileQueue, NatsChannel, natsSettingsFromConfig } = await import("@runctl/control");
     const channel = await NatsChannel.connect(natsSettingsFromConfig(config), this.runId);
     const bridge = new ControlBridge({
       remote: channel,
@@ -361,7 +370,17 @@ export class Supervisor {
     const groups = this.#ranks.flatMap((r) => (r.child.pid ? [r.child.pid] : []));
     // `runctl stop --force` kills these groups when the supervisor itself does not answer.
     this.#writer.updateMeta({ rank_pgids: groups });
-    this.#guard = startOrphanGuard(groups, Math.ceil(o.graceMs / 1000), base);
+    this.#guard = startOrphanGuard(
+      groups,
+      Math.ceil(o.graceMs / 1000),
+      base,
+      hooks.orphaned
+        ? {
+            argv: hooks.orphaned.argv,
+            env: { [ORPHANED_RUN_DIR_VARIABLE]: this.runDir, [ORPHANED_PID_VARIABLE]: String(process.pid) },
+          }
+        : undefined,
+    );
     this.#signals = watchSignalOps(
       controlDir,
       (signal) => {
@@ -386,7 +405,10 @@ export class Supervisor {
       writeRequirements(this.runDir, o.cwd, python),
     ])
       .then(([git, requirements]) => {
-        this.#writer.updateMeta({ ...git, ...requirements });
+        // A run that is already ending records them in its last write (one meta.json write,
+        // with its fsyncs, fewer on a short run's way out).
+        if (this.#finishing) this.#captured = { ...git, ...requirements };
+        else this.#writer.updateMeta({ ...git, ...requirements });
       })
       .catch((error: unknown) => hooks.onWarning?.(`capture: ${String(error)}`));
   }
@@ -531,7 +553,7 @@ export class Supervisor {
       const { at, reason, detail } = this.#preemption;
       this.#writer.updateMeta({ preempted_at: at, preemption: { reason, ...detail } });
     }
-    this.#writer.finish(status, { exitCode, error });
+    this.#writer.finish(status, { exitCode, error, ...(this.#captured ? { meta: this.#captured } : {}) });
     this.#lock.release();
     closeSync(this.#log);
     this.#resolveDone({ runId: this.runId, runDir: this.runDir, status, exitCode });

@@ -6,6 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
+import { findOnPath } from "./launch-command.ts";
 
 const GIB = 1024 ** 3;
 
@@ -87,6 +88,8 @@ export function visibleDevices(value: string | undefined): string[] | undefined 
 }
 
 function gpus(visible: string[] | undefined): Promise<GpuSample[] | undefined> {
+  // Looked up first: starting a process only to learn it is not installed costs a fork on every sample.
+  if (!findOnPath("nvidia-smi", process.env)) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     execFile(
       "nvidia-smi",

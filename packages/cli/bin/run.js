@@ -3,8 +3,10 @@
 //
 // `runctl --version`, `runctl --help` and a bare `runctl` are answered by the
 // fast path from package.json files and oclif manifests, without importing
-// @oclif/core (which costs several times a bare Node start). Everything else
-// goes to oclif. Errors raised before a command runs (unknown command, bad
+// @oclif/core (which costs several times a bare Node start). A plain
+// foreground `runctl local` runs from one bundled file, also without oclif
+// (src/local-fast-path.ts says which cases it takes). Everything else goes to
+// oclif. Errors raised before a command runs (unknown command, bad
 // topic) also get runctl's envelope and exit codes; that module pulls in
 // @runctl/core, so it is loaded only when something failed.
 import module from "node:module";
@@ -12,7 +14,8 @@ import { fileURLToPath } from "node:url";
 import { fastPath } from "../dist/fast-path.js";
 
 const argv = process.argv.slice(2);
-if (!fastPath(argv, fileURLToPath(new URL("..", import.meta.url)))) {
+const cliRoot = fileURLToPath(new URL("..", import.meta.url));
+if (!((argv[0] === "local" && (await localFastPath())) || fastPath(argv, cliRoot))) {
   // Node >= 22.1 keeps compiled code on disk between runs (NODE_COMPILE_CACHE, else the OS temp
   // dir), which makes oclif's start cheaper from the second run on; older Nodes skip this.
   module.enableCompileCache?.();
@@ -24,4 +27,18 @@ if (!fastPath(argv, fileURLToPath(new URL("..", import.meta.url)))) {
     const { reportFatal } = await import("../dist/fatal.js");
     await reportFatal(error, argv);
   }
+}
+
+/** The bundled `runctl local` fast path; false when it declines (or was not built). */
+async function localFastPath() {
+  if (process.env.RUNCTL_NO_FAST_PATH) return false;
+  module.enableCompileCache?.();
+  let bundle;
+  try {
+    bundle = await import("../dist/local.bundle.mjs");
+  } catch (error) {
+    if (error?.code === "ERR_MODULE_NOT_FOUND") return false;
+    throw error;
+  }
+  return bundle.run(argv, cliRoot);
 }

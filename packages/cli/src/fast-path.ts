@@ -89,7 +89,7 @@ function packageRoot(name: string, fromDir: string): string {
 }
 
 /** oclif's data dir: `$<BIN>_DATA_DIR`, else `$XDG_DATA_HOME/<dirname>`, else `~/.local/share/<dirname>`. */
-function dataDir(bin: string, dirnameSetting: string): string {
+export function dataDir(bin: string, dirnameSetting: string): string {
   const scoped = process.env[`${bin.toUpperCase().replaceAll("-", "_")}_DATA_DIR`];
   if (scoped) return scoped;
   const base = process.env.XDG_DATA_HOME || join(process.env.HOME || homedir(), ".local", "share");
@@ -105,6 +105,29 @@ interface PluginInfo {
 function pluginInfo(root: string): PluginInfo {
   const pjson = readJson<PackageJson>(join(root, "package.json"));
   return { name: pjson.name, root, pjson };
+}
+
+/**
+ * The oclif settings of the CLI at `cliRoot` and whether plugins were
+ * installed or linked by the user (`runctl plugins install`), from files only.
+ */
+export function pluginSetup(cliRoot: string): {
+  bin: string;
+  dataDir: string;
+  corePlugins: string[];
+  userPlugins: boolean;
+} {
+  const root = readJson<PackageJson>(join(cliRoot, "package.json"));
+  const oclif = root.oclif ?? {};
+  const bin = oclif.bin ?? root.name;
+  const data = dataDir(bin, oclif.dirname ?? root.name);
+  const userPjsonPath = join(data, "package.json");
+  let userPlugins = false;
+  if (existsSync(userPjsonPath)) {
+    const user = readJson<{ oclif?: { plugins?: UserPluginEntry[] } }>(userPjsonPath);
+    userPlugins = (user.oclif?.plugins ?? []).length > 0;
+  }
+  return { bin, dataDir: data, corePlugins: oclif.plugins ?? [], userPlugins };
 }
 
 /** Every command and topic a full oclif start would list, from manifests only. */

@@ -1,8 +1,9 @@
 /**
- * Following a run whose agent runs on this machine, in the foreground: the
- * agent echoes the ranks' output itself, so this only forwards the terminal's
- * signals to it and waits for the run's end, which the agent writes to
- * meta.json just before it exits.
+ * Following a run in the foreground: the supervisor echoes the ranks' output
+ * itself, so this only forwards the terminal's signals to it and waits for the
+ * run's end. A run supervised in this process (`runctl local`) is followed
+ * through its handle; one whose agent is a process of its own, through the
+ * agent's pid and meta.json, which the agent finishes just before it exits.
  */
 import { watch } from "node:fs";
 import { type RunStatus, TERMINAL_STATUSES } from "@runctl/core";
@@ -18,14 +19,32 @@ export interface RunEnd {
 /** How often the agent's pid is checked, besides file events. */
 const CHECK_MS = 100;
 
+/** A run supervised in this process: provider-local's `AttachedRun`. */
+export interface InProcessRun {
+  runId: string;
+  runDir: string;
+  done: Promise<{ status: RunStatus; exitCode: number }>;
+  stop(signal: NodeJS.Signals): void;
+}
+
 export class RunFollower {
   #pid: number | undefined;
+  #local: InProcessRun | undefined;
   readonly #pending: NodeJS.Signals[] = [];
 
   /** Sends a signal to the agent, or keeps it until the agent is known. */
   forward(signal: NodeJS.Signals): void {
-    if (this.#pid === undefined) this.#pending.push(signal);
+    if (this.#local) this.#local.stop(signal);
+    else if (this.#pid === undefined) this.#pending.push(signal);
     else send(this.#pid, signal);
+  }
+
+  /** Waits for a run supervised in this process; signals that came before it existed reach it now. */
+  async followHere(run: InProcessRun): Promise<RunEnd> {
+    this.#local = run;
+    for (const signal of this.#pending.splice(0)) run.stop(signal);
+    const { status, exitCode } = await run.done;
+    return { runId: run.runId, runDir: run.runDir, status, exitCode };
   }
 
   async follow(runDir: string): Promise<RunEnd> {

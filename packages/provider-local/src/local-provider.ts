@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { resolveCheckpointDir } from "@runctl/agent/checkpoints";
 import {
   AGENT_MAIN,
   AGENT_STATUS_FD_VARIABLE,
@@ -20,14 +21,18 @@ import {
   InternalError,
   isProtected,
   type LaunchSpec,
+  type LocalConfig,
   type Placement,
   type Provider,
+  type ProviderContext,
   ProviderError,
+  parseAt,
   type Quote,
   type Resource,
   type ResourceFilter,
   type ResourceState,
   type RunMeta,
+  RunSpec,
   type RunSpecInput,
   runctlTags,
   TAG_CREATED_BY,
@@ -40,9 +45,11 @@ import {
   listRuns,
   newRunId,
   readMeta,
+  resolveRunsDir,
   runDirOf,
   runLayout,
 } from "@runctl/tracker";
+import { registerAttachedRun } from "./foreground.ts";
 import { LOCAL_CAPABILITIES, LocalLaunchOptions } from "./local-options.ts";
 
 export interface LocalProviderOptions {
@@ -53,6 +60,19 @@ export interface LocalProviderOptions {
   env: Readonly<Record<string, string | undefined>>;
   /** `local.python`. */
   configPython?: string | undefined;
+}
+
+/** The provider the `local` definition creates: `[local]` resolved against the project root. */
+export function createLocalProvider(config: LocalConfig, context: ProviderContext): LocalProvider {
+  const cwd = context.cwd ?? process.cwd();
+  const projectRoot = context.projectRoot ?? cwd;
+  return new LocalProvider({
+    runsDir: resolveRunsDir({ env: context.env, configRunsDir: config.runs_dir, projectRoot, cwd }),
+    checkpointDir: resolveCheckpointDir({ cwd, configDir: config.checkpoint_dir, projectRoot }),
+    cwd,
+    env: context.env,
+    configPython: config.python,
+  });
 }
 
 /** Start-up of the agent (Node, run directory, ranks spawned) must not take longer than this. */
@@ -148,6 +168,18 @@ export class LocalProvider implements Provider {
       stopWithParent: options.attach !== undefined,
     };
     mkdirSync(this.#o.runsDir, { recursive: true });
+    if (options.attach !== undefined) {
+      const started = await superviseHere(runSpec, this.#o.env, options.attach);
+      return {
+        provider: "local",
+        resourceId: started.runId,
+        region: "local",
+        market: "on-demand",
+        instanceType: "local",
+        pricePerHour: 0,
+        launchedAt: started.startedAt,
+      };
+    }
     const started = await startAgent(runSpec, {
       cwd,
       env: this.#o.env,
@@ -257,6 +289,40 @@ function refusalOf(spec: LaunchSpec): UserError | ProviderError | undefined {
     });
   }
   return undefined;
+}
+
+/**
+ * A foreground run: the supervisor runs in this process (what agent-main does
+ * in a process of its own for a detached run), echoing the ranks' output to
+ * this process's streams. If this process is killed outright, the orphan
+ * guard the supervisor starts stops the ranks.
+ */
+async function superviseHere(
+  input: RunSpecInput,
+  env: Readonly<Record<string, string | undefined>>,
+  attach: "stdout" | "stderr" | "quiet",
+): Promise<{ runId: string; startedAt: string }> {
+  const { Supervisor } = await import("@runctl/agent/supervisor");
+  const spec = parseAt(RunSpec, input, { what: "run spec", kind: "user", code: "bad_run_spec" });
+  const terminal =
+    attach === "quiet"
+      ? undefined
+      : { stdout: attach === "stderr" ? process.stderr : process.stdout, stderr: process.stderr };
+  const startedAt = new Date().toISOString();
+  const supervisor = await Supervisor.start(spec, {
+    env,
+    ...(terminal ? { terminal } : {}),
+    onWarning: (message) => process.stderr.write(`runctl: warning: ${message}\n`),
+    // Killed outright, this process cannot record the end: the orphan guard has the agent do it.
+    orphaned: { argv: [process.execPath, AGENT_MAIN, "orphaned"] },
+  });
+  registerAttachedRun({
+    runId: supervisor.runId,
+    runDir: supervisor.runDir,
+    done: supervisor.done,
+    stop: (signal) => supervisor.stop(signal),
+  });
+  return { runId: supervisor.runId, startedAt };
 }
 
 interface StartOptions {

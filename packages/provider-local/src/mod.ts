@@ -2,6 +2,7 @@
  * @runctl/provider-local: runctl on this machine.
  */
 
+export { type AttachedRun, attachedRun } from "./foreground.ts";
 export { LOCAL_CAPABILITIES, LocalLaunchOptions } from "./local-options.ts";
 export { LocalProvider, type LocalProviderOptions } from "./local-provider.ts";
 

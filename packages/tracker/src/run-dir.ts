@@ -65,6 +65,8 @@ export interface FinishDetail {
   /** For failed runs: the reason and the last lines of output. */
   error?: string | null;
   now?: Date;
+  /** Further meta.json keys to record in the same write (e.g. a capture that ended with the run). */
+  meta?: Record<string, unknown>;
 }
 
 export type MetaPatch = Partial<RunMeta> & Record<string, unknown>;
@@ -306,6 +308,7 @@ export class RunWriter {
         attempts[attempts.length - 1] = { ...last, status, finished_at: now, exit_code: exitCode };
       }
       return {
+        ...detail.meta,
         status,
         finished_at: now,
         exit_code: exitCode,

@@ -114,6 +114,24 @@ describe("RunWriter round trip", () => {
     expect(await listArtifacts(w.dir)).toEqual([info]);
   });
 
+  it("finish records further keys in the same write, never over the status it sets", () => {
+    const w = RunWriter.create({ runsDir: root.path, name: "captured" });
+    const meta = w.finish("completed", {
+      exitCode: 0,
+      meta: { git_file: "git.json", requirements_file: "requirements.txt", status: "running" },
+    });
+    expect(meta).toMatchObject({
+      status: "completed",
+      exit_code: 0,
+      git_file: "git.json",
+      requirements_file: "requirements.txt",
+    });
+    expect(JSON.parse(readFileSync(join(w.dir, "meta.json"), "utf8"))).toMatchObject({
+      status: "completed",
+      git_file: "git.json",
+    });
+  });
+
   it("preserves keys it does not know through every rewrite", async () => {
     const w = RunWriter.create({ runsDir: root.path, name: "keep", meta: { placement_hint: { zone: "a" } } });
     const file = join(w.dir, "meta.json");

@@ -2,13 +2,11 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { latestCheckpoint } from "@runctl/agent/checkpoints";
-import { type LaunchSpec, UserError } from "@runctl/core";
-import type { LocalLaunchOptions } from "@runctl/provider-local";
+import { UserError } from "@runctl/core";
 import { readMeta, resolveRun, runDirOf } from "@runctl/tracker";
 import { RunctlCommand } from "../command.ts";
 import { checkGpuList, parseJsonObjectFlag } from "../flag-values.ts";
-import { RunEndedError } from "../run-errors.ts";
-import { type RunEnd, RunFollower } from "../run-follow.ts";
+import { type LocalRequest, localLaunchSpec, runInForeground } from "../foreground-run.ts";
 
 export default class Local extends RunctlCommand {
   static override summary = "Run a training script on this machine as a tracked, steerable run.";
@@ -94,29 +92,28 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
       if (openServer !== undefined) this.progress(`Warning: ${openServer}`);
     }
 
-    const options: LocalLaunchOptions = {
+    const request: LocalRequest = {
+      target,
+      scriptArgs,
       cwd,
       nprocPerNode: flags["nproc-per-node"],
-      ...(flags.gpus !== undefined ? { gpus: flags.gpus } : {}),
-      ...(flags.python ? { python: flags.python } : {}),
+      gpus: flags.gpus,
+      python: flags.python,
       raw: (this.constructor as typeof Local).raw,
-      ...(flags.name ? { name: flags.name } : {}),
-      runTags: flags.tag,
-      ...(runConfig ? { config: runConfig } : {}),
-      ...(resumeFrom ? { resume: { from: resumeFrom, passArg: flags["resume-arg"] } } : {}),
+      name: flags.name,
+      tags: flags.tag,
+      config: runConfig,
+      resume: resumeFrom ? { from: resumeFrom, passArg: flags["resume-arg"] } : undefined,
       checkpointDir: paths.checkpointDir,
-      continueRun: continued !== undefined,
-      graceMs: flags.grace * 1000,
-      ...(nats ? { nats } : {}),
-      // With --json, stdout is for the one JSON document: the run's output goes to stderr.
-      ...(flags.detach ? {} : { attach: flags.quiet ? "quiet" : this.jsonEnabled() ? "stderr" : "stdout" }),
+      continueRun: continued,
+      runId: flags["run-id"],
+      graceSeconds: flags.grace,
+      nats,
+      detach: flags.detach,
+      quiet: flags.quiet,
+      json: this.jsonEnabled(),
     };
-    const spec: LaunchSpec = {
-      instanceType: "local",
-      command: [target, ...scriptArgs],
-      ...(continued ? { runId: continued } : flags["run-id"] ? { runId: flags["run-id"] } : {}),
-      providerOptions: options,
-    };
+    const spec = localLaunchSpec(request);
 
     if (flags.detach) {
       const placement = await provider.launch(spec);
@@ -127,33 +124,10 @@ Ctrl-C (SIGINT) and SIGTERM go to every rank's process group; after the grace pe
       this.log(`  stop:    runctl stop ${placement.resourceId}`);
       return { run: { id: placement.resourceId, dir: runDir, status: "running", agent_pid: pid } };
     }
-
-    // Handlers go in before the agent exists: a Ctrl-C while it starts is forwarded once it has.
-    const follower = new RunFollower();
-    const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
-      (s) => [s, () => follower.forward(s === "SIGHUP" ? "SIGTERM" : s)] as const,
-    );
-    for (const [signal, handler] of handlers) process.on(signal, handler);
-    let ended: RunEnd;
-    try {
-      const placement = await provider.launch(spec);
-      const runDir = runDirOf(paths.runsDir, placement.resourceId);
-      if (!flags.quiet) this.progress(`runctl: run ${placement.resourceId} (${runDir})`);
-      ended = await follower.follow(runDir);
-    } finally {
-      for (const [signal, handler] of handlers) process.off(signal, handler);
-    }
-    const run = { id: ended.runId, dir: ended.runDir, status: ended.status, exit_code: ended.exitCode };
-    if (ended.status !== "completed") {
-      throw new RunEndedError(`Run ${ended.runId} ${ended.status} (exit code ${ended.exitCode})`, {
-        code: `run_${ended.status}`,
-        hint: `See its output with \`runctl logs ${ended.runId}\` and its record with \`runctl show ${ended.runId}\`.`,
-        exitCode: ended.exitCode,
-        details: { run },
-      });
-    }
-    if (!flags.quiet) this.progress(`runctl: run ${ended.runId} completed`);
-    return { run };
+    return runInForeground(provider, spec, paths.runsDir, {
+      quiet: flags.quiet,
+      progress: (message) => this.progress(message),
+    });
   }
 
   /** Splits the positional arguments: `<target> [script args…]`. */

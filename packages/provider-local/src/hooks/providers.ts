@@ -13,20 +13,8 @@ const local: ProviderDefinition<LocalConfig> = {
   launchOptionsSchema: LocalLaunchOptions,
   coreSection: true,
   async create(config, context) {
-    const [{ LocalProvider }, { resolveRunsDir }, { resolveCheckpointDir }] = await Promise.all([
-      import("../local-provider.ts"),
-      import("@runctl/tracker"),
-      import("@runctl/agent/checkpoints"),
-    ]);
-    const cwd = context.cwd ?? process.cwd();
-    const projectRoot = context.projectRoot ?? cwd;
-    return new LocalProvider({
-      runsDir: resolveRunsDir({ env: context.env, configRunsDir: config.runs_dir, projectRoot, cwd }),
-      checkpointDir: resolveCheckpointDir({ cwd, configDir: config.checkpoint_dir, projectRoot }),
-      cwd,
-      env: context.env,
-      configPython: config.python,
-    });
+    const { createLocalProvider } = await import("../local-provider.ts");
+    return createLocalProvider(config, context);
   },
 };
 
