@@ -113,11 +113,16 @@ export class RunDirSync {
     }
   }
 
-  async #sendWhole(path: string, stats: Stats): Promise<void> {
+  async #sendWhole(path: string, listed: Stats): Promise<void> {
     const known = this.#sent.get(path);
-    if (known && known.bytes === stats.size && known.mtimeMs === stats.mtimeMs) return;
+    if (known && known.bytes === listed.size && known.mtimeMs === listed.mtimeMs) return;
     const handle = await open(join(this.#dir, path), "r");
+    let stats: Stats;
     try {
+      // The size of the file opened, not of the one listed: a writer that replaced it in between
+      // (an atomic rename: meta.json at every update) left a file of another size, and sending
+      // the listed size of it would cut it short (seen in CI as a truncated meta.json).
+      stats = await handle.stat();
       await this.#target.replace(path, stats.size, (offset, length) => readChunk(handle, offset, length));
     } finally {
       await handle.close();

@@ -2,7 +2,7 @@
 // segments by offset, whole files are replaced, and a sync engine started
 // again (an agent restarted mid-run) continues from what the store holds, so
 // nothing is stored twice.
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileArtifactStore, listStoredRunFiles, readStoredRunFile, StoreRunSync } from "@runctl/core";
@@ -69,5 +69,32 @@ describe("RunDirSync to an artifact store", () => {
     await writeFile(join(dir, "output.log"), "short\n");
     await sync.sync();
     expect((await readStoredRunFile(store, "r", "output.log"))?.toString()).toBe("short\n");
+  });
+
+  it("never stores a whole file cut short while a writer keeps replacing it (atomic renames, growing)", async () => {
+    const dir = join(root, "run3");
+    await mkdir(dir, { recursive: true });
+    const store = new FileArtifactStore(join(root, "store3"));
+    const sync = new RunDirSync(dir, new StoreRunSync(store, "r"));
+    const meta = (n: number) =>
+      JSON.stringify({ status: "running", beats: Array.from({ length: n }, (_, i) => i) });
+    await writeFile(join(dir, "meta.json"), meta(1));
+    let stop = false;
+    // A writer as the supervisor's: each version written aside, then renamed over meta.json.
+    const writer = (async () => {
+      for (let n = 2; !stop; n++) {
+        await writeFile(join(dir, ".meta.json.w.tmp"), meta(n));
+        await rename(join(dir, ".meta.json.w.tmp"), join(dir, "meta.json"));
+      }
+    })();
+    const seen: string[] = [];
+    for (let pass = 0; pass < 200; pass++) {
+      await sync.sync();
+      seen.push((await readStoredRunFile(store, "r", "meta.json"))?.toString() ?? "");
+    }
+    stop = true;
+    await writer;
+    // Every stored version parses: none is a longer version read to a shorter version's size.
+    for (const text of seen) expect(() => JSON.parse(text), text).not.toThrow();
   });
 });
