@@ -52,27 +52,20 @@ describe("a helper left in a session of its own", () => {
   it("a queue job of the same script is completed with exit code 0, not timed out", async () => {
     const jobServer = await startJobServer(ws, join(ws.home, "server"));
     server.stop = () => jobServer.stop("SIGTERM");
-    const submitted = runctlJson(
-      [
-        "submit",
-        "--server",
-        jobServer.url,
-        "--timeout",
-        "120",
-        "--wait",
-        "--",
-        PYTHON,
-        fixture("leaves_helper.py"),
-      ],
+    // Queued before the worker starts: a worker told to exit when idle leaves at its first empty claim.
+    const queued = await runctlJson(
+      ["submit", "--server", jobServer.url, "--timeout", "120", "--", PYTHON, fixture("leaves_helper.py")],
       ws,
     );
+    expect(queued.code, queued.stderr).toBe(0);
+    const jobId = String((queued.doc as { job_id?: unknown }).job_id);
     const worker = startWorker(ws, jobServer.url, join(ws.home, "worker"), [
       "--exit-when-idle",
       "--grace",
       "2",
     ]);
-    const done = await submitted;
     await worker.result;
+    const done = await runctlJson(["job", jobId, "--server", jobServer.url], ws);
     expect(done.code, `${done.stderr}\n${worker.log()}`).toBe(0);
     expect(done.doc).toMatchObject({ job: { status: "completed", exit_code: 0 } });
   });

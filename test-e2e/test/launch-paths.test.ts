@@ -87,17 +87,14 @@ describe("the four launch paths", () => {
   it("a queue job: runctl worker", async () => {
     const jobServer = await startJobServer(ws, join(ws.home, "server"));
     server.stop = () => jobServer.stop("SIGTERM");
-    const submitted = runctlJson(
-      ["submit", "--server", jobServer.url, "--wait", "--", PYTHON, "train.py"],
-      ws,
-    );
+    // Queued before the worker starts: a worker told to exit when idle leaves at its first empty claim.
+    const queued = await runctlJson(["submit", "--server", jobServer.url, "--", PYTHON, "train.py"], ws);
+    expect(queued.code, queued.stderr).toBe(0);
     const worker = startWorker(ws, jobServer.url, join(ws.home, "worker"), [
       "--exit-when-idle",
       "--poll",
       "0.1",
     ]);
-    const done = await submitted;
-    expect(done.code, done.stderr).toBe(0);
     await worker.result;
     const runs = await readdir(join(ws.home, "worker", "runs"));
     expect(runs).toHaveLength(1);
