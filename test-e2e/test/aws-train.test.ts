@@ -290,6 +290,9 @@ it("create --store: the agent waits for runs (idle in the store), takes `aws tra
   const show = await runctlJson(["show", runId, "--from", STORE_URL], user);
   expect(show.doc).toMatchObject({ success: true, run: { id: runId, status: "completed" } });
   expect(storedRunFile(s3, runId, "meta.json")).toBe(true);
+  // Sent with the live instance's price: the run kept its cost so far.
+  const { cost_usd } = z.object({ run: z.object({ cost_usd: z.number() }).loose() }).parse(show.doc).run;
+  expect(cost_usd).toBeGreaterThan(0);
   const logs = await runctlJson(["logs", runId, "--from", STORE_URL], user);
   expect(JSON.stringify(logs.doc)).toMatch(/rank 0 step 0 lr 0.1/);
   // Idle again, with the run it took on record; the machine stays up for the next one.

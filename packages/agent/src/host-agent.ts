@@ -322,7 +322,9 @@ export class HostAgent {
       : undefined;
     this.#current = supervisor;
     const store = this.#options.storeTarget?.(run, supervisor.runDir);
-    const cost = costRecorder(this.#spec.price, supervisor, (error) => log(`cost: ${String(error)}`));
+    const cost = costRecorder(run.price ?? this.#spec.price, supervisor, (error) =>
+      log(`cost: ${String(error)}`),
+    );
     const storeLoop =
       store &&
       this.#loop(

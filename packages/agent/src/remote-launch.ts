@@ -283,6 +283,8 @@ export interface InboxRunInput {
   bundleCacheDir: string;
   store: ArtifactStore;
   nats: RemoteLaunchNats;
+  /** The machine's price now, so the run records its cost so far. */
+  price?: HostSpecInput["price"];
   ttlSeconds?: number;
 }
 
@@ -318,6 +320,7 @@ export async function prepareInboxRun(input: InboxRunInput): Promise<InboxRun> {
       code: { url: await store.presignGet(code.key, { expiresInSeconds: ttl }), sha256: code.sha256 },
       store: run.store,
       ...(run.nats ? { nats: run.nats } : {}),
+      ...(input.price ? { price: input.price } : {}),
     },
     host: { store: host.store, ...(host.nats ? { nats: host.nats } : {}) },
   } satisfies HostInboxMessageInput);

@@ -463,6 +463,9 @@ export async function trainOnLiveMachine(input: LiveTrainInput): Promise<LiveTra
     bundleCacheDir: input.bundleCacheDir,
     store: input.dryRun ? readOnlyStore(input.store) : input.store,
     nats: launchNats(input.nats, input.dryRun),
+    ...(resource.pricePerHour !== null
+      ? { price: { perHour: resource.pricePerHour, market: resource.market } }
+      : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");
   const result: LiveTrainResult = {

@@ -37,6 +37,12 @@ export type HostNats = z.infer<typeof HostNatsSchema>;
 export const HostStoreGrantSchema = z.strictObject({ post: PresignedPost });
 export type HostStoreGrant = z.infer<typeof HostStoreGrantSchema>;
 
+/** What a machine costs, as its provider quotes it: a run's `cost_usd` is this times its hours. */
+export const HostPriceSchema = z.strictObject({
+  perHour: z.number().nonnegative(),
+  market: z.enum(["on-demand", "spot"]),
+});
+
 /** One run as the machine receives it: from the bootstrap, or later through the inbox. */
 export const HostRunSchema = z.strictObject({
   /**
@@ -49,6 +55,8 @@ export const HostRunSchema = z.strictObject({
   /** Where the run directory is synced: every key under the policy's prefix is the run's. */
   store: HostStoreGrantSchema.optional(),
   nats: HostNatsSchema.optional(),
+  /** The machine's price when the run was sent (a live machine's, from its provider); over the host spec's. */
+  price: HostPriceSchema.optional(),
 });
 export type HostRun = z.output<typeof HostRunSchema>;
 
@@ -91,12 +99,7 @@ export const HostSpec = z.strictObject({
    * What the machine costs, as quoted at launch: the agent writes each run's `cost_usd` (this
    * price times the run's elapsed hours) into its meta.json at every store sync and at the end.
    */
-  price: z
-    .strictObject({
-      perHour: z.number().nonnegative(),
-      market: z.enum(["on-demand", "spot"]),
-    })
-    .optional(),
+  price: HostPriceSchema.optional(),
   /** The machine's own shutdown. */
   shutdownCommand: z.array(z.string().min(1)).min(1).default(["shutdown", "-h", "now"]),
   /** Telemetry heartbeats; the store copy's meta.json beats every 10 s regardless. */
