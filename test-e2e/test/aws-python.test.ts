@@ -1,5 +1,6 @@
 // Trainctl.aws and Trainctl.resources (the Python client, the Rust runctl wrapper's method names)
-// driving the real CLI against the EC2 emulator.
+// driving the real CLI against the EC2 emulator: create, wait, logs, train/monitor/processes on a
+// machine without an agent (refused with the CLI's codes), list, stop-all plan, summary, terminate.
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -16,16 +17,28 @@ let ws: Workspace;
 
 const SCRIPT = `
 import json, sys
-from runctl import Trainctl
+from runctl import Trainctl, TrainctlError
 tc = Trainctl(binary=[sys.argv[1], sys.argv[2]])
 created = tc.aws.create_instance(instance_type="g4dn.xlarge", spot=True, spot_max_price=0.5, name="from-python")
 iid = created["placement"]["resourceId"]
 tc.aws.wait(iid)
+console = tc.aws.logs(iid, tail=20)
+refusals = {}
+for name, call in (
+    ("train", lambda: tc.aws.train(iid, "drive.py", ["--x"], nproc_per_node=2, store="s3://bucket/runctl")),
+    ("monitor", lambda: tc.aws.monitor(iid, store="s3://bucket/runctl")),
+    ("processes", lambda: tc.aws.processes(iid, store="s3://bucket/runctl")),
+):
+    try:
+        call()
+        refusals[name] = None
+    except TrainctlError as e:
+        refusals[name] = e.code
 listed = [r["id"] for r in tc.aws.list_instances()["resources"]]
 plan = [r["id"] for r in tc.resources.stop_all(platform="aws", dry_run=True)["stop"]]
 summary = tc.resources.summary(platform="aws")["providers"]
 tc.aws.terminate(iid)
-print(json.dumps({"id": iid, "market": created["placement"]["market"], "listed": listed, "plan": plan, "summary": summary}))
+print(json.dumps({"id": iid, "market": created["placement"]["market"], "listed": listed, "plan": plan, "summary": summary, "console": console["source"], "refusals": refusals}))
 `;
 
 beforeAll(async () => {
@@ -70,11 +83,17 @@ it("creates, lists, plans stop-all, summarises and terminates through Trainctl",
     listed: string[];
     plan: string[];
     summary: unknown;
+    console: string;
+    refusals: Record<string, string | null>;
   };
   expect(out.market).toBe("spot");
   expect(out.listed).toEqual([out.id]);
   expect(out.plan).toEqual([out.id]);
   expect(out.summary).toMatchObject([{ provider: "aws", total: 1 }]);
+  // Without [nats] a run cannot reach a live machine, and a machine made without a store has no
+  // run to read: refused with the CLI's own codes, raised as TrainctlError; its console is there.
+  expect(out.console).toBe("console");
+  expect(out.refusals).toEqual({ train: "nats_missing", monitor: "no_run", processes: "no_run" });
   const instance = ec2.cloud.instances.get(out.id);
   expect(instance?.spot?.maxPrice).toBe("0.5");
   expect(instance?.tags.get("Name")).toBe("from-python");

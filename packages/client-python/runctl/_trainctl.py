@@ -99,9 +99,15 @@ class _Aws:
         disk_gb: Optional[int] = None,
         name: Optional[str] = None,
         idempotency_key: Optional[str] = None,
+        store: Optional[str] = None,
+        idle_stop: Optional[int] = None,
         dry_run: bool = False,
     ) -> Dict[str, Any]:
-        """Launches (or with ``dry_run`` quotes) an instance; the result's ``placement.resourceId`` is its id."""
+        """Launches (or with ``dry_run`` quotes) an instance; the result's ``placement.resourceId`` is its id.
+
+        With a ``store`` (or ``[aws] store``) and ``[nats] url`` the instance runs runctl's agent,
+        which waits for runs (``train``) and shuts it down after ``idle_stop`` idle minutes.
+        """
         args = ["aws", "create", instance_type]
         if spot:
             args.append("--spot")
@@ -111,14 +117,59 @@ class _Aws:
             args.append("--spot-fallback")
         for t in fallback_types:
             args += ["--fallback-type", t]
-        for flag, value in (("--zone", zone), ("--image", image), ("--name", name), ("--idempotency-key", idempotency_key)):
+        for flag, value in (
+            ("--zone", zone),
+            ("--image", image),
+            ("--name", name),
+            ("--idempotency-key", idempotency_key),
+            ("--store", store),
+        ):
             if value is not None:
                 args += [flag, value]
         if disk_gb is not None:
             args += ["--disk-gb", str(int(disk_gb))]
+        if idle_stop is not None:
+            args += ["--idle-stop", str(int(idle_stop))]
         if dry_run:
             args.append("--dry-run")
         return self._tc._run(args)
+
+    def train(
+        self,
+        instance_id: str,
+        script: str,
+        args: Sequence[str] = (),
+        nproc_per_node: Optional[int] = None,
+        store: Optional[str] = None,
+        dry_run: bool = False,
+    ) -> Dict[str, Any]:
+        """Sends ``script`` (relative to the project) to the agent on a live instance made by
+        ``create_instance(store=…)``; the result's ``runId`` names the run, ``follow`` how to follow it."""
+        argv = ["aws", "train", instance_id, script]
+        if nproc_per_node is not None:
+            argv += ["--nproc-per-node", str(int(nproc_per_node))]
+        if store is not None:
+            argv += ["--store", store]
+        if dry_run:
+            argv.append("--dry-run")
+        return self._tc._run([*argv, "--", *args])
+
+    def monitor(
+        self, instance_id: str, follow: bool = False, store: Optional[str] = None, tail: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """The instance and its run (``machine``, ``run``, the output in ``output``). With ``follow``
+        it returns when the run ends (no timeout) and ``exitCode`` is the run's."""
+        argv = ["aws", "monitor", instance_id, *(["--follow"] if follow else [])]
+        argv += _optional(("--store", store), ("--tail", tail))
+        return self._tc._run(argv, timeout=None if follow else self._tc.timeout)
+
+    def processes(self, instance_id: str, store: Optional[str] = None) -> Dict[str, Any]:
+        """The ranks of the instance's run (pid, state, last heartbeat, CPU and memory), from the store copy."""
+        return self._tc._run(["aws", "processes", instance_id, *_optional(("--store", store))])
+
+    def logs(self, instance_id: str, tail: Optional[int] = None) -> Dict[str, Any]:
+        """The instance's console (``output``): how its bootstrap went, also after it stopped."""
+        return self._tc._run(["aws", "logs", instance_id, *_optional(("--tail", tail))])
 
     def list_instances(self, all: bool = False) -> Dict[str, Any]:
         return self._tc._run(["aws", "list", *(["--all"] if all else [])])
@@ -155,12 +206,24 @@ class _Resources:
         return self._tc._run(["resources", "stop-all", *_platform(platform), "--dry-run" if dry_run else "--yes"])
 
 
+def _optional(*pairs: Any) -> List[str]:
+    out: List[str] = []
+    for flag, value in pairs:
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
 def _platform(platform: Optional[str]) -> List[str]:
     return ["--provider", platform] if platform else []
 
 
 def _confirmed(force: bool, dry_run: bool) -> List[str]:
     return (["--force"] if force else []) + (["--dry-run"] if dry_run else ["--yes"])
+
+
+# A call's timeout when it names none: the Trainctl's own (None is "no timeout").
+_OWN_TIMEOUT: Any = object()
 
 
 class Trainctl:
@@ -177,20 +240,24 @@ class Trainctl:
         self.aws = _Aws(self)
         self.resources = _Resources(self)
 
-    def _run(self, args: Sequence[str]) -> Dict[str, Any]:
-        argv = [*self.argv, *[os.fspath(a) for a in args], "--json"]
+    def _run(self, args: Sequence[str], timeout: Any = _OWN_TIMEOUT) -> Dict[str, Any]:
+        args = [os.fspath(a) for a in args]
+        # --json before a `--`: what follows it belongs to the script.
+        at = args.index("--") if "--" in args else len(args)
+        argv = [*self.argv, *args[:at], "--json", *args[at:]]
+        timeout = self.timeout if timeout is _OWN_TIMEOUT else timeout
         try:
             proc = subprocess.run(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                timeout=self.timeout,
+                timeout=timeout,
             )
         except FileNotFoundError as exc:
             raise TrainctlError("cannot run %s: %s" % (argv[0], exc), code="runctl_not_found") from exc
         except subprocess.TimeoutExpired as exc:
-            raise TrainctlError("`%s` timed out after %s s" % (" ".join(argv), self.timeout), code="timeout") from exc
+            raise TrainctlError("`%s` timed out after %s s" % (" ".join(argv), timeout), code="timeout") from exc
         stdout = proc.stdout.decode("utf-8", "replace")
         stderr = proc.stderr.decode("utf-8", "replace")
         try:

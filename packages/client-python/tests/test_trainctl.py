@@ -58,6 +58,21 @@ class TrainctlTest(IsolatedTest):
         self.assertEqual(tc.aws.terminate("i-1")["argv"], ["aws", "terminate", "i-1", "--yes", "--json"])
         self.assertEqual(tc.aws.stop("i-1", dry_run=True)["argv"], ["aws", "stop", "i-1", "--dry-run", "--json"])
         self.assertEqual(tc.resources.list(platform="aws")["argv"], ["resources", "list", "--provider", "aws", "--json"])
+        # The script's own arguments stay after `--`, runctl's --json before it.
+        self.assertEqual(
+            tc.aws.train("i-1", "train.py", ["--epochs", "3"], nproc_per_node=2)["argv"],
+            ["aws", "train", "i-1", "train.py", "--nproc-per-node", "2", "--json", "--", "--epochs", "3"],
+        )
+        self.assertEqual(
+            tc.aws.create_instance("m5.large", store="s3://b/p", idle_stop=5)["argv"],
+            ["aws", "create", "m5.large", "--store", "s3://b/p", "--idle-stop", "5", "--json"],
+        )
+        self.assertEqual(
+            tc.aws.monitor("i-1", follow=True, tail=20)["argv"],
+            ["aws", "monitor", "i-1", "--follow", "--tail", "20", "--json"],
+        )
+        self.assertEqual(tc.aws.processes("i-1")["argv"], ["aws", "processes", "i-1", "--json"])
+        self.assertEqual(tc.aws.logs("i-1", tail=50)["argv"], ["aws", "logs", "i-1", "--tail", "50", "--json"])
         self.assertEqual(tc.resources.stop_all()["argv"], ["resources", "stop-all", "--yes", "--json"])
         result = tc._run(["logs", "abc"])
         self.assertIs(result["success"], True)
