@@ -51,6 +51,22 @@ export abstract class CloudCommand extends RunctlCommand {
     return (await this.registry()).openArtifactStore(url);
   }
 
+  /**
+   * Where a machine's run output goes: stdout, or (with --json) into the result's `output`;
+   * status lines to stderr when following or --json, so stdout carries only the run's bytes.
+   */
+  protected machineOutput(follow: boolean) {
+    const json = this.jsonEnabled();
+    const chunks: Buffer[] = [];
+    return {
+      write: (bytes: Uint8Array) => (json ? chunks.push(Buffer.from(bytes)) : process.stdout.write(bytes)),
+      say: (line: string) => (follow || json ? this.progress(line) : this.log(line)),
+      note: (line: string) => this.progress(line),
+      /** The result's `output` (with --json). */
+      output: (): { output?: string } => (json ? { output: Buffer.concat(chunks).toString("utf8") } : {}),
+    };
+  }
+
   protected cloud(): Promise<Provider> {
     return this.provider(this.cloudName);
   }

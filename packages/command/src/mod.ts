@@ -18,6 +18,7 @@ export { type JsonResult, RunctlCommand } from "./command.ts";
 export { confirmAction } from "./confirm.ts";
 export { fromOclifError } from "./errors.ts";
 export { type FallbackReport, type FallbackStepEvent, fallbackReport } from "./fallback-report.ts";
+export { machineStoreFlag, monitorFlags } from "./machine-flags.ts";
 export { note, printError, table } from "./output.ts";
 export { loadProviders, type ProviderLoad } from "./providers.ts";
 export { remoteTrainFlags } from "./remote-train-flags.ts";

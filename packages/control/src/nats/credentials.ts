@@ -154,47 +154,26 @@ export async function mintRunCredentials(options: MintRunCredentialsOptions): Pr
     });
   }
   const o = parsed.data;
-  const signer = accountKeyPair(o.account);
   const permissions = runPermissions({
     prefix: o.prefix,
     runId: o.runId,
     ...(o.hostId !== undefined ? { hostId: o.hostId } : {}),
   });
-  const user = createUser();
-  const exp = Math.floor((o.now ?? Date.now()) / 1000) + o.expiresInSeconds;
-  const claims = {
-    pub: { allow: permissions.publish },
-    sub: { allow: permissions.subscribe },
-    // A machine with a host inbox answers requests (the next run) on it: one reply per request.
-    ...(o.hostId !== undefined ? { resp: { max: 1, ttl: 60_000_000_000 } } : {}),
-    // The JWT alone is not enough: the client must prove it holds the user's seed.
-    bearer_token: false,
-  };
-  const name = o.name ?? `runctl-run-${o.runId}`;
-  const jwt =
-    o.issuerAccount === undefined
-      ? await encodeUser(name, user, signer, claims, { exp })
-      : await encodeUser(name, user, o.issuerAccount, claims, { exp, signer });
+  const minted = await mintUser(o, permissions, o.name ?? `runctl-run-${o.runId}`, o.hostId !== undefined);
   return {
-    creds: new TextDecoder().decode(fmtCreds(jwt, user)),
-    userPublicKey: user.getPublicKey(),
-    expiresAt: new Date(exp * 1000),
+    ...minted,
     inboxPrefix: runInboxPrefix(o.runId),
     permissions,
   };
 }
 
-export const MintHostCredentialsOptions = z.strictObject({
-  account: z.string().min(1),
-  issuerAccount: z
-    .string()
-    .regex(/^A[A-Z2-7]{55}$/, "must be an account public key (A…)")
-    .optional(),
-  prefix: z.string().min(1),
-  hostId: z.string().min(1),
-  expiresInSeconds: z.number().int().positive(),
-  now: z.number().optional(),
-});
+export const MintHostCredentialsOptions = MintRunCredentialsOptions.pick({
+  account: true,
+  issuerAccount: true,
+  prefix: true,
+  expiresInSeconds: true,
+  now: true,
+}).extend({ hostId: z.string().min(1) });
 export type MintHostCredentialsOptions = z.input<typeof MintHostCredentialsOptions>;
 
 export interface HostCredentials {
@@ -214,28 +193,8 @@ export async function mintHostCredentials(options: MintHostCredentialsOptions): 
     });
   }
   const o = parsed.data;
-  const signer = accountKeyPair(o.account);
   const permissions = hostPermissions({ prefix: o.prefix, hostId: o.hostId });
-  const user = createUser();
-  const exp = Math.floor((o.now ?? Date.now()) / 1000) + o.expiresInSeconds;
-  const claims = {
-    pub: { allow: permissions.publish },
-    sub: { allow: permissions.subscribe },
-    // Replies to inbox requests: one per request, within a minute.
-    resp: { max: 1, ttl: 60_000_000_000 },
-    bearer_token: false,
-  };
-  const name = `runctl-host-${o.hostId}`;
-  const jwt =
-    o.issuerAccount === undefined
-      ? await encodeUser(name, user, signer, claims, { exp })
-      : await encodeUser(name, user, o.issuerAccount, claims, { exp, signer });
-  return {
-    creds: new TextDecoder().decode(fmtCreds(jwt, user)),
-    userPublicKey: user.getPublicKey(),
-    expiresAt: new Date(exp * 1000),
-    permissions,
-  };
+  return { ...(await mintUser(o, permissions, `runctl-host-${o.hostId}`, true)), permissions };
 }
 
 /**
@@ -280,4 +239,40 @@ export async function loadAccountSeed(
       ?.trim() ?? text.trim();
   accountKeyPair(seed, `nats.account_seed_file ${file}`);
   return seed;
+}
+
+/**
+ * A new user key and its JWT with these permissions, signed by the account (or by a signing
+ * key for `issuerAccount`). A machine with an inbox answers requests on it: one reply each.
+ */
+async function mintUser(
+  o: {
+    account: string;
+    issuerAccount?: string | undefined;
+    expiresInSeconds: number;
+    now?: number | undefined;
+  },
+  permissions: RunPermissions,
+  name: string,
+  replies: boolean,
+): Promise<{ creds: string; userPublicKey: string; expiresAt: Date }> {
+  const signer = accountKeyPair(o.account);
+  const user = createUser();
+  const exp = Math.floor((o.now ?? Date.now()) / 1000) + o.expiresInSeconds;
+  const claims = {
+    pub: { allow: permissions.publish },
+    sub: { allow: permissions.subscribe },
+    ...(replies ? { resp: { max: 1, ttl: 60_000_000_000 } } : {}),
+    // The JWT alone is not enough: the client must prove it holds the user's seed.
+    bearer_token: false,
+  };
+  const jwt =
+    o.issuerAccount === undefined
+      ? await encodeUser(name, user, signer, claims, { exp })
+      : await encodeUser(name, user, o.issuerAccount, claims, { exp, signer });
+  return {
+    creds: new TextDecoder().decode(fmtCreds(jwt, user)),
+    userPublicKey: user.getPublicKey(),
+    expiresAt: new Date(exp * 1000),
+  };
 }

@@ -1,4 +1,5 @@
-import { Args, Flags } from "@oclif/core";
+import { Args } from "@oclif/core";
+import { machineStoreFlag } from "@runctl/command";
 import { AwsCommand } from "../../aws-command.ts";
 
 export default class AwsProcesses extends AwsCommand {
@@ -9,9 +10,7 @@ export default class AwsProcesses extends AwsCommand {
   static override examples = ["<%= config.bin %> aws processes i-0123456789abcdef0 --json"];
   static override args = { id: Args.string({ description: "Instance id.", required: true }) };
   static override flags = {
-    store: Flags.string({
-      description: "Artifact store the run syncs to, s3://bucket/prefix (default: [aws] store).",
-    }),
+    store: machineStoreFlag({ cloud: "aws" }),
   };
 
   async run(): Promise<Record<string, unknown>> {

@@ -1,5 +1,5 @@
 import { Args, Flags } from "@oclif/core";
-import { terminalSafeLines } from "@runctl/command";
+import { machineStoreFlag, terminalSafeLines } from "@runctl/command";
 import { RunpodCommand } from "../../runpod-command.ts";
 
 export default class RunpodLogs extends RunpodCommand {
@@ -13,9 +13,7 @@ export default class RunpodLogs extends RunpodCommand {
   static override args = { id: Args.string({ description: "Pod id.", required: true }) };
   static override flags = {
     tail: Flags.integer({ char: "n", description: "Only the last N lines of the run's output.", min: 1 }),
-    store: Flags.string({
-      description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store).",
-    }),
+    store: machineStoreFlag({ cloud: "runpod" }),
   };
 
   async run(): Promise<Record<string, unknown>> {

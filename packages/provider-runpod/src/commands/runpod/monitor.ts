@@ -1,4 +1,5 @@
-import { Args, Flags } from "@oclif/core";
+import { Args } from "@oclif/core";
+import { monitorFlags } from "@runctl/command";
 import { RunpodCommand } from "../../runpod-command.ts";
 
 export default class RunpodMonitor extends RunpodCommand {
@@ -10,17 +11,7 @@ export default class RunpodMonitor extends RunpodCommand {
     "<%= config.bin %> runpod monitor abc123xyz --json",
   ];
   static override args = { id: Args.string({ description: "Pod id.", required: true }) };
-  static override flags = {
-    follow: Flags.boolean({ char: "f", description: "Follow the run until it ends.", default: false }),
-    tail: Flags.integer({
-      char: "n",
-      description: "Only the last N lines of what is there (without --follow).",
-      min: 0,
-    }),
-    store: Flags.string({
-      description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store).",
-    }),
-  };
+  static override flags = monitorFlags({ cloud: "runpod" });
 
   async run(): Promise<Record<string, unknown>> {
     const { args, flags } = await this.parse(RunpodMonitor);
@@ -30,8 +21,7 @@ export default class RunpodMonitor extends RunpodCommand {
       this.runStore(flags.store),
       this.runctlConfig(),
     ]);
-    const json = this.jsonEnabled();
-    const chunks: Buffer[] = [];
+    const out = this.machineOutput(flags.follow);
     const result = await monitorMachine({
       provider,
       machineId: args.id,
@@ -40,11 +30,11 @@ export default class RunpodMonitor extends RunpodCommand {
       natsConfig: config.nats,
       command: "runctl runpod",
       tailLines: flags.tail,
-      write: (bytes) => (json ? chunks.push(Buffer.from(bytes)) : process.stdout.write(bytes)),
-      say: (line) => (flags.follow || json ? this.progress(line) : this.log(line)),
-      note: (line) => this.progress(line),
+      write: out.write,
+      say: out.say,
+      note: out.note,
     });
     process.exitCode = result.exitCode;
-    return { ...result, ...(json ? { output: Buffer.concat(chunks).toString("utf8") } : {}) };
+    return { ...result, ...out.output() };
   }
 }

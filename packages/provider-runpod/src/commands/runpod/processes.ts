@@ -1,4 +1,5 @@
-import { Args, Flags } from "@oclif/core";
+import { Args } from "@oclif/core";
+import { machineStoreFlag } from "@runctl/command";
 import { RunpodCommand } from "../../runpod-command.ts";
 
 export default class RunpodProcesses extends RunpodCommand {
@@ -9,9 +10,7 @@ export default class RunpodProcesses extends RunpodCommand {
   static override examples = ["<%= config.bin %> runpod processes abc123xyz --json"];
   static override args = { id: Args.string({ description: "Pod id.", required: true }) };
   static override flags = {
-    store: Flags.string({
-      description: "Artifact store the run syncs to, s3://bucket/prefix (default: [runpod] store).",
-    }),
+    store: machineStoreFlag({ cloud: "runpod" }),
   };
 
   async run(): Promise<Record<string, unknown>> {
