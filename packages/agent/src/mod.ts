@@ -42,11 +42,12 @@ export {
 } from "./remote-launch.ts";
 export {
   type CloudWords,
-  checkRemoteTrain,
   DEFAULT_NODE_MIRROR,
   type LiveTrainInput,
   type LiveTrainResult,
   liveTrainLines,
+  type NewMachineTrainInput,
+  type NewMachineTrainResult,
   NODE_VERSION,
   newHostId,
   newMachineTrainLines,
@@ -56,15 +57,17 @@ export {
   type RemoteTrain,
   type RemoteTrainInput,
   type RemoteTrainNats,
+  type RemoteTrainSetupInput,
   readOnlyStore,
   remoteStoreUrl,
   remoteTrainNats,
   remoteTrainNextSteps,
+  remoteTrainSetup,
   requireInboxNats,
-  requireRemoteStore,
   scriptRunSpec,
   trainForm,
   trainOnLiveMachine,
+  trainOnNewMachine,
 } from "./remote-train.ts";
 export { RunDirSync, type RunDirSyncOptions, SYNC_CHUNK_BYTES } from "./run-dir-sync.ts";
 

@@ -8,13 +8,14 @@
  * shutdown means, and launches.
  */
 import { existsSync, statSync } from "node:fs";
-import { relative, resolve, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import type { NatsSettings } from "@runctl/control";
 import {
   type ArtifactStore,
   ConfigError,
   HostInboxReply,
   isRunctlManaged,
+  type LaunchSpec,
   MAX_BOOTSTRAP_BYTES,
   type NatsConfig,
   newRunId,
@@ -23,6 +24,8 @@ import {
   type Quote,
   type RunSpecInput,
   TAG_HOST,
+  TAG_PROJECT,
+  TAG_USER,
   type Tags,
   UserError,
 } from "@runctl/core";
@@ -201,6 +204,153 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
     store,
     follow: `runctl logs -f ${input.runId} --from ${store}`,
   };
+}
+
+/** What `runctl <cloud> train` reads before either form runs: the form, the store, NATS, the run's tags. */
+export interface RemoteTrainSetupInput {
+  /** The command's arguments: `<script> [args…]` or `<machine> <script> [args…]`. */
+  argv: readonly string[];
+  cwd: string;
+  words: CloudWords;
+  storeFlag: string | undefined;
+  /** `[<cloud>] store`. */
+  configuredStore: string | undefined;
+  config: { project: { name?: string | undefined; user?: string | undefined }; nats: NatsConfig };
+  /** The project's .runctl.toml: its directory is what the machine gets. */
+  projectFile: string | undefined;
+  /** Where the CLI keeps bundles between launches. */
+  cacheDir: string;
+  openStore: (url: string) => Promise<ArtifactStore>;
+  progress: (line: string) => void;
+}
+
+export async function remoteTrainSetup(input: RemoteTrainSetupInput) {
+  const { words, config, cwd } = input;
+  const form = trainForm(input.argv, cwd, words);
+  const storeUrl = requireRemoteStore(remoteStoreUrl(input.storeFlag, input.configuredStore, words), words);
+  const nats = await remoteTrainNats(config.nats, input.progress, storeUrl);
+  const tags: Tags = {
+    ...(config.project.name ? { [TAG_PROJECT]: config.project.name } : {}),
+    ...(config.project.user ? { [TAG_USER]: config.project.user } : {}),
+  };
+  return {
+    form,
+    nats,
+    /** What both forms take. */
+    common: {
+      script: form.script,
+      args: form.args,
+      projectRoot: input.projectFile ? dirname(input.projectFile) : cwd,
+      cwd,
+      store: await input.openStore(storeUrl),
+      bundleCacheDir: join(input.cacheDir, "bundles"),
+      tags,
+      progress: input.progress,
+    },
+  };
+}
+
+/** A new machine for one run (`runctl <cloud> train <script>`): what the cloud decides about it. */
+export interface NewMachineTrainInput
+  extends Pick<
+    RemoteTrainInput,
+    | "script"
+    | "args"
+    | "nprocPerNode"
+    | "projectRoot"
+    | "store"
+    | "bundleCacheDir"
+    | "nats"
+    | "node"
+    | "idle"
+    | "interruptions"
+    | "shutdownCommand"
+    | "tags"
+    | "dryRun"
+    | "foreground"
+  > {
+  provider: Provider;
+  words: CloudWords;
+  /** Where the command runs: the ranks run in the same place inside the bundle. */
+  cwd: string;
+  /** The launch, named by its run id; the bootstrap is added here. */
+  spec: LaunchSpec & { runId: string };
+  /** The host's name (the machine id is known only after the launch). */
+  hostId: string;
+  /** How to get a machine when the quote says none can be had now. */
+  unavailableHint: string;
+  progress?: (line: string) => void;
+}
+
+export interface NewMachineTrainResult {
+  runId: string;
+  dryRun: boolean;
+  quote: Quote;
+  bootstrapBytes: number;
+  /** Bytes uploaded to the store (0 on a dry run, or when the agent and the code were there). */
+  uploadedBytes: number;
+  placement?: Placement;
+  store: string;
+  /** The command that follows the run. */
+  follow: string;
+}
+
+/**
+ * One run on a new machine, whatever the cloud: the checks, the quote (refused when nothing can
+ * be had, unless a dry run), the agent and the code in the store, the bootstrap, the launch.
+ */
+export async function trainOnNewMachine(input: NewMachineTrainInput): Promise<NewMachineTrainResult> {
+  const { words, spec } = input;
+  const runCwd = checkRemoteTrain({
+    projectRoot: input.projectRoot,
+    cwd: input.cwd,
+    storeUrl: input.store.url,
+    command: `runctl ${words.cloud} train`,
+    storeHint: `Pass --store s3://bucket/prefix or set \`[${words.cloud}] store\` in .runctl.toml.`,
+  });
+  const quote = await input.provider.quote(spec);
+  if (!quote.available && !input.dryRun) {
+    throw new UserError(
+      `Cannot launch ${quote.instanceType} (${quote.market}) now: ${quote.unavailable?.message ?? "unavailable"}`,
+      { code: quote.unavailable?.code ?? "capacity", hint: input.unavailableHint },
+    );
+  }
+  const launch = await prepareRemoteTrain({
+    runId: spec.runId,
+    hostId: input.hostId,
+    provider: input.provider.name,
+    script: input.script,
+    args: input.args,
+    nprocPerNode: input.nprocPerNode,
+    runCwd,
+    projectRoot: input.projectRoot,
+    store: input.store,
+    bundleCacheDir: input.bundleCacheDir,
+    ...(input.nats ? { nats: input.nats } : {}),
+    node: input.node,
+    idle: input.idle,
+    ...(input.interruptions ? { interruptions: input.interruptions } : {}),
+    ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
+    tags: input.tags,
+    price: { perHour: quote.pricePerHour, market: quote.market },
+    dryRun: input.dryRun,
+    ...(input.foreground ? { foreground: true } : {}),
+  });
+  const result: NewMachineTrainResult = {
+    runId: spec.runId,
+    dryRun: input.dryRun,
+    quote,
+    bootstrapBytes: launch.bootstrapBytes,
+    uploadedBytes: launch.uploadedBytes,
+    store: launch.store,
+    follow: launch.follow,
+  };
+  if (input.dryRun) return result;
+  input.progress?.(
+    `run ${spec.runId}: code and agent in ${launch.store} (${launch.uploadedBytes} bytes uploaded), bootstrap ${launch.bootstrapBytes} bytes`,
+  );
+  const placement = await input.provider.launch({ ...spec, bootstrap: launch.bootstrap });
+  return { ...result, placement };
 }
 
 /**

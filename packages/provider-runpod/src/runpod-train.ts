@@ -1,25 +1,15 @@
 /**
  * `runctl runpod train`: one training run on a fresh pod. What every cloud's train shares (the
- * checks, the run spec, the store and NATS grants, the bootstrap) is prepareRemoteTrain in
- * @runctl/agent; here the run is named, quoted and launched. The bootstrap is the pod's
+ * checks, the quote, the run spec, the store and NATS grants, the bootstrap, the launch) is
+ * trainOnNewMachine in @runctl/agent; here the run and its pod are named and described. The bootstrap is the pod's
  * container command, so it supervises the agent in the foreground. RunPod restarts a container
  * whose command ends, so when the pod is idle the agent stops it through RunPod
  * (`runpodctl stop pod $RUNPOD_POD_ID`, with the pod-scoped key RunPod sets): EXITED, its volume
  * stays. An interruptible pod is reclaimed the same way, as `docker stop` does it: the agent
  * takes that SIGTERM as the notice, the run checkpoints and ends `preempted`.
  */
-import type { RemoteTrainNats } from "@runctl/agent";
-import {
-  type ArtifactStore,
-  type LaunchSpec,
-  newRunId,
-  type Placement,
-  type Provider,
-  type Quote,
-  TAG_HOST,
-  type Tags,
-  UserError,
-} from "@runctl/core";
+import type { NewMachineTrainResult, RemoteTrainNats } from "@runctl/agent";
+import { type ArtifactStore, newRunId, type Provider, TAG_HOST, type Tags, UserError } from "@runctl/core";
 import type { CloudName } from "./runpod-options.ts";
 
 /**
@@ -61,27 +51,10 @@ export interface RunpodTrainInput {
   now?: Date;
 }
 
-export interface RunpodTrainResult {
-  runId: string;
-  dryRun: boolean;
-  quote: Quote;
-  bootstrapBytes: number;
-  uploadedBytes: number;
-  placement?: Placement;
-  store: string;
-  follow: string;
-}
+export type RunpodTrainResult = NewMachineTrainResult;
 
 export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrainResult> {
-  const progress = input.progress ?? (() => {});
-  const { checkRemoteTrain, prepareRemoteTrain } = await import("@runctl/agent");
-  const runCwd = checkRemoteTrain({
-    projectRoot: input.projectRoot,
-    cwd: input.cwd,
-    storeUrl: input.store.url,
-    command: "runctl runpod train",
-    storeHint: "Pass --store s3://bucket/prefix or set `[runpod] store` in .runctl.toml.",
-  });
+  const { trainOnNewMachine } = await import("@runctl/agent");
   const [gpu, ...fallbacks] = input.gpuTypes;
   if (gpu === undefined) {
     throw new UserError("Which GPU type?", {
@@ -92,69 +65,34 @@ export async function trainOnRunPod(input: RunpodTrainInput): Promise<RunpodTrai
   const runId = newRunId(input.now);
   // The pod id is known only after the launch: the host is named after its run.
   const hostId = `runpod-${runId}`;
-  const spec: LaunchSpec = {
-    instanceType: gpu,
-    gpuCount: input.gpuCount,
-    market: input.spot ? "spot" : "on-demand",
-    runId,
-    idleStopMinutes: input.idleStopMinutes,
-    // Its agent takes further runs: `runctl runpod train <machine> <script>` finds its inbox by this tag.
-    tags: { ...input.tags, [TAG_HOST]: hostId },
-    providerOptions: {
-      ...(fallbacks.length > 0 ? { gpuTypes: fallbacks } : {}),
-      ...(input.cloud ? { cloud: input.cloud } : {}),
-      ...(input.bidPerGpu !== undefined ? { bidPerGpu: input.bidPerGpu } : {}),
-      ...(input.name ? { name: input.name } : {}),
-    },
-  };
-  const quote = await input.provider.quote(spec);
-  if (!quote.available && !input.dryRun) {
-    throw new UserError(
-      `Cannot launch ${quote.instanceType} (${quote.market}) now: ${quote.unavailable?.message ?? "unavailable"}`,
-      {
-        code: quote.unavailable?.code ?? "capacity",
-        hint: "Add fallback GPU types (--gpu, repeatable), raise --bid, or launch on-demand (leave --spot out).",
+  return trainOnNewMachine({
+    ...input,
+    words: { cloud: "runpod", machine: "pod" },
+    spec: {
+      instanceType: gpu,
+      gpuCount: input.gpuCount,
+      market: input.spot ? "spot" : "on-demand",
+      runId,
+      idleStopMinutes: input.idleStopMinutes,
+      // Its agent takes further runs: `runctl runpod train <machine> <script>` finds its inbox by this tag.
+      tags: { ...input.tags, [TAG_HOST]: hostId },
+      providerOptions: {
+        ...(fallbacks.length > 0 ? { gpuTypes: fallbacks } : {}),
+        ...(input.cloud ? { cloud: input.cloud } : {}),
+        ...(input.bidPerGpu !== undefined ? { bidPerGpu: input.bidPerGpu } : {}),
+        ...(input.name ? { name: input.name } : {}),
       },
-    );
-  }
-  const launch = await prepareRemoteTrain({
+    },
     hostId,
-    provider: input.provider.name,
-    runId,
-    script: input.script,
-    args: input.args,
-    nprocPerNode: input.nprocPerNode,
-    runCwd,
-    projectRoot: input.projectRoot,
-    store: input.store,
-    bundleCacheDir: input.bundleCacheDir,
-    ...(input.nats ? { nats: input.nats } : {}),
-    node: input.node,
+    unavailableHint:
+      "Add fallback GPU types (--gpu, repeatable), raise --bid, or launch on-demand (leave --spot out).",
     // The container's command ends and RunPod stops the pod, spot or not: its volume stays.
     idle: { minutes: input.idleStopMinutes, action: "stop" },
     // A container whose command ends is restarted: an idle pod stops itself through RunPod.
     shutdownCommand: runpodSelfStop("stop"),
     // An interruptible pod is reclaimed as `docker stop` stops a container: SIGTERM, then SIGKILL.
     ...(input.spot ? { interruptions: "sigterm" as const } : {}),
-    tags: input.tags,
-    price: { perHour: quote.pricePerHour, market: quote.market },
-    dryRun: input.dryRun,
     // The container runs as long as its command: the bootstrap must not return.
     foreground: true,
   });
-  const result: RunpodTrainResult = {
-    runId,
-    dryRun: input.dryRun,
-    quote,
-    bootstrapBytes: launch.bootstrapBytes,
-    uploadedBytes: launch.uploadedBytes,
-    store: launch.store,
-    follow: launch.follow,
-  };
-  if (input.dryRun) return result;
-  progress(
-    `run ${runId}: code and agent in ${launch.store} (${launch.uploadedBytes} bytes uploaded), bootstrap ${launch.bootstrapBytes} bytes`,
-  );
-  const placement = await input.provider.launch({ ...spec, bootstrap: launch.bootstrap });
-  return { ...result, placement };
 }

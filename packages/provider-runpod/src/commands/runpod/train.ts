@@ -1,7 +1,6 @@
-import { dirname, join } from "node:path";
 import { Args, Flags } from "@oclif/core";
 import { remoteTrainFlags } from "@runctl/command";
-import { type NatsConfig, TAG_PROJECT, TAG_USER, type Tags, UserError } from "@runctl/core";
+import { type NatsConfig, UserError } from "@runctl/core";
 import { RunpodCommand } from "../../runpod-command.ts";
 import { CloudName, RunpodConfig } from "../../runpod-options.ts";
 
@@ -63,33 +62,22 @@ export default class RunpodTrain extends RunpodCommand {
     };
     const runpod = RunpodConfig.parse(config.runpod ?? {});
     const agent = await import("@runctl/agent");
-    const cwd = process.cwd();
-    const form = agent.trainForm(argv as string[], cwd, this.words);
-    const storeUrl = agent.requireRemoteStore(
-      agent.remoteStoreUrl(flags.store, runpod.store, this.words),
-      this.words,
-    );
-    const nats = await agent.remoteTrainNats(config.nats, (line) => this.progress(line), storeUrl);
-    const [store, provider] = await Promise.all([
-      (await this.registry()).openArtifactStore(storeUrl),
+    const [{ form, nats, common: shared }, provider] = await Promise.all([
+      agent.remoteTrainSetup({
+        argv: argv as string[],
+        cwd: process.cwd(),
+        words: this.words,
+        storeFlag: flags.store,
+        configuredStore: runpod.store,
+        config,
+        projectFile: loaded.projectFile,
+        cacheDir: this.config.cacheDir,
+        openStore: async (url) => (await this.registry()).openArtifactStore(url),
+        progress: (line) => this.progress(line),
+      }),
       this.runpod(),
     ]);
-    const tags: Tags = {
-      ...(config.project.name ? { [TAG_PROJECT]: config.project.name } : {}),
-      ...(config.project.user ? { [TAG_USER]: config.project.user } : {}),
-    };
-    const common = {
-      provider,
-      script: form.script,
-      args: form.args,
-      projectRoot: loaded.projectFile ? dirname(loaded.projectFile) : cwd,
-      cwd,
-      store,
-      bundleCacheDir: join(this.config.cacheDir, "bundles"),
-      tags,
-      dryRun: flags["dry-run"],
-      progress: (line: string) => this.progress(line),
-    };
+    const common = { ...shared, provider, dryRun: flags["dry-run"] };
     if (form.kind === "live") {
       const result = await agent.trainOnLiveMachine({
         ...common,
