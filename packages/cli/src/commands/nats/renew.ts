@@ -83,13 +83,16 @@ export default class NatsRenew extends RunctlCommand {
         ),
     });
     await service.ready;
-    this.progress(
-      `serving renewals for runs under ${config.nats.prefix}.tel.*.renew${store ? ` (policies from ${store.url})` : ""}; Ctrl-C stops`,
-    );
-    await new Promise<void>((resolve) => {
+    // The handlers go in before the line that says we serve: a signal sent on reading it must
+    // find them (without one, SIGINT kills the process before it prints its result; seen in CI).
+    const stopped = new Promise<void>((resolve) => {
       process.once("SIGINT", () => resolve());
       process.once("SIGTERM", () => resolve());
     });
+    this.progress(
+      `serving renewals for runs under ${config.nats.prefix}.tel.*.renew${store ? ` (policies from ${store.url})` : ""}; Ctrl-C stops`,
+    );
+    await stopped;
     await service.stop();
     await nc.close().catch(() => undefined);
     return { renewals, refused };
