@@ -176,7 +176,7 @@ it("follows and steers a 2-rank run on another machine over NATS, then the idle 
   // Every line the ranks printed, once, in the order of output.log.
   const output = await readFile(join(runDir, "output.log"), "utf8");
   expect(output).toMatch(/rank 1 stopped at step/);
-  expect(followed.stdout).toBe(output);
+  expect(followed.stdout, followErr).toBe(output);
 
   // Nothing more to run: the machine asks for its own shutdown and the agent exits 0.
   expect(await machine.exited).toBe(0);
@@ -345,7 +345,7 @@ it("nats-server killed and restarted mid-run: telemetry resumes, logs -f misses 
   expect(followed.code, `${followErr}\n${followed.stderr}`).toBe(0);
   expect(await machine.exited).toBe(0);
   const output = await readFile(join(runDir, "output.log"), "utf8");
-  expect(followed.stdout).toBe(output);
+  expect(followed.stdout, `${followErr}\n${machine.log()}`).toBe(output);
 
   const metrics = await readFile(join(runDir, "metrics.jsonl"), "utf8");
   const stored = (await new StoreRunSource(store, "runs").readFile(runId, "metrics.jsonl"))?.toString("utf8");

@@ -400,10 +400,13 @@ it("with only `runctl nats renew` serving, a run outlives its first credential a
     });
     // The renewer read the run's machine from its host state: the renewed credential kept the
     // machine's subjects, so its inbox still answers after the reconnects.
-    const { connectNats, hostSubjects } = await import("@runctl/control");
+    const { connectNats, hostSubjects, requestWhenListening } = await import("@runctl/control");
     const launcher = await connectNats({ url: nats.url, credsFile: jwt().userCredsFile });
     try {
-      const reply = await launcher.request(hostSubjects("runctl", hostId).inbox, "{}", { timeout: 10_000 });
+      // Asked as `aws train` asks: the agent may be reconnecting with its renewed credential.
+      const reply = await requestWhenListening(launcher, hostSubjects("runctl", hostId).inbox, "{}", {
+        timeoutMs: 10_000,
+      });
       expect(JSON.parse(new TextDecoder().decode(reply.data))).toMatchObject({
         accepted: false,
         error: { code: "bad_inbox_message" },

@@ -339,7 +339,10 @@ export class HostAgent {
       storeLoop,
       telemetry &&
         this.#loop(
-          new RunDirSync(supervisor.runDir, telemetry, { only: isTelemetryFile }),
+          new RunDirSync(supervisor.runDir, telemetry, {
+            only: isTelemetryFile,
+            onFileError: fileError(log),
+          }),
           telemetry.location,
           TELEMETRY_MS,
           false,
@@ -355,8 +358,8 @@ export class HostAgent {
     renewal?.stop();
     cost.record();
     await Promise.all(loops.map((loop) => loop.finish()));
-    telemetry?.publishStatus(outcome.status, outcome.exitCode);
-    await nc?.flush().catch(() => undefined);
+    if (telemetry && !(await telemetry.publishEnd(outcome.status, outcome.exitCode)))
+      log(`run ${spec.runId}: NATS unreachable, its end was not announced (the store copy has it)`);
     if (nc && nc !== this.#nc) await nc.drain().catch(() => undefined);
     this.#current = undefined;
     log(`run ${spec.runId} ended: ${outcome.status} (exit ${outcome.exitCode})`);
@@ -437,10 +440,10 @@ export class HostAgent {
     const store = this.#options.storeTarget?.(run, runDir);
     if (store) await this.#loop(new RunDirSync(runDir, store), store.location, STORE_SYNC_MS, false).finish();
     if (nc) {
-      new NatsTelemetry(nc, run.nats?.prefix ?? "runctl", run.spec.runId, this.#spec.hostId).publishStatus(
+      await new NatsTelemetry(nc, run.nats?.prefix ?? "runctl", run.spec.runId, this.#spec.hostId).publishEnd(
         "failed",
+        null,
       );
-      await nc.flush().catch(() => undefined);
       if (nc !== this.#nc) await nc.drain().catch(() => undefined);
     }
   }

@@ -18,6 +18,13 @@ import {
 } from "@runctl/core";
 import type { RunSource } from "@runctl/tracker";
 
+/** How long a gap in live output waits for the store copy mid-run, and at the run's end. */
+const GAP_WAIT_MS = 10_000;
+const FINAL_GAP_WAIT_MS = 60_000;
+const GAP_POLL_MS = 500;
+/** While telemetry is quiet, how often the store copy is asked whether the run ended. */
+const STORE_LOOK_MS = 5_000;
+
 /** How a follow ended: the run's terminal status, or `lost` when the watch said its machine is gone. */
 export type FollowEnd = RunStatus | "lost";
 
@@ -73,7 +80,7 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
       lastHeard = Date.now();
       if (file !== "output.log") return;
       fill = fill.then(async () => {
-        if (offset > printed) await fillGap(offset);
+        if (offset > printed) await fillGap(offset, GAP_WAIT_MS);
         const skip = Math.max(0, printed - offset);
         if (skip < data.byteLength) {
           write(data.subarray(skip));
@@ -86,7 +93,7 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
       if (!TERMINAL_STATUSES.has(status.status)) return;
       const final = status.sizes?.["output.log"];
       void fill.then(async () => {
-        if (final !== undefined && final > printed) await fillGap(final, true);
+        if (final !== undefined && final > printed) await fillGap(final, FINAL_GAP_WAIT_MS);
         ended?.(status.status);
       });
     },
@@ -100,15 +107,18 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
   note(`runctl: following ${runId} over NATS${source ? ` (and its store copy ${source.location})` : ""}`);
 
   /**
-   * Prints [printed, to) from the store copy. At the run's end (`patient`) the store copy's last
-   * sync may still be under way (telemetry says the run ended first): it is waited for a while.
+   * Prints [printed, to) from the store copy. The store copy lags telemetry by up to a sync
+   * interval (a couple of seconds), so a gap is waited for: a while mid-run (live output pauses
+   * meanwhile; nothing is dropped), longer at the run's end, when its last sync may still be
+   * under way. What the store still lacks then is named, not printed.
    */
-  async function fillGap(to: number, patient = false): Promise<void> {
+  async function fillGap(to: number, waitMs: number): Promise<void> {
     const read = () =>
       source ? source.readFile(runId, "output.log").catch(() => null) : Promise.resolve(null);
+    const deadline = Date.now() + waitMs;
     let stored = await read();
-    for (let tries = 0; patient && source && (stored?.byteLength ?? 0) < to && tries < 120; tries += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
+    while (source && (stored?.byteLength ?? 0) < to && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, GAP_POLL_MS));
       stored = await read();
     }
     if (stored && stored.byteLength > printed) {
@@ -118,7 +128,7 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
     }
     if (printed < to) {
       note(
-        `runctl: ${to - printed} bytes of output went by while disconnected; they are in the run's store copy`,
+        `runctl: ${to - printed} bytes of output went by unseen; they should be in the run's store copy later`,
       );
       printed = to;
     }
@@ -139,11 +149,28 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
 
   const quietMs = options.quietMs ?? 60_000;
   let warned = false;
+  let lastLook = 0;
   const watch = setInterval(() => {
-    if (!warned && Date.now() - lastHeard > quietMs) {
+    if (Date.now() - lastHeard <= quietMs) return;
+    if (!warned) {
       warned = true;
       note(`runctl: no telemetry from ${runId} for ${Math.round(quietMs / 1000)} s; its machine may be gone`);
     }
+    // An end the agent could not announce (NATS was down when the run ended) is in the store copy.
+    if (!source || Date.now() - lastLook < STORE_LOOK_MS) return;
+    lastLook = Date.now();
+    void source
+      .readFile(runId, "meta.json")
+      .then(async (meta) => {
+        const status = meta ? statusOf(meta) : undefined;
+        if (!status || !TERMINAL_STATUSES.has(status)) return;
+        const size = (await source.readFile(runId, "output.log"))?.byteLength ?? 0;
+        void fill.then(async () => {
+          if (size > printed) await fillGap(size, 0);
+          ended?.(status);
+        });
+      })
+      .catch(() => undefined);
   }, 1_000);
   try {
     const status = await done;

@@ -660,15 +660,17 @@ async function askHost(
   words: CloudWords,
   machine: string,
 ): Promise<HostInboxReply> {
-  const { connectNats, hostSubjects } = await import("@runctl/control");
+  const { connectNats, hostSubjects, requestWhenListening } = await import("@runctl/control");
   const nc = await connectNats(nats.launcher);
   try {
     let data: Uint8Array;
     try {
-      const msg = await nc.request(
+      // The agent's inbox is absent while it reconnects (a renewed credential): asked again then.
+      const msg = await requestWhenListening(
+        nc,
         hostSubjects(nats.prefix, hostId).inbox,
         new TextEncoder().encode(JSON.stringify(message)),
-        { timeout: timeoutMs },
+        { timeoutMs },
       );
       data = msg.data;
     } catch (error) {

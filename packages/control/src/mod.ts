@@ -79,6 +79,7 @@ export {
   serveAllCredentialRenewals,
   serveCredentialRenewals,
 } from "./nats/renewal.ts";
+export { requestWhenListening } from "./nats/request.ts";
 export type { SubjectMessage } from "./nats/scan.ts";
 export {
   loadNatsContext,

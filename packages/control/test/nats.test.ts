@@ -10,15 +10,19 @@ import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   connectNats,
+  followTelemetry,
   loadNatsContext,
   NatsChannel,
+  NatsTelemetry,
   natsConnectOptions,
   PROTOCOL_VERSION,
+  requestWhenListening,
   resolveNatsSettings,
   runSubjects,
   runToken,
   STREAM_LIMITS,
   streamName,
+  type TelemetryStatus,
 } from "../src/mod.ts";
 
 // The harness lives in test-e2e, outside this package's tsconfig rootDir, so it is imported at
@@ -810,3 +814,89 @@ function decodeStandardMsgpack(bytes: Uint8Array): unknown {
   if (pos !== bytes.length) throw new Error(`${bytes.length - pos} trailing bytes`);
   return out;
 }
+
+describe("requests to a responder between connections", () => {
+  it("are sent again on 'no responders' until one listens, never after a timeout", async () => {
+    const responder = await newConnection();
+    const asker = await newConnection();
+    const subject = `runctl.test.${newRun()}.inbox`;
+    // Nobody listens for the first ~600 ms: the request is sent again until somebody does.
+    let delivered = 0;
+    setTimeout(() => {
+      responder.subscribe(subject, {
+        callback: (_error, msg) => {
+          delivered++;
+          msg.respond(`answer ${delivered}`);
+        },
+      });
+    }, 600);
+    const reply = await requestWhenListening(asker, subject, "hello", { timeoutMs: 10_000, retryMs: 100 });
+    expect(reply.string()).toBe("answer 1");
+    expect(delivered).toBe(1);
+
+    // A listener that does not answer: the request times out once and is not repeated.
+    const silent = `runctl.test.${newRun()}.silent`;
+    let heard = 0;
+    responder.subscribe(silent, {
+      callback: () => {
+        heard++;
+      },
+    });
+    await responder.flush();
+    await expect(requestWhenListening(asker, silent, "x", { timeoutMs: 800, retryMs: 100 })).rejects.toThrow(
+      /timeout/i,
+    );
+    expect(heard).toBe(1);
+
+    // Nobody at all: "no responders" once the deadline leaves no room for another try.
+    await expect(
+      requestWhenListening(asker, `runctl.test.${newRun()}.nobody`, "x", { timeoutMs: 500, retryMs: 100 }),
+    ).rejects.toThrow(/no responders/);
+  });
+});
+
+describe("a run's end as telemetry", () => {
+  it("goes out once, after the output, with the final sizes, and waits for a connection that is down", async () => {
+    const run = newRun();
+    const statuses: TelemetryStatus[] = [];
+    const chunks: number[] = [];
+    const follower = followTelemetry(await newConnection(), "runctl", run, {
+      onStatus: (status) => statuses.push(status),
+      onBytes: (_file, offset, data) => chunks.push(offset + data.byteLength),
+    });
+    const publisherConn = await newConnection();
+    await publisherConn.flush();
+    const telemetry = new NatsTelemetry(publisherConn, "runctl", run, "vm-1");
+    const meta = (status: string) => Buffer.from(JSON.stringify({ status, exit_code: 0 }));
+    const replace = (status: string) =>
+      telemetry.replace("meta.json", meta(status).byteLength, async () => meta(status));
+    await replace("running");
+    await telemetry.append("output.log", 0, Buffer.from("x\n"));
+    // meta.json says completed before the last output went out: no end yet.
+    await replace("completed");
+    await telemetry.append("output.log", 2, Buffer.from("y\n"));
+    expect(await telemetry.publishEnd("completed", 0)).toBe(true);
+    for (let i = 0; i < 100 && statuses.length < 2; i++) await delay(20);
+    expect(statuses.map((s) => s.status)).toEqual(["running", "completed"]);
+    expect(statuses[1]?.sizes).toEqual({ "output.log": 4 });
+    expect(chunks).toEqual([2, 4]);
+    follower.stop();
+
+    // With the server down: given up after waitMs, or sent once the connection is back.
+    const disconnected = (async () => {
+      for await (const status of publisherConn.status()) if (status.type === "disconnect") return;
+    })();
+    await server.stop();
+    await disconnected;
+    expect(await telemetry.publishEnd("failed", 1, 200)).toBe(false);
+    let settled = false;
+    const end = telemetry.publishEnd("failed", 1).then((sent) => {
+      settled = true;
+      return sent;
+    });
+    await delay(300);
+    expect(settled).toBe(false);
+    await server.start();
+    expect(await end).toBe(true);
+  });
+});

@@ -11,6 +11,7 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { PresignedPost, ProviderError } from "@runctl/core";
 import { z } from "zod";
 import { accountKeyPair, mintRunCredentials, type RunCredentials } from "./credentials.ts";
+import { requestWhenListening } from "./request.ts";
 import { telemetrySubjects } from "./subjects.ts";
 import { decodeMessage, encodeMessage } from "./wire.ts";
 
@@ -127,8 +128,8 @@ export async function renewRunCredentials(
   let bytes: Uint8Array;
   try {
     bytes = (
-      await nc.request(subject, encodeMessage({ ts: Date.now() / 1000 }), {
-        timeout: options.timeoutMs ?? 10_000,
+      await requestWhenListening(nc, subject, encodeMessage({ ts: Date.now() / 1000 }), {
+        timeoutMs: options.timeoutMs ?? 10_000,
       })
     ).data;
   } catch (error) {

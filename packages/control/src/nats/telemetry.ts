@@ -97,7 +97,8 @@ function disconnected(): UserError {
 /**
  * The publishing side, as a run-sync target: RunDirSync (with
  * `only: isTelemetryFile`) sends each file's growth here by offset, and
- * meta.json whole, from which the status is published when it changes. While
+ * meta.json whole, from which the status is published when it changes (the
+ * end only by publishEnd, after the last pass, with the final sizes). While
  * the connection is down every send fails as transient, so RunDirSync sends
  * the same bytes again once it is back: nothing is skipped, and a follower
  * that saw them already drops them by offset.
@@ -148,11 +149,38 @@ export class NatsTelemetry implements RunSyncTarget {
     if (path !== "meta.json" || size > 1024 * 1024) return;
     const meta = MetaStatus.safeParse(parseJson(Buffer.from(await read(0, size)).toString("utf8")));
     if (!meta.success || meta.data.status === this.#status) return;
-    this.publishStatus(meta.data.status, meta.data.exit_code ?? null);
+    // The end goes out once, from publishEnd after the last pass: sent from here it could precede
+    // output of the same pass (meta.json may be listed first), and a follower would stop short.
+    if (TERMINAL_STATUSES.has(meta.data.status)) return;
+    this.#publishStatus(meta.data.status, meta.data.exit_code ?? null);
   }
 
-  /** Publishes the status now (the agent also calls this once at the very end, with the final sizes). */
-  publishStatus(status: RunStatus, exitCode: number | null = null): void {
+  /**
+   * The run's end, with the final sizes, once every byte was sent: waits (at most `waitMs`) for
+   * a connection that is down, so followers are not left waiting for an end never sent. False
+   * when it could not be sent; followers then learn it from the store copy.
+   */
+  async publishEnd(status: RunStatus, exitCode: number | null, waitMs = 60_000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const up = await Promise.race([
+      connectionState(this.#nc)
+        .whenConnected()
+        .then(
+          () => true,
+          () => false,
+        ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), waitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!up) return false;
+    this.#publishStatus(status, exitCode);
+    await this.#nc.flush().catch(() => undefined);
+    return true;
+  }
+
+  #publishStatus(status: RunStatus, exitCode: number | null): void {
     this.#status = status;
     this.#publish(
       this.subjects.status,
