@@ -5,7 +5,8 @@
 // fast path from package.json files and oclif manifests, without importing
 // @oclif/core (which costs several times a bare Node start). A plain
 // foreground `runctl local` runs from one bundled file, also without oclif
-// (src/local-fast-path.ts says which cases it takes). Everything else goes to
+// (src/local-fast-path.ts says which cases it takes), loaded with a V8 code
+// cache (src/bundle-loader.ts). Everything else goes to
 // oclif. Errors raised before a command runs (unknown command, bad
 // topic) also get runctl's envelope and exit codes; that module pulls in
 // @runctl/core, so it is loaded only when something failed.
@@ -32,13 +33,16 @@ if (!((argv[0] === "local" && (await localFastPath())) || fastPath(argv, cliRoot
 /** The bundled `runctl local` fast path; false when it declines (or was not built). */
 async function localFastPath() {
   if (process.env.RUNCTL_NO_FAST_PATH) return false;
-  module.enableCompileCache?.();
-  let bundle;
+  const bundleFile = fileURLToPath(new URL("../dist/local.bundle.cjs", import.meta.url));
+  const { loadBundle } = await import("../dist/bundle-loader.js");
+  let loaded;
   try {
-    bundle = await import("../dist/local.bundle.mjs");
+    loaded = loadBundle(bundleFile);
   } catch (error) {
-    if (error?.code === "ERR_MODULE_NOT_FOUND") return false;
+    if (error?.code === "ENOENT") return false;
     throw error;
   }
-  return bundle.run(argv, cliRoot);
+  const taken = await loaded.bundle.run(argv, cliRoot);
+  loaded.saveCache();
+  return taken;
 }

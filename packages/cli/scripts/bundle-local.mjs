@@ -1,4 +1,4 @@
-// Builds dist/local.bundle.mjs: the fast path of `runctl local` (src/local-fast-path.ts) in one
+// Builds dist/local.bundle.cjs: the fast path of `runctl local` (src/local-fast-path.ts) in one
 // file with the `runctl:providers` hooks of the CLI's first-party plugins, as listed in
 // package.json when it was built (the fast path declines when the list differs at run time).
 // One file, because loading the same modules one by one from node_modules costs Node 20 more
@@ -58,18 +58,18 @@ const ZOD_LOCALES = "runctl-fast-path:zod-locales";
 const result = await esbuild.build({
   metafile: true,
   stdin: { contents: entry, resolveDir: root, loader: "js", sourcefile: "local-fast-path-entry.js" },
-  outfile: join(root, "dist", "local.bundle.mjs"),
+  outfile: join(root, "dist", "local.bundle.cjs"),
   bundle: true,
   platform: "node",
-  format: "esm",
+  // A CommonJS function body, run through vm.Script with a code cache (src/bundle-loader.ts),
+  // which passes the bundle's URL for import.meta.url.
+  format: "cjs",
+  define: { "import.meta.url": "__runctlBundleUrl" },
   target: "node20",
   minifySyntax: true,
   minifyWhitespace: true,
   legalComments: "none",
   logLevel: "warning",
-  banner: {
-    js: 'import { createRequire as __runctlRequire } from "node:module";\nconst require = __runctlRequire(import.meta.url);',
-  },
   plugins: [
     {
       name: "runctl-fast-path",
@@ -108,6 +108,25 @@ const result = await esbuild.build({
             return undefined;
           return { ...resolved, sideEffects: false };
         });
+        // A dynamic import makes esbuild initialise the module lazily, and with it every module it
+        // reaches, whole: a package's main entry then builds every schema of every module it
+        // re-exports, used or not. The fast path loads what these imports load anyway, so they
+        // become static imports here, and modules nothing here uses stay out of the bundle.
+        build.onLoad({ filter: /\.js$/ }, async (args) => {
+          if (!args.path.startsWith(packagesDir) || args.path.includes(`${sep}node_modules${sep}`))
+            return undefined;
+          if (elsewhere.some((dir) => args.path.startsWith(dir))) return undefined;
+          const source = await readFile(args.path, "utf8");
+          const imported = [];
+          const contents = source.replace(/\bimport\(\s*("[^"]+")\s*\)/g, (call, specifier) => {
+            if (specifier === '"@runctl/control"') return call;
+            imported.push(specifier);
+            return `Promise.resolve(__runctlStatic${imported.length - 1})`;
+          });
+          if (imported.length === 0) return undefined;
+          const statics = imported.map((spec, i) => `import * as __runctlStatic${i} from ${spec};`).join("");
+          return { contents: `${statics}${contents}`, loader: "js", resolveDir: dirname(args.path) };
+        });
         build.onLoad({ filter: /.*/, namespace: NEVER }, (args) => ({
           contents: `throw new Error(${JSON.stringify(`not in the runctl local fast path: ${args.path}`)});`,
           loader: "js",
@@ -119,7 +138,7 @@ const result = await esbuild.build({
 if (process.env.RUNCTL_BUNDLE_META)
   (await import("node:fs")).writeFileSync(process.env.RUNCTL_BUNDLE_META, JSON.stringify(result.metafile));
 const [output] = Object.values(result.metafile.outputs);
-process.stdout.write(`local fast path: dist/local.bundle.mjs (${(output.bytes / 1024).toFixed(0)} KiB)\n`);
+process.stdout.write(`local fast path: dist/local.bundle.cjs (${(output.bytes / 1024).toFixed(0)} KiB)\n`);
 // RUNCTL_BUNDLE_SIZES=1: what takes the room, by package.
 if (process.env.RUNCTL_BUNDLE_SIZES) {
   const sizes = new Map();
