@@ -4,7 +4,8 @@
 // the agent, polling IMDS with a session token, sends the run `checkpoint.save`, every rank acks
 // it, the checkpoint reaches the S3 emulator under the run's prefix, and the run ends `preempted`
 // with `preempted_at` in the store's meta.json. Then EC2 reclaims (terminates) the instance, and
-// `runctl show --from` reads the run preempted, with its time.
+// `runctl show --from` reads the run preempted, with its time. Then `runctl aws train --resume
+// <run>` starts a new run on a new instance from that checkpoint, fetched from the store.
 import { cp } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { readStoredRunFile } from "@runctl/core";
@@ -32,6 +33,8 @@ let user: Workspace;
 let ec2: Ec2Emulator;
 let machines: BareHostMachines;
 let store: S3ArtifactStore;
+/** The preempted run and its checkpoint, for the resume that follows. */
+let preempted: { runId: string; checkpoint: string } | undefined;
 
 beforeAll(async () => {
   setup = await startRemoteTrainSetup(KEY);
@@ -144,6 +147,7 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
   expect(checkpoints[0]).toMatch(new RegExp(`^runs/${runId}/checkpoints/step-\\d{6}\\.pt$`));
   const head = await store.head(checkpoints[0] as string);
   expect(head?.size).toBeGreaterThan(500);
+  preempted = { runId, checkpoint: (checkpoints[0] as string).slice(`runs/${runId}/checkpoints/`.length) };
   const output = (await readStoredRunFile(store, `runs/${runId}`, "output.log"))?.toString("utf8") ?? "";
   expect(output).toMatch(/rank 0 saved step-\d{6}\.pt/);
 
@@ -159,4 +163,61 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
   const human = await runctl(["show", runId, "--from", TRAIN_STORE_URL], user);
   expect(human.stdout).toMatch(/^status\s+preempted$/m);
   expect(human.stdout).toContain(`preempted  ${String(meta.preempted_at)}`);
+}, 300_000);
+
+it("--resume <run>: a new instance starts every rank from the preempted run's checkpoint, fetched from the store", async () => {
+  if (!preempted) throw new Error("the preemption test did not leave a checkpoint");
+  const { checkpoint } = preempted;
+  const step = Number(/step-(\d+)\.pt/.exec(checkpoint)?.[1]);
+  // A run that does not exist, or has no checkpoint, is refused before anything is launched.
+  const missing = await runctlJson(
+    ["aws", "train", "spot_train.py", "--resume", "20200101-000000-abcdef"],
+    user,
+  );
+  expect(missing.code).not.toBe(0);
+  expect(missing.doc).toMatchObject({ success: false, error: { code: "run_not_found" } });
+
+  const trained = await runctlJson(
+    [
+      "aws",
+      "train",
+      "spot_train.py",
+      "--type",
+      "m5.large",
+      "--nproc-per-node",
+      "2",
+      "--idle-stop",
+      "0",
+      "--resume",
+      preempted.runId,
+    ],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  expect(trained.stderr).toContain(`resuming from ${preempted.runId}/${checkpoint}`);
+  const { runId, placement } = Trained.parse(trained.doc);
+  expect(runId).not.toBe(preempted.runId);
+  const output = async () =>
+    (await readStoredRunFile(store, `runs/${runId}`, "output.log"))?.toString("utf8") ?? "";
+  await waitFor(
+    async () => (await output()).split("\n").filter((l) => / resumed from step /.test(l)).length === 2,
+    "both ranks to resume",
+    120_000,
+  ).catch(async (error: unknown) => {
+    const logs = await machines.hosts.get(placement.resourceId)?.logs();
+    throw new Error(`${String(error)}\n${await output()}\n${logs?.bootstrap}\n${logs?.agent}`);
+  });
+  for (const rank of [0, 1]) {
+    expect(await output()).toContain(`rank ${rank} resumed from step ${step} (${checkpoint})`);
+  }
+  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
+  expect(stop.code, stop.stderr).toBe(0);
+  await waitFor(
+    async () => (await storedMeta(runId))?.status === "completed",
+    "the resumed run to end",
+    60_000,
+  );
+  expect(await storedMeta(runId)).toMatchObject({ resumed_from: `${preempted.runId}/${checkpoint}` });
+  // Fetched outside the new run's directory: its store copy does not hold the checkpoint again.
+  expect(await store.list(`runs/${runId}/checkpoints/`)).toEqual([]);
 }, 300_000);

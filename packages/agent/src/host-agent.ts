@@ -22,8 +22,8 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createWriteStream, existsSync } from "node:fs";
-import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { isAbsolute, join, resolve } from "node:path";
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -41,6 +41,7 @@ import {
   HOST_SPEC_VERSION,
   HostInboxMessage,
   type HostNats,
+  type HostResume,
   type HostRun,
   type HostSpec,
   HostState,
@@ -501,6 +502,15 @@ export class HostAgent {
       checkpointDir: at(home, run.spec.checkpointDir),
       echo: false,
       stopWithParent: false,
+      ...(run.resume
+        ? {
+            resume: {
+              from: await this.#resumeCheckpoint(run.resume),
+              passArg: run.resume.passArg,
+              source: `${run.resume.run}/${run.resume.file}`,
+            },
+          }
+        : {}),
     };
     if (run.nats) {
       const creds = run.nats.creds ? await this.#writeCreds(spec.runId, run.nats.creds) : undefined;
@@ -531,23 +541,9 @@ export class HostAgent {
     const staging = join(tmp, `code-${code.sha256}`);
     try {
       log(`fetching code ${code.sha256}`);
-      const response = await fetch(code.url, { signal: AbortSignal.timeout(10 * 60_000) });
-      if (!response.ok || !response.body) {
-        throw new Error(`the store answered ${response.status} for the code bundle`);
-      }
-      const hash = createHash("sha256");
-      await pipeline(
-        Readable.fromWeb(response.body as import("node:stream/web").ReadableStream),
-        new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            hash.update(chunk);
-            done(null, chunk);
-          },
-        }),
-        createWriteStream(archive, { mode: 0o600 }),
-      );
-      const got = hash.digest("hex");
-      if (got !== code.sha256) throw new Error(`the code bundle's sha256 is ${got}, expected ${code.sha256}`);
+      const got = await download(code.url, archive, "the code bundle", 10 * 60_000);
+      if (got.sha256 !== code.sha256)
+        throw new Error(`the code bundle's sha256 is ${got.sha256}, expected ${code.sha256}`);
       await rm(staging, { recursive: true, force: true });
       await extractBundle(archive, staging);
       await mkdir(join(home, "code"), { recursive: true });
@@ -556,6 +552,29 @@ export class HostAgent {
     } finally {
       await rm(archive, { force: true });
       await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * An earlier run's checkpoint, fetched once into `<home>/resume/<run>/` (outside every run
+   * directory: the new run's store copy does not upload it again); its size is checked.
+   */
+  async #resumeCheckpoint(resume: HostResume): Promise<string> {
+    const { home, log } = this.#options;
+    const path = join(home, "resume", resume.run, ...resume.file.split("/"));
+    const had = await stat(path).catch(() => undefined);
+    if (had?.size === resume.bytes) return path;
+    await mkdir(dirname(path), { recursive: true });
+    const partial = `${path}.part`;
+    log(`fetching checkpoint ${resume.run}/${resume.file} (${resume.bytes} bytes)`);
+    try {
+      const got = await download(resume.url, partial, `checkpoint ${resume.file}`, 60 * 60_000);
+      if (got.bytes !== resume.bytes)
+        throw new Error(`checkpoint ${resume.file}: ${got.bytes} bytes arrived, ${resume.bytes} expected`);
+      await rename(partial, path);
+      return path;
+    } finally {
+      await rm(partial, { force: true });
     }
   }
 
@@ -695,6 +714,31 @@ function natsSection(nats: HostNats, credsFile: string | undefined) {
     ...(credsFile ? { creds: credsFile } : {}),
     ...(nats.inboxPrefix ? { inbox_prefix: nats.inboxPrefix } : {}),
   };
+}
+
+/** Fetches `url` into `dest` (mode 0600): its sha256 and size. */
+async function download(
+  url: string,
+  dest: string,
+  what: string,
+  timeoutMs: number,
+): Promise<{ sha256: string; bytes: number }> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok || !response.body) throw new Error(`the store answered ${response.status} for ${what}`);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  await pipeline(
+    Readable.fromWeb(response.body as import("node:stream/web").ReadableStream),
+    new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        bytes += chunk.byteLength;
+        done(null, chunk);
+      },
+    }),
+    createWriteStream(dest, { mode: 0o600 }),
+  );
+  return { sha256: hash.digest("hex"), bytes };
 }
 
 function fileError(log: (line: string) => void) {

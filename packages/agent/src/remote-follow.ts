@@ -135,6 +135,8 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
   }
 
   if (source) {
+    // meta.json first: output synced before it said the run ended is then complete.
+    const meta = await source.readFile(runId, "meta.json").catch(() => null);
     const stored = await source.readFile(runId, "output.log").catch(() => null);
     fill = fill.then(() => {
       if (stored && stored.byteLength > printed) {
@@ -142,7 +144,6 @@ export async function followRemote(options: RemoteFollowOptions): Promise<Follow
         printed = stored.byteLength;
       }
     });
-    const meta = await source.readFile(runId, "meta.json").catch(() => null);
     const status = meta ? statusOf(meta) : undefined;
     if (status && TERMINAL_STATUSES.has(status)) ended?.(status);
   }

@@ -12,12 +12,21 @@
  *   launching side holds;
  * - the machine itself gets a host grant: a POST policy for `hosts/<host>/` (its HostState, a
  *   failed bootstrap's report) and, with an account key, a credential for its inbox and status;
- * - all of it goes into a host spec, and core builds the bootstrap around it.
+ * - all of it goes into a host spec, and core builds the bootstrap around it (its body, the
+ *   same on every launch, also goes to the store when the host spec leaves no room for it in
+ *   user-data).
  */
 
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { NatsSettings } from "@runctl/control";
 import {
   type ArtifactStore,
+  type BootstrapInput,
+  bootstrapBody,
   bootstrapErrorKey,
   buildBootstrap,
   buildBundle,
@@ -25,6 +34,7 @@ import {
   HostInboxMessage,
   type HostInboxMessageInput,
   type HostNats,
+  type HostResume,
   HostSpec,
   type HostSpecInput,
   type HostStoreGrant,
@@ -67,6 +77,8 @@ export interface RemoteLaunchInput {
   shutdownCommand?: string[];
   /** The quoted price of the machine: runs on it record their cost so far. */
   price?: HostSpecInput["price"];
+  /** An earlier run's checkpoint the first run starts from (resumeCheckpoint in remote-train.ts). */
+  resume?: HostResume;
   /** How long the URLs, the POST policies and the credentials work; default 24 h. */
   ttlSeconds?: number;
   /** Home on the machine (the bootstrap's default is /var/lib/runctl). */
@@ -255,13 +267,14 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
             code: { sha256: code.sha256 },
             store: run.store,
             ...(run.nats ? { nats: run.nats } : {}),
+            ...(input.resume ? { resume: input.resume } : {}),
           },
         }
       : {}),
   } satisfies HostSpecInput);
   // A failed bootstrap reports where its readers look: the run's directory, or the machine's record.
   const report = run?.store.post ?? host.store.post;
-  const bootstrap = buildBootstrap({
+  const bootstrapInput: BootstrapInput = {
     node: input.node,
     agent: { url: await store.presignGet(agent.key, { expiresInSeconds: ttl }), sha256: agent.sha256 },
     ...(code
@@ -271,8 +284,37 @@ export async function prepareRemoteLaunch(input: RemoteLaunchInput): Promise<Rem
     ...(input.home ? { home: input.home } : {}),
     report: { post: report, key: bootstrapErrorKey(report.keyPrefix) },
     ...(input.foreground ? { foreground: true } : {}),
-  });
+  };
+  let bootstrap: string;
+  try {
+    bootstrap = buildBootstrap(bootstrapInput);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== "bootstrap_too_large") throw error;
+    // The host spec (long store URLs, a checkpoint to resume from) leaves no room for the body
+    // in 16 KiB of user-data: the body goes to the store too, fetched and checked by its sha256.
+    const body = await uploadBootstrapBody(up, input.bundleCacheDir);
+    bootstrap = buildBootstrap({
+      ...bootstrapInput,
+      body: { url: await store.presignGet(body.key, { expiresInSeconds: ttl }), sha256: body.sha256 },
+    });
+  }
   return { bootstrap, hostSpec, uploadedBytes: up.bytes, ...(run ? { runPrefix: run.runPrefix } : {}) };
+}
+
+/** The bootstrap's body in the store once, under its sha256 (`bootstrap/<sha>.sh`). */
+async function uploadBootstrapBody(
+  up: ReturnType<typeof uploader>,
+  cacheDir: string | undefined,
+): Promise<{ key: string; sha256: string }> {
+  const text = bootstrapBody();
+  const sha256 = createHash("sha256").update(text).digest("hex");
+  const dir = cacheDir ?? tmpdir();
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `bootstrap-${sha256}.sh`);
+  if (!existsSync(file)) await writeFile(file, text);
+  const key = `bootstrap/${sha256}.sh`;
+  await up.upload(key, file, Buffer.byteLength(text));
+  return { key, sha256 };
 }
 
 export interface InboxRunInput {
@@ -285,6 +327,7 @@ export interface InboxRunInput {
   nats: RemoteLaunchNats;
   /** The machine's price now, so the run records its cost so far. */
   price?: HostSpecInput["price"];
+  resume?: HostResume;
   ttlSeconds?: number;
 }
 
@@ -321,6 +364,7 @@ export async function prepareInboxRun(input: InboxRunInput): Promise<InboxRun> {
       store: run.store,
       ...(run.nats ? { nats: run.nats } : {}),
       ...(input.price ? { price: input.price } : {}),
+      ...(input.resume ? { resume: input.resume } : {}),
     },
     host: { store: host.store, ...(host.nats ? { nats: host.nats } : {}) },
   } satisfies HostInboxMessageInput);

@@ -14,6 +14,8 @@ import {
   type ArtifactStore,
   ConfigError,
   HostInboxReply,
+  type HostResume,
+  HostResumeSchema,
   isRunctlManaged,
   type LaunchSpec,
   MAX_BOOTSTRAP_BYTES,
@@ -70,6 +72,8 @@ export interface RemoteTrainInput {
   shutdownCommand?: string[];
   /** The quoted price (null: unknown), so runs record their cost so far. */
   price?: { perHour: number | null; market: "on-demand" | "spot" };
+  /** An earlier run's checkpoint to start from (resumeCheckpoint). */
+  resume?: HostResume;
   tags: Tags;
   /** Build the bootstrap (its size) without uploading anything or touching NATS. */
   dryRun: boolean;
@@ -194,6 +198,7 @@ export async function prepareRemoteTrain(input: RemoteTrainInput): Promise<Remot
     ...(input.price && input.price.perHour !== null
       ? { price: { perHour: input.price.perHour, market: input.price.market } }
       : {}),
+    ...(input.resume ? { resume: input.resume } : {}),
     ...(input.foreground ? { foreground: true } : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");
@@ -222,6 +227,8 @@ export interface RemoteTrainSetupInput {
   cacheDir: string;
   openStore: (url: string) => Promise<ArtifactStore>;
   progress: (line: string) => void;
+  /** `--resume <run>`: start from that run's newest checkpoint in the store. */
+  resume?: { run: string; passArg: boolean };
 }
 
 export async function remoteTrainSetup(input: RemoteTrainSetupInput) {
@@ -233,6 +240,8 @@ export async function remoteTrainSetup(input: RemoteTrainSetupInput) {
     ...(config.project.name ? { [TAG_PROJECT]: config.project.name } : {}),
     ...(config.project.user ? { [TAG_USER]: config.project.user } : {}),
   };
+  const store = await input.openStore(storeUrl);
+  const resume = input.resume ? await resumeCheckpoint(store, input.resume, input.progress) : undefined;
   return {
     form,
     nats,
@@ -242,12 +251,70 @@ export async function remoteTrainSetup(input: RemoteTrainSetupInput) {
       args: form.args,
       projectRoot: input.projectFile ? dirname(input.projectFile) : cwd,
       cwd,
-      store: await input.openStore(storeUrl),
+      store,
       bundleCacheDir: join(input.cacheDir, "bundles"),
       tags,
       progress: input.progress,
+      ...(resume ? { resume } : {}),
     },
   };
+}
+
+/**
+ * `--resume <run>`: the newest checkpoint of an earlier run in the store (the file under its
+ * `checkpoints/` written last), with a presigned GET the machine fetches it by before the ranks
+ * start. The earlier run's machine may be gone (a reclaimed spot instance); its store copy is
+ * not. A run still running is refused: it is still writing its checkpoints.
+ */
+export async function resumeCheckpoint(
+  store: ArtifactStore,
+  resume: { run: string; passArg: boolean },
+  progress: (line: string) => void,
+): Promise<HostResume> {
+  const { StoreRunSource, sourceMeta, withEffectiveStatus } = await import("@runctl/tracker");
+  const source = new StoreRunSource(store, "runs");
+  const runId = await source.resolve(resume.run);
+  const meta = withEffectiveStatus(await sourceMeta(source, runId));
+  if (meta.status === "running") {
+    throw new UserError(`Run ${runId} is still running: its checkpoints are still being written`, {
+      code: "run_live",
+      hint: `Wait until it ends, or stop it first (\`runctl ctl ${runId} run.stop --wait\`).`,
+    });
+  }
+  const prefix = `runs/${runId}/checkpoints/`;
+  const files = (await store.list(prefix))
+    .map((object) => ({ ...object, file: object.key.slice(prefix.length) }))
+    // Writers' temporary files (`.step-000120.pt.tmp`) are not checkpoints.
+    .filter((o) => o.file.split("/").every((segment) => segment !== "" && !segment.startsWith(".")))
+    .sort((a, b) => a.modified.localeCompare(b.modified) || a.file.localeCompare(b.file));
+  const newest = files.at(-1);
+  if (!newest) {
+    throw new UserError(`Run ${runId} has no checkpoint in ${source.location}`, {
+      code: "no_checkpoint",
+      hint: "A run's checkpoints reach the store when its script saves them under $RUNCTL_CHECKPOINT_DIR (a remote run's is synced with its run directory).",
+    });
+  }
+  if (!store.presignGet) {
+    throw new ConfigError(`The store ${store.url} cannot presign downloads`, {
+      code: "store_cannot_presign",
+      hint: "Use an s3:// store, which a cloud machine reaches.",
+    });
+  }
+  const parsed = HostResumeSchema.safeParse({
+    run: runId,
+    file: newest.file,
+    url: await store.presignGet(newest.key, { expiresInSeconds: 24 * 60 * 60 }),
+    bytes: newest.size,
+    passArg: resume.passArg,
+  });
+  if (!parsed.success) {
+    throw new UserError(`Run ${runId}'s checkpoint ${newest.file} has a name runctl does not send`, {
+      code: "bad_checkpoint_name",
+      hint: "Checkpoint files need names of letters, digits and _ . + = @ - (and / between directories).",
+    });
+  }
+  progress(`resuming from ${runId}/${newest.file} (${newest.size} bytes, written ${newest.modified})`);
+  return parsed.data;
 }
 
 /** A new machine for one run (`runctl <cloud> train <script>`): what the cloud decides about it. */
@@ -268,6 +335,7 @@ export interface NewMachineTrainInput
     | "tags"
     | "dryRun"
     | "foreground"
+    | "resume"
   > {
   provider: Provider;
   words: CloudWords;
@@ -333,6 +401,7 @@ export async function trainOnNewMachine(input: NewMachineTrainInput): Promise<Ne
     ...(input.shutdownCommand ? { shutdownCommand: input.shutdownCommand } : {}),
     tags: input.tags,
     price: { perHour: quote.pricePerHour, market: quote.market },
+    ...(input.resume ? { resume: input.resume } : {}),
     dryRun: input.dryRun,
     ...(input.foreground ? { foreground: true } : {}),
   });
@@ -539,6 +608,8 @@ export interface LiveTrainInput {
   nats: RemoteTrainNats;
   tags: Tags;
   dryRun: boolean;
+  /** An earlier run's checkpoint to start from (resumeCheckpoint). */
+  resume?: HostResume;
   words: CloudWords;
   /** How long to wait for the agent's answer (default 30 s). */
   timeoutMs?: number;
@@ -616,6 +687,7 @@ export async function trainOnLiveMachine(input: LiveTrainInput): Promise<LiveTra
     ...(resource.pricePerHour !== null
       ? { price: { perHour: resource.pricePerHour, market: resource.market } }
       : {}),
+    ...(input.resume ? { resume: input.resume } : {}),
   });
   const store = input.store.url.replace(/\/+$/, "");
   const result: LiveTrainResult = {

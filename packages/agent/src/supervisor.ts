@@ -171,7 +171,7 @@ export class Supervisor {
           world_size: world,
           checkpoint_dir: checkpointDir,
           control: controlRecord(spec),
-          ...(spec.resume ? { resumed_from: spec.resume.from } : {}),
+          ...(spec.resume ? { resumed_from: spec.resume.source ?? spec.resume.from } : {}),
           ...(Object.keys(spec.resourceTags).length > 0 ? { resource_tags: spec.resourceTags } : {}),
         },
       });

@@ -142,14 +142,19 @@ class _Aws:
         nproc_per_node: Optional[int] = None,
         store: Optional[str] = None,
         dry_run: bool = False,
+        resume: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Sends ``script`` (relative to the project) to the agent on a live instance made by
-        ``create_instance(store=…)``; the result's ``runId`` names the run, ``follow`` how to follow it."""
+        ``create_instance(store=…)``; the result's ``runId`` names the run, ``follow`` how to follow it.
+        ``resume`` names an earlier run (one that was preempted): the new run starts from its newest
+        checkpoint in the store, whose path the script reads from ``RUNCTL_RESUME_FROM``."""
         argv = ["aws", "train", instance_id, script]
         if nproc_per_node is not None:
             argv += ["--nproc-per-node", str(int(nproc_per_node))]
         if store is not None:
             argv += ["--store", store]
+        if resume is not None:
+            argv += ["--resume", resume]
         if dry_run:
             argv.append("--dry-run")
         return self._tc._run([*argv, "--", *args])

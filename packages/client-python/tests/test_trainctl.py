@@ -64,6 +64,10 @@ class TrainctlTest(IsolatedTest):
             ["aws", "train", "i-1", "train.py", "--nproc-per-node", "2", "--json", "--", "--epochs", "3"],
         )
         self.assertEqual(
+            tc.aws.train("i-1", "train.py", resume="20261203-173216-bf68d1")["argv"],
+            ["aws", "train", "i-1", "train.py", "--resume", "20261203-173216-bf68d1", "--json", "--"],
+        )
+        self.assertEqual(
             tc.aws.create_instance("m5.large", store="s3://b/p", idle_stop=5)["argv"],
             ["aws", "create", "m5.large", "--store", "s3://b/p", "--idle-stop", "5", "--json"],
         )

@@ -20,6 +20,14 @@ export function remoteTrainFlags(words: { cloud: string; machine: string }) {
       description: `Artifact store, s3://bucket/prefix (default: [${words.cloud}] store).`,
     }),
     name: Flags.string({ description: `Name of a new ${words.machine}.` }),
+    resume: Flags.string({
+      description:
+        "Start from the newest checkpoint of an earlier run in the store (its id): one that was preempted, failed or stopped. The script reads it from RUNCTL_RESUME_FROM.",
+    }),
+    "resume-arg": Flags.boolean({
+      description: "Also pass `--resume <path>` to the script.",
+      dependsOn: ["resume"],
+    }),
     "dry-run": Flags.boolean({
       description:
         "Build what would be sent (the bootstrap, the run); upload nothing, launch or send nothing.",

@@ -96,6 +96,12 @@ export const BootstrapInput = z
     agent: Download,
     /** A code bundle archive (sha256 of the archive file), extracted to `$RUNCTL_HOME/code/<sha256>/`. */
     code: Download.optional(),
+    /**
+     * The script's body (`bootstrapBody()`, the same text on every launch) by URL instead of
+     * inline: user-data then holds only what differs per launch and a few lines that fetch the
+     * body, check its sha256 and run it. For host specs too large to fit beside the body.
+     */
+    body: Download.optional(),
     /** What the agent's host mode reads, written to `$RUNCTL_HOME/host.json`; opaque here. */
     hostSpec: z.record(z.string(), z.unknown()),
     /** Default `/var/lib/runctl`; `RUNCTL_HOME` in the machine's environment wins. */
@@ -360,6 +366,26 @@ function compact(script: string): string {
     .join("\n");
 }
 
+/** The body of every bootstrap: the same text on every launch, inline or fetched by `body`. */
+export function bootstrapBody(): string {
+  return compact(SCRIPT).replace("$SUPERVISOR", () => shQuote(SUPERVISOR));
+}
+
+/**
+ * The lines that take the body's place in user-data when it comes by URL: fetch it, check its
+ * sha256, run it in this shell (it uses the variables and functions above). Their messages go
+ * to the console: the body sets up bootstrap.log and the failure report.
+ */
+function fetchBody(body: { url: string; sha256: string }): string {
+  return compact(String.raw`
+    BODY_URL=${shQuote(body.url)}; F=$(mktemp) || F=/tmp/runctl-bootstrap-$$
+    if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 --connect-timeout 20 -o "$F" "$BODY_URL"
+    else wget -q -O "$F" "$BODY_URL"; fi || { echo "runctl-bootstrap: could not download the bootstrap body" >&2; exit 1; }
+    S=$(sha256sum "$F") && [ "${"$"}{S%% *}" = ${shQuote(body.sha256)} ] || { echo "runctl-bootstrap: the bootstrap body's sha256 is not ${body.sha256}" >&2; exit 1; }
+    . "$F"
+  `);
+}
+
 /**
  * The bootstrap script for `input` (validated here). Throws `bootstrap_too_large` when it would
  * not fit `MAX_BOOTSTRAP_BYTES` (EC2's user-data limit), which a large host spec can cause.
@@ -401,15 +427,16 @@ export function buildBootstrap(input: BootstrapInput): string {
     `host_json() { printf '%s\\n' ${shQuote(JSON.stringify(spec.hostSpec))}; }`,
     `report_fields() { :${reportFields.map(([name, value]) => `; part ${shQuote(name)} ${shQuote(value)}`).join("")}; }`,
   ];
-  const body = compact(SCRIPT).replace("$SUPERVISOR", () => shQuote(SUPERVISOR));
-  const script = `${head.join("\n")}\n${body}\n`;
+  const script = `${head.join("\n")}\n${spec.body ? fetchBody(spec.body) : bootstrapBody()}\n`;
   const bytes = Buffer.byteLength(script);
   if (bytes > MAX_BOOTSTRAP_BYTES) {
     throw new UserError(
       `The bootstrap is ${bytes} bytes, over the ${MAX_BOOTSTRAP_BYTES}-byte user-data limit`,
       {
         code: "bootstrap_too_large",
-        hint: "Make the host spec smaller: pass large values (run specs, credentials files) by presigned URL instead of inline.",
+        hint: spec.body
+          ? "Make the host spec smaller: pass large values (run specs, credentials files) by presigned URL instead of inline."
+          : "Pass the script's body by URL (`body`: bootstrapBody() in the store), or make the host spec smaller.",
         details: { bytes, limit: MAX_BOOTSTRAP_BYTES },
       },
     );

@@ -43,6 +43,24 @@ export const HostPriceSchema = z.strictObject({
   market: z.enum(["on-demand", "spot"]),
 });
 
+/**
+ * A checkpoint of an earlier run (`runctl <cloud> train --resume <run>`), fetched by the agent
+ * before the ranks start and given to them as RUNCTL_RESUME_FROM: the earlier run's machine (a
+ * reclaimed spot instance) may be gone, its store copy is not.
+ */
+export const HostResumeSchema = z.strictObject({
+  /** The run the checkpoint comes from. */
+  run: z.string().min(1),
+  /** The file's path under that run's checkpoint directory: relative, plain segments. */
+  file: z.string().regex(/^[A-Za-z0-9_+=@-][A-Za-z0-9_.+=@-]*(\/[A-Za-z0-9_+=@-][A-Za-z0-9_.+=@-]*)*$/),
+  /** A presigned GET for it. */
+  url: z.url(),
+  bytes: z.number().int().nonnegative(),
+  /** Also pass `--resume <path>` to the script. */
+  passArg: z.boolean().default(false),
+});
+export type HostResume = z.output<typeof HostResumeSchema>;
+
 /** One run as the machine receives it: from the bootstrap, or later through the inbox. */
 export const HostRunSchema = z.strictObject({
   /**
@@ -57,6 +75,7 @@ export const HostRunSchema = z.strictObject({
   nats: HostNatsSchema.optional(),
   /** The machine's price when the run was sent (a live machine's, from its provider); over the host spec's. */
   price: HostPriceSchema.optional(),
+  resume: HostResumeSchema.optional(),
 });
 export type HostRun = z.output<typeof HostRunSchema>;
 

@@ -46,7 +46,15 @@ export const RunSpec = z.strictObject({
   gpus: z.string().optional(),
   /** Variables added to the agent's own environment for the ranks. */
   env: z.record(z.string(), z.string()).default({}),
-  resume: z.strictObject({ from: z.string().min(1), passArg: z.boolean().default(false) }).optional(),
+  resume: z
+    .strictObject({
+      /** The checkpoint file: the ranks get it as RUNCTL_RESUME_FROM (and `--resume <from>` with passArg). */
+      from: z.string().min(1),
+      passArg: z.boolean().default(false),
+      /** What meta.json records as `resumed_from` when not `from`: `<run>/<file>` of a checkpoint fetched from a store. */
+      source: z.string().min(1).optional(),
+    })
+    .optional(),
   control: RunControlSpec.default({ kind: "file" }),
   /** SIGKILL this long after SIGINT/SIGTERM. */
   graceMs: z.number().int().nonnegative().default(10_000),

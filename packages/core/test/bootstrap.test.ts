@@ -1,7 +1,11 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import {
   BootstrapInput,
+  bootstrapBody,
   bootstrapErrorKey,
   buildBootstrap,
   MAX_BOOTSTRAP_BYTES,
@@ -92,6 +96,16 @@ function dash(
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** As dash() without blocking the event loop: the test's own HTTP server answers meanwhile. */
+function dashAsync(script: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile("/usr/bin/dash", [], { env: { PATH: "/usr/bin:/bin" } }, (error, stdout, stderr) =>
+      resolve({ status: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(script);
+  });
+}
+
 describe("buildBootstrap", () => {
   it("fits EC2's user-data limit with a realistic host spec and parses under dash", () => {
     const spec = realisticHostSpec();
@@ -104,16 +118,67 @@ describe("buildBootstrap", () => {
 
   it("refuses a bootstrap over the limit with a code and a hint", () => {
     const big = { ...realisticHostSpec(), blob: "x".repeat(MAX_BOOTSTRAP_BYTES) };
-    let error: unknown;
-    try {
-      buildBootstrap(input(big));
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toMatchObject({
+    const refusal = (over: BootstrapInput) => {
+      try {
+        buildBootstrap(over);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    };
+    expect(refusal(input(big))).toMatchObject({
+      code: "bootstrap_too_large",
+      hint: expect.stringMatching(/body by URL/),
+    });
+    const body = { url: "https://s3.example.com/bootstrap/b.sh", sha256: SHA };
+    expect(refusal({ ...input(big), body })).toMatchObject({
       code: "bootstrap_too_large",
       hint: expect.stringMatching(/presigned URL/),
     });
+  });
+
+  it("with the body by URL: user-data holds the per-launch head, fetches the body, checks it and runs it", async () => {
+    // A host spec ~5 KiB larger than the realistic one: too large with the body inline.
+    const spec = { ...realisticHostSpec(), resume: { url: `https://s3.example.com/c?${"q".repeat(5000)}` } };
+    expect(() => buildBootstrap(input(spec))).toThrow(/user-data limit/);
+    const body = bootstrapBody();
+    const served = new Map<string, string>([
+      ["/good.sh", 'echo "body ran with node $NODE_VERSION"; host_json | head -c 7; echo; exit 0\n'],
+      ["/real.sh", body],
+    ]);
+    const server = createServer((req, res) => {
+      const text = served.get(req.url ?? "");
+      res.writeHead(text === undefined ? 404 : 200).end(text);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+    try {
+      const good = served.get("/good.sh") as string;
+      const script = buildBootstrap({ ...input(spec), body: { url: `${base}/good.sh`, sha256: sha(good) } });
+      expect(Buffer.byteLength(script)).toBeLessThanOrEqual(MAX_BOOTSTRAP_BYTES);
+      expect(script).not.toContain(body.slice(0, 200));
+      // The head's variables and functions are the body's: it runs in the same shell.
+      const ran = await dashAsync(script);
+      expect(ran).toMatchObject({ status: 0, stdout: 'body ran with node 24.11.1\n{"v":1,\n' });
+      // A body that is not the one named (tampered with, or another version's) never runs.
+      const tampered = buildBootstrap({
+        ...input(spec),
+        body: { url: `${base}/real.sh`, sha256: sha(good) },
+      });
+      const refused = await dashAsync(tampered);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain(`the bootstrap body's sha256 is not ${sha(good)}`);
+      expect(refused.stdout).toBe("");
+      const missing = await dashAsync(
+        buildBootstrap({ ...input(spec), body: { url: `${base}/gone.sh`, sha256: SHA } }),
+      );
+      expect(missing).toMatchObject({ status: 1, stderr: expect.stringContaining("could not download") });
+      // The real body, fetched, parses under dash as the inline one does.
+      expect(dash(body, ["-n"])).toMatchObject({ status: 0, stderr: "" });
+    } finally {
+      server.close();
+    }
   });
 
   it("keeps hostile values inert: the script prints them back byte for byte", () => {

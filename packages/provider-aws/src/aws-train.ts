@@ -7,7 +7,14 @@
  * a one-time spot instance terminates.
  */
 import type { NewMachineTrainResult, RemoteTrainNats } from "@runctl/agent";
-import { type ArtifactStore, newRunId, type Provider, TAG_HOST, type Tags } from "@runctl/core";
+import {
+  type ArtifactStore,
+  type HostResume,
+  newRunId,
+  type Provider,
+  TAG_HOST,
+  type Tags,
+} from "@runctl/core";
 
 export { DEFAULT_NODE_MIRROR, NODE_VERSION } from "@runctl/agent";
 
@@ -33,6 +40,8 @@ export interface AwsTrainInput {
   node: { version: string; mirror: string };
   tags: Tags;
   name?: string;
+  /** An earlier run's checkpoint to start from (resumeCheckpoint in @runctl/agent). */
+  resume?: HostResume;
   /** Quote and build the bootstrap (its size), but upload nothing and launch nothing. */
   dryRun: boolean;
   /** Told of each step (stderr in the CLI). */

@@ -9,7 +9,15 @@
  * takes that SIGTERM as the notice, the run checkpoints and ends `preempted`.
  */
 import type { NewMachineTrainResult, RemoteTrainNats } from "@runctl/agent";
-import { type ArtifactStore, newRunId, type Provider, TAG_HOST, type Tags, UserError } from "@runctl/core";
+import {
+  type ArtifactStore,
+  type HostResume,
+  newRunId,
+  type Provider,
+  TAG_HOST,
+  type Tags,
+  UserError,
+} from "@runctl/core";
 import type { CloudName } from "./runpod-options.ts";
 
 /**
@@ -49,6 +57,8 @@ export interface RunpodTrainInput {
   dryRun: boolean;
   progress?: (line: string) => void;
   now?: Date;
+  /** An earlier run's checkpoint to start from (resumeCheckpoint in @runctl/agent). */
+  resume?: HostResume;
 }
 
 export type RunpodTrainResult = NewMachineTrainResult;

@@ -52,6 +52,7 @@ export default class AwsTrain extends AwsCommand {
         cacheDir: this.config.cacheDir,
         openStore: async (url) => (await this.registry()).openArtifactStore(url),
         progress: (line) => this.progress(line),
+        ...(flags.resume ? { resume: { run: flags.resume, passArg: flags["resume-arg"] ?? false } } : {}),
       }),
       this.aws(),
     ]);

@@ -74,6 +74,7 @@ export default class RunpodTrain extends RunpodCommand {
         cacheDir: this.config.cacheDir,
         openStore: async (url) => (await this.registry()).openArtifactStore(url),
         progress: (line) => this.progress(line),
+        ...(flags.resume ? { resume: { run: flags.resume, passArg: flags["resume-arg"] ?? false } } : {}),
       }),
       this.runpod(),
     ]);
