@@ -56,6 +56,7 @@ import {
 import {
   ec2CheckpointBudgetMs,
   imdsEndpoint,
+  instanceLifeCycle,
   preemptRun,
   recordUnfinishedPreemption,
   SIGTERM_CHECKPOINT_MS,
@@ -94,6 +95,8 @@ export interface HostOutcome {
 
 export class HostAgent {
   readonly #spec: HostSpec;
+  /** What the machine's own shutdown does (the host spec's, unless EC2 says otherwise). */
+  #idleAction: HostSpec["idle"]["action"];
   readonly #options: HostAgentOptions;
   readonly #queue: HostRun[] = [];
   #current: Supervisor | undefined;
@@ -118,6 +121,7 @@ export class HostAgent {
 
   constructor(spec: HostSpec, options: HostAgentOptions) {
     this.#spec = spec;
+    this.#idleAction = spec.idle.action;
     this.#options = options;
     if (spec.run) this.#queue.push(spec.run);
   }
@@ -143,9 +147,15 @@ export class HostAgent {
   async run(): Promise<HostOutcome> {
     const { home } = this.#options;
     await mkdir(join(home, "secrets"), { recursive: true, mode: 0o700 });
-    if (this.#spec.interruptions === "ec2-imds") {
+    const endpoint = imdsEndpoint(this.#options.env);
+    if (this.#spec.interruptions === "ec2-imds" && (await instanceLifeCycle(endpoint)) === "on-demand") {
+      // A spot launch that fell back to on-demand: nothing will reclaim it, and EC2 stops an
+      // on-demand instance that shuts itself down.
+      this.#options.log("an on-demand instance (the spot launch fell back): no spot notices to watch");
+      this.#idleAction = "stop";
+    } else if (this.#spec.interruptions === "ec2-imds") {
       this.#notices = watchSpotNotice({
-        endpoint: imdsEndpoint(this.#options.env),
+        endpoint,
         log: this.#options.log,
         onNotice: (notice) =>
           this.#preempt(
@@ -173,7 +183,7 @@ export class HostAgent {
       }
       this.#closing = true;
       if (!this.#stopping) {
-        this.#publishHost({ state: "shutting_down", reason: "idle", action: this.#spec.idle.action });
+        this.#publishHost({ state: "shutting_down", reason: "idle", action: this.#idleAction });
         this.#keepRecord("shutting_down");
       }
       await this.#recording;
@@ -675,7 +685,7 @@ export class HostAgent {
 
   /** The machine's own shutdown; what it means to the provider (stop or terminate) is said first. */
   async #shutdown(): Promise<void> {
-    const { action } = this.#spec.idle;
+    const action = this.#idleAction;
     const [command, ...args] = this.#spec.shutdownCommand;
     this.#options.log(`idle for ${this.#spec.idle.minutes} min: shutting the machine down (${action})`);
     await writeFile(

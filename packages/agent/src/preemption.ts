@@ -60,6 +60,30 @@ export function imdsEndpoint(env: Readonly<Record<string, string | undefined>>):
   return (env.AWS_EC2_METADATA_SERVICE_ENDPOINT || DEFAULT_IMDS_ENDPOINT).replace(/\/+$/, "");
 }
 
+/**
+ * What EC2 says the instance is (IMDSv2 `instance-life-cycle`: `spot`, `on-demand`, `scheduled`),
+ * or undefined when IMDS does not answer. A spot launch that fell back to on-demand
+ * (`--spot-fallback`) has no notices to watch, and its shutdown stops it.
+ */
+export async function instanceLifeCycle(endpoint: string): Promise<string | undefined> {
+  try {
+    const token = await fetch(`${endpoint}/latest/api/token`, {
+      method: "PUT",
+      headers: { "X-aws-ec2-metadata-token-ttl-seconds": "60" },
+      signal: AbortSignal.timeout(REQUEST_MS),
+    });
+    if (!token.ok) return undefined;
+    const res = await fetch(`${endpoint}/latest/meta-data/instance-life-cycle`, {
+      headers: { "X-aws-ec2-metadata-token": (await token.text()).trim() },
+      signal: AbortSignal.timeout(REQUEST_MS),
+    });
+    const text = (await res.text()).trim();
+    return res.ok && /^[a-z-]{1,32}$/.test(text) ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface SpotNoticeWatcher {
   stop(): void;
 }

@@ -17,6 +17,7 @@ import {
   ec2CheckpointBudgetMs,
   type InstanceAction,
   imdsEndpoint,
+  instanceLifeCycle,
   parseInstanceAction,
   preemptRun,
   watchSpotNotice,
@@ -252,5 +253,65 @@ describe("an agent restarted while its run was being preempted", () => {
     expect(existsSync(marker)).toBe(false);
     const meta = await readMeta(join(home, "runs", runId));
     expect(meta).toMatchObject({ status: "preempted", preempted_at: "2026-12-03T14:00:00.000Z" });
+  });
+});
+
+describe("a spot launch that fell back to on-demand", () => {
+  let server: Server | undefined;
+  let home: string;
+  afterEach(async () => {
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    server?.closeAllConnections();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  /** IMDSv2 answering `instance-life-cycle`; counts the spot notice polls. */
+  async function imds(lifeCycle: string) {
+    const seen: string[] = [];
+    server = createServer((req, res) => {
+      seen.push(req.url ?? "");
+      if (req.url === "/latest/api/token" && req.method === "PUT") return void res.end("token");
+      if (req.headers["x-aws-ec2-metadata-token"] !== "token") return void res.writeHead(401).end();
+      if (req.url === "/latest/meta-data/instance-life-cycle") return void res.end(lifeCycle);
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server?.listen(0, "127.0.0.1", () => r()));
+    return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
+  }
+
+  async function agentOn(endpoint: string) {
+    home = await mkdtemp(join(tmpdir(), "runctl-lifecycle-"));
+    const spec = HostSpec.parse({
+      v: 1,
+      hostId: "host-1",
+      provider: "test",
+      inbox: false,
+      interruptions: "ec2-imds",
+      idle: { minutes: 0, action: "terminate" },
+      shutdownCommand: ["true"],
+    });
+    const lines: string[] = [];
+    const agent = new HostAgent(spec, {
+      home,
+      env: { PATH: process.env.PATH, AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint },
+      log: (line) => lines.push(line),
+    });
+    await agent.run();
+    return lines.join("\n");
+  }
+
+  it("watches no spot notices and says its shutdown stops the instance", async () => {
+    const { endpoint, seen } = await imds("on-demand");
+    expect(await instanceLifeCycle(endpoint)).toBe("on-demand");
+    const log = await agentOn(endpoint);
+    expect(log).toContain("an on-demand instance (the spot launch fell back)");
+    expect(log).toMatch(/shutting the machine down \(stop\)/);
+    expect(seen).not.toContain("/latest/meta-data/spot/instance-action");
+  });
+
+  it("a spot instance keeps the host spec's terminate; no IMDS at all changes nothing", async () => {
+    const { endpoint } = await imds("spot");
+    expect(await agentOn(endpoint)).toMatch(/shutting the machine down \(terminate\)/);
+    expect(await instanceLifeCycle("http://127.0.0.1:9")).toBeUndefined();
   });
 });
