@@ -16,6 +16,7 @@ import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
 import { type Ec2Emulator, startEc2Emulator } from "../src/ec2-emulator.ts";
 import { type BareHostMachines, bareHostMachines } from "../src/ec2-machines.ts";
 import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
+import { expectResumed, type Preempted } from "../src/resume-check.ts";
 import { runctl, runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
 
 const KEY = { accessKeyId: "AKIDAWSPREEMPT", secretAccessKey: "aws-preempt-secret-key" };
@@ -34,7 +35,7 @@ let ec2: Ec2Emulator;
 let machines: BareHostMachines;
 let store: S3ArtifactStore;
 /** The preempted run and its checkpoint, for the resume that follows. */
-let preempted: { runId: string; checkpoint: string } | undefined;
+let preempted: Preempted | undefined;
 
 beforeAll(async () => {
   setup = await startRemoteTrainSetup(KEY);
@@ -70,23 +71,26 @@ async function storedMeta(runId: string): Promise<Record<string, unknown> | unde
   return bytes ? (JSON.parse(bytes.toString("utf8")) as Record<string, unknown>) : undefined;
 }
 
-it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the store, the run is preempted", async () => {
-  const trained = await runctlJson(
-    [
-      "aws",
-      "train",
-      "spot_train.py",
-      "--type",
-      "m5.large",
-      "--spot",
-      "--nproc-per-node",
-      "2",
-      "--idle-stop",
-      "0",
-    ],
-    user,
-  );
+/** `aws train spot_train.py` with two ranks on an m5.large that stops right after its run. */
+async function train(...flags: string[]) {
+  const args = [
+    "aws",
+    "train",
+    "spot_train.py",
+    "--type",
+    "m5.large",
+    "--nproc-per-node",
+    "2",
+    "--idle-stop",
+    "0",
+  ];
+  const trained = await runctlJson([...args, ...flags], user);
   expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  return trained;
+}
+
+it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the store, the run is preempted", async () => {
+  const trained = await train("--spot");
   const { runId, placement } = Trained.parse(trained.doc);
   expect(placement.market).toBe("spot");
   const instanceId = placement.resourceId;
@@ -167,8 +171,6 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
 
 it("--resume <run>: a new instance starts every rank from the preempted run's checkpoint, fetched from the store", async () => {
   if (!preempted) throw new Error("the preemption test did not leave a checkpoint");
-  const { checkpoint } = preempted;
-  const step = Number(/step-(\d+)\.pt/.exec(checkpoint)?.[1]);
   // A run that does not exist, or has no checkpoint, is refused before anything is launched.
   const missing = await runctlJson(
     ["aws", "train", "spot_train.py", "--resume", "20200101-000000-abcdef"],
@@ -177,47 +179,12 @@ it("--resume <run>: a new instance starts every rank from the preempted run's ch
   expect(missing.code).not.toBe(0);
   expect(missing.doc).toMatchObject({ success: false, error: { code: "run_not_found" } });
 
-  const trained = await runctlJson(
-    [
-      "aws",
-      "train",
-      "spot_train.py",
-      "--type",
-      "m5.large",
-      "--nproc-per-node",
-      "2",
-      "--idle-stop",
-      "0",
-      "--resume",
-      preempted.runId,
-    ],
-    user,
-  );
-  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
-  expect(trained.stderr).toContain(`resuming from ${preempted.runId}/${checkpoint}`);
+  const trained = await train("--resume", preempted.runId);
+  expect(trained.stderr).toContain(`resuming from ${preempted.runId}/${preempted.checkpoint}`);
   const { runId, placement } = Trained.parse(trained.doc);
   expect(runId).not.toBe(preempted.runId);
-  const output = async () =>
-    (await readStoredRunFile(store, `runs/${runId}`, "output.log"))?.toString("utf8") ?? "";
-  await waitFor(
-    async () => (await output()).split("\n").filter((l) => / resumed from step /.test(l)).length === 2,
-    "both ranks to resume",
-    120_000,
-  ).catch(async (error: unknown) => {
+  await expectResumed(store, user, runId, preempted, async () => {
     const logs = await machines.hosts.get(placement.resourceId)?.logs();
-    throw new Error(`${String(error)}\n${await output()}\n${logs?.bootstrap}\n${logs?.agent}`);
+    return `${logs?.bootstrap}\n${logs?.agent}`;
   });
-  for (const rank of [0, 1]) {
-    expect(await output()).toContain(`rank ${rank} resumed from step ${step} (${checkpoint})`);
-  }
-  const stop = await runctlJson(["ctl", runId, "run.stop", "--wait", "--timeout", "60"], user);
-  expect(stop.code, stop.stderr).toBe(0);
-  await waitFor(
-    async () => (await storedMeta(runId))?.status === "completed",
-    "the resumed run to end",
-    60_000,
-  );
-  expect(await storedMeta(runId)).toMatchObject({ resumed_from: `${preempted.runId}/${checkpoint}` });
-  // Fetched outside the new run's directory: its store copy does not hold the checkpoint again.
-  expect(await store.list(`runs/${runId}/checkpoints/`)).toEqual([]);
 }, 300_000);

@@ -4,7 +4,8 @@
 // container stopped as `docker stop` stops one: SIGTERM, SIGKILL after a grace period); the agent
 // takes the SIGTERM as the notice, sends the run `checkpoint.save`, every rank acks it, the
 // checkpoint reaches the store under the run's prefix and the run ends `preempted` with its
-// time. Also: the pod-scoped key RunPod puts in a pod reaches that pod only.
+// time; `runctl runpod train --resume <run>` then starts a new run on a new pod from that
+// checkpoint. Also: the pod-scoped key RunPod puts in a pod reaches that pod only.
 import { cp } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { readStoredRunFile } from "@runctl/core";
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
 import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
+import { expectResumed, type Preempted } from "../src/resume-check.ts";
 import { runctl, runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
 import { type RunPodEmulator, startRunPodEmulator } from "../src/runpod-emulator.ts";
 import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machines.ts";
@@ -33,6 +35,8 @@ let user: Workspace;
 let rp: RunPodEmulator;
 let machines: RunPodMachines;
 let store: S3ArtifactStore;
+/** The preempted run and its checkpoint, for the resume that follows. */
+let preempted: Preempted | undefined;
 
 beforeAll(async () => {
   setup = await startRemoteTrainSetup(KEY);
@@ -153,6 +157,7 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
   expect(checkpoints).toHaveLength(1);
   expect(checkpoints[0]).toMatch(new RegExp(`^runs/${runId}/checkpoints/step-\\d{6}\\.pt$`));
   expect((await store.head(checkpoints[0] as string))?.size).toBeGreaterThan(500);
+  preempted = { runId, checkpoint: (checkpoints[0] as string).slice(`runs/${runId}/checkpoints/`.length) };
   // The pod was reclaimed, not stopped by its agent.
   expect(rp.cloud.calls.filter((c) => c.field === "podStop")).toEqual([]);
 
@@ -164,6 +169,23 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
   );
   const json = await runctlJson(["show", runId, "--from", TRAIN_STORE_URL], user);
   expect(json.doc).toMatchObject({ success: true, run: { id: runId, status: "preempted" } });
+}, 300_000);
+
+it("--resume <run>: a new pod starts every rank from the preempted run's checkpoint, fetched from the store", async () => {
+  if (!preempted) throw new Error("the preemption test did not leave a checkpoint");
+  const trained = await runctlJson(
+    [
+      ...["runpod", "train", "spot_train.py", "--gpu", GPU, "--gpu-count", "2", "--idle-stop", "0"],
+      ...["--resume", preempted.runId],
+    ],
+    user,
+  );
+  expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
+  const { runId, placement } = Trained.parse(trained.doc);
+  await expectResumed(store, user, runId, preempted, async () => {
+    const logs = await machines.hosts.get(placement.resourceId)?.logs();
+    return `${logs?.bootstrap}\n${logs?.agent}`;
+  });
 }, 300_000);
 
 it("a pod's own key reaches that pod only", async () => {
