@@ -9,31 +9,29 @@
 import { cp } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { readStoredRunFile } from "@runctl/core";
-import { S3ArtifactStore } from "@runctl/s3";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
 import { type Ec2Emulator, startEc2Emulator } from "../src/ec2-emulator.ts";
 import { type BareHostMachines, bareHostMachines } from "../src/ec2-machines.ts";
+import {
+  expectCheckpointed,
+  expectResumed,
+  type Preempted,
+  storedMeta,
+  Trained,
+  trainStore,
+} from "../src/preempt-checks.ts";
 import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
-import { expectResumed, type Preempted } from "../src/resume-check.ts";
 import { runctl, runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
 
 const KEY = { accessKeyId: "AKIDAWSPREEMPT", secretAccessKey: "aws-preempt-secret-key" };
 const FIXTURE = fileURLToPath(new URL("../fixtures/ddp_checkpoint.py", import.meta.url));
-const Trained = z.object({
-  runId: z.string(),
-  placement: z.object({ resourceId: z.string(), market: z.string() }).loose(),
-});
-const Ack = z
-  .object({ id: z.string(), path: z.string().nullable(), status: z.string(), rank: z.number() })
-  .loose();
 
 let setup: RemoteTrainSetup;
 let user: Workspace;
 let ec2: Ec2Emulator;
 let machines: BareHostMachines;
-let store: S3ArtifactStore;
+let store: ReturnType<typeof trainStore>;
 /** The preempted run and its checkpoint, for the resume that follows. */
 let preempted: Preempted | undefined;
 
@@ -50,14 +48,7 @@ beforeAll(async () => {
     RUNCTL_AWS_NODE_MIRROR: setup.mirror.url,
     RUNCTL_AWS_RETRY_BASE_MS: "1",
   });
-  store = S3ArtifactStore.fromUrl(TRAIN_STORE_URL, {
-    endpoint: setup.s3.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    partSizeBytes: 5 * 1024 * 1024,
-    concurrency: 4,
-    credentials: KEY,
-  });
+  store = trainStore(setup, KEY);
 }, 180_000);
 
 afterAll(async () => {
@@ -65,11 +56,6 @@ afterAll(async () => {
   await machines?.close();
   await setup?.close();
 });
-
-async function storedMeta(runId: string): Promise<Record<string, unknown> | undefined> {
-  const bytes = await readStoredRunFile(store, `runs/${runId}`, "meta.json");
-  return bytes ? (JSON.parse(bytes.toString("utf8")) as Record<string, unknown>) : undefined;
-}
 
 /** `aws train spot_train.py` with two ranks on an m5.large that stops right after its run. */
 async function train(...flags: string[]) {
@@ -104,7 +90,8 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
   // Training, and its first metrics in the store: the run is live there.
   await waitFor(
     async () =>
-      (await storedMeta(runId))?.status === "running" && (await store.head(`runs/${runId}/polling`)) !== null,
+      (await storedMeta(store, runId))?.status === "running" &&
+      (await store.head(`runs/${runId}/polling`)) !== null,
     "the run to be live in the store",
     120_000,
   ).catch(async (error: unknown) => {
@@ -114,13 +101,13 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
   // The notice only: EC2 reclaims the instance later (below), as it does two minutes after.
   ec2.cloud.interruptSpot(instanceId, { reclaim: false });
   await waitFor(
-    async () => (await storedMeta(runId))?.status === "preempted",
+    async () => (await storedMeta(store, runId))?.status === "preempted",
     "the run to end preempted",
     120_000,
   ).catch(async (error: unknown) => {
     throw new Error(`${String(error)}\n${await logs()}`);
   });
-  const meta = (await storedMeta(runId)) as Record<string, unknown>;
+  const meta = (await storedMeta(store, runId)) as Record<string, unknown>;
   expect(meta).toMatchObject({
     status: "preempted",
     preemption: {
@@ -131,27 +118,8 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
   expect(Date.parse(String(meta.preempted_at))).toBeGreaterThan(Date.parse(String(meta.started_at)));
   expect(Date.parse(String(meta.finished_at))).toBeGreaterThanOrEqual(Date.parse(String(meta.preempted_at)));
 
-  // Every rank applied checkpoint.save; the agent asked for it, not a user.
-  const acksText =
-    (await readStoredRunFile(store, `runs/${runId}`, "control/acks.jsonl"))?.toString("utf8") ?? "";
-  const acks = acksText
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => Ack.parse(JSON.parse(line)))
-    .filter((a) => a.path === "checkpoint.save");
-  // Sent over the run's NATS channel with its own credential, as `runctl ctl` sends it.
-  expect(await logs()).not.toMatch(/sent through the node-local queue/);
-  expect(acks.map((a) => [a.rank, a.status]).sort()).toEqual([
-    [0, "applied"],
-    [1, "applied"],
-  ]);
-  // The checkpoint it wrote is in the store, under the run's prefix, whole.
-  const checkpoints = (await store.list(`runs/${runId}/checkpoints/`)).map((o) => o.key);
-  expect(checkpoints).toHaveLength(1);
-  expect(checkpoints[0]).toMatch(new RegExp(`^runs/${runId}/checkpoints/step-\\d{6}\\.pt$`));
-  const head = await store.head(checkpoints[0] as string);
-  expect(head?.size).toBeGreaterThan(500);
-  preempted = { runId, checkpoint: (checkpoints[0] as string).slice(`runs/${runId}/checkpoints/`.length) };
+  // Every rank applied checkpoint.save (the agent asked, not a user); the checkpoint is in the store.
+  preempted = await expectCheckpointed(store, runId, logs);
   const output = (await readStoredRunFile(store, `runs/${runId}`, "output.log"))?.toString("utf8") ?? "";
   expect(output).toMatch(/rank 0 saved step-\d{6}\.pt/);
 

@@ -8,13 +8,17 @@
 // checkpoint. Also: the pod-scoped key RunPod puts in a pod reaches that pod only.
 import { cp } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { readStoredRunFile } from "@runctl/core";
-import { S3ArtifactStore } from "@runctl/s3";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { z } from "zod";
 import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
+import {
+  expectCheckpointed,
+  expectResumed,
+  type Preempted,
+  storedMeta,
+  Trained,
+  trainStore,
+} from "../src/preempt-checks.ts";
 import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
-import { expectResumed, type Preempted } from "../src/resume-check.ts";
 import { runctl, runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
 import { type RunPodEmulator, startRunPodEmulator } from "../src/runpod-emulator.ts";
 import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machines.ts";
@@ -22,19 +26,12 @@ import { type RunPodMachines, runpodBareHostMachines } from "../src/runpod-machi
 const KEY = { accessKeyId: "AKIDRUNPODPREEMPT", secretAccessKey: "runpod-preempt-secret-key" };
 const FIXTURE = fileURLToPath(new URL("../fixtures/ddp_checkpoint.py", import.meta.url));
 const GPU = "NVIDIA RTX A6000";
-const Trained = z.object({
-  runId: z.string(),
-  placement: z.object({ resourceId: z.string(), market: z.string() }).loose(),
-});
-const Ack = z
-  .object({ id: z.string(), path: z.string().nullable(), status: z.string(), rank: z.number() })
-  .loose();
 
 let setup: RemoteTrainSetup;
 let user: Workspace;
 let rp: RunPodEmulator;
 let machines: RunPodMachines;
-let store: S3ArtifactStore;
+let store: ReturnType<typeof trainStore>;
 /** The preempted run and its checkpoint, for the resume that follows. */
 let preempted: Preempted | undefined;
 
@@ -53,14 +50,7 @@ beforeAll(async () => {
     RUNCTL_RUNPOD_STORE: TRAIN_STORE_URL,
     RUNCTL_RUNPOD_NODE_MIRROR: setup.mirror.url,
   });
-  store = S3ArtifactStore.fromUrl(TRAIN_STORE_URL, {
-    endpoint: setup.s3.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    partSizeBytes: 5 * 1024 * 1024,
-    concurrency: 4,
-    credentials: KEY,
-  });
+  store = trainStore(setup, KEY);
 }, 180_000);
 
 afterAll(async () => {
@@ -68,11 +58,6 @@ afterAll(async () => {
   await machines?.close();
   await setup?.close();
 });
-
-async function storedMeta(runId: string): Promise<Record<string, unknown> | undefined> {
-  const bytes = await readStoredRunFile(store, `runs/${runId}`, "meta.json");
-  return bytes ? (JSON.parse(bytes.toString("utf8")) as Record<string, unknown>) : undefined;
-}
 
 async function graphql(key: string, query: string, variables: Record<string, unknown>) {
   const res = await fetch(rp.url, {
@@ -117,7 +102,8 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
   };
   await waitFor(
     async () =>
-      (await storedMeta(runId))?.status === "running" && (await store.head(`runs/${runId}/polling`)) !== null,
+      (await storedMeta(store, runId))?.status === "running" &&
+      (await store.head(`runs/${runId}/polling`)) !== null,
     "the run to be live in the store",
     120_000,
   ).catch(async (error: unknown) => {
@@ -130,7 +116,7 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
   await waitFor(() => !machines.hosts.has(podId), "the container to stop", 150_000);
   expect(await host.processes()).toEqual([]);
 
-  const meta = (await storedMeta(runId)) as Record<string, unknown>;
+  const meta = (await storedMeta(store, runId)) as Record<string, unknown>;
   expect(meta, await logs()).toMatchObject({
     status: "preempted",
     preemption: {
@@ -140,24 +126,8 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
   });
   expect(Date.parse(String(meta.preempted_at))).toBeGreaterThanOrEqual(Math.floor(interrupted / 1000) * 1000);
 
-  const acksText =
-    (await readStoredRunFile(store, `runs/${runId}`, "control/acks.jsonl"))?.toString("utf8") ?? "";
-  const acks = acksText
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => Ack.parse(JSON.parse(line)))
-    .filter((a) => a.path === "checkpoint.save");
-  // Sent over the run's NATS channel with its own credential, as `runctl ctl` sends it.
-  expect(await logs()).not.toMatch(/sent through the node-local queue/);
-  expect(acks.map((a) => [a.rank, a.status]).sort()).toEqual([
-    [0, "applied"],
-    [1, "applied"],
-  ]);
-  const checkpoints = (await store.list(`runs/${runId}/checkpoints/`)).map((o) => o.key);
-  expect(checkpoints).toHaveLength(1);
-  expect(checkpoints[0]).toMatch(new RegExp(`^runs/${runId}/checkpoints/step-\\d{6}\\.pt$`));
-  expect((await store.head(checkpoints[0] as string))?.size).toBeGreaterThan(500);
-  preempted = { runId, checkpoint: (checkpoints[0] as string).slice(`runs/${runId}/checkpoints/`.length) };
+  // Every rank applied checkpoint.save (the agent asked, not a user); the checkpoint is in the store.
+  preempted = await expectCheckpointed(store, runId, logs);
   // The pod was reclaimed, not stopped by its agent.
   expect(rp.cloud.calls.filter((c) => c.field === "podStop")).toEqual([]);
 
