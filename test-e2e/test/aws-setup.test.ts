@@ -201,8 +201,13 @@ describe("runctl aws setup", () => {
     expect((saved.doc as unknown as SetupDoc).saved).toBe(file);
     expect(await readFile(file, "utf8")).toMatch(/\[aws\][^[]*iam_instance_profile = "runctl-instance"/);
 
+    // A profile IAM just made is refused by EC2 until it propagates: the launch asks again.
+    ec2.cloud.hideInstanceProfiles(3);
+    const launches = () => ec2.cloud.calls.filter((c) => c.action === "RunInstances").length;
+    const before = launches();
     const launched = await runctlJson(["aws", "create", "t3.micro"], ws);
-    expect(launched.code).toBe(0);
+    expect(launched.code, launched.stderr).toBe(0);
+    expect(launches() - before).toBe(4);
     const id = (launched.doc as unknown as { placement: { resourceId: string } }).placement.resourceId;
     expect(ec2.cloud.instances.get(id)?.iamInstanceProfile?.arn).toBe(
       ec2.iam.instanceProfiles.get("runctl-instance")?.arn,

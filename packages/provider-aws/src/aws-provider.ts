@@ -82,6 +82,16 @@ import { onDemandPrice, type PriceTable, shippedPriceTable } from "./price-table
 export const PROVIDER_NAME = "aws";
 
 /** One step of a launch's fallback order, as it happens. */
+/** Retries of a launch whose new instance profile EC2 does not know yet (~30 s at the default backoff). */
+const PROFILE_PROPAGATION_RETRIES = 8;
+
+function profileNotYetUsable(error: unknown): boolean {
+  const e = error as { details?: { awsCode?: string }; message?: string };
+  return (
+    e.details?.awsCode === "InvalidParameterValue" && /Invalid IAM Instance Profile/.test(e.message ?? "")
+  );
+}
+
 export type LaunchStepEvent =
   | { kind: "plan"; steps: LaunchStep[] }
   | { kind: "refused"; step: LaunchStep; code: string; message: string; next: LaunchStep | undefined }
@@ -602,9 +612,18 @@ export class AwsProvider implements Provider {
       let adopted = false;
       try {
         instance = RunInstancesAnswer.parse(
-          await this.#send(
-            `launch ${describeStep(step)}`,
-            (c, o) => c.send(new RunInstancesCommand(request), o),
+          // An instance profile IAM made moments ago (`runctl aws setup`) is refused by EC2 until
+          // it propagates (seconds, up to about a minute): asked again with the same ClientToken,
+          // which made nothing the first time.
+          await withRetries(
+            { ...this.#policy, attempts: PROFILE_PROPAGATION_RETRIES },
+            () =>
+              this.#send(
+                `launch ${describeStep(step)}`,
+                (c, o) => c.send(new RunInstancesCommand(request), o),
+                signal,
+              ),
+            (error) => profile !== undefined && profileNotYetUsable(error),
             signal,
           ),
         ).Instances[0] as Ec2Instance;

@@ -202,6 +202,7 @@ export class Ec2Cloud extends EventEmitter {
   private readonly tokens = new Map<string, { fingerprint: string; reservationId: string; ids: string[] }>();
   private capacity: CapacityFault[] = [];
   private throttle: ThrottleFault | undefined;
+  private profileHidden = 0;
   private readonly denied = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private transitionMs: number;
@@ -233,9 +234,15 @@ export class Ec2Cloud extends EventEmitter {
     this.denied.add(action);
   }
 
+  /** The next `times` RunInstances naming an instance profile are refused as if IAM had not propagated it yet. */
+  hideInstanceProfiles(times: number): void {
+    this.profileHidden = times;
+  }
+
   clearFaults(): void {
     this.capacity = [];
     this.throttle = undefined;
+    this.profileHidden = 0;
     this.denied.clear();
   }
 
@@ -553,7 +560,11 @@ export class Ec2Cloud extends EventEmitter {
       throw invalidParameterValue(`Invalid value '${hopLimit}' for HttpPutResponseHopLimit`);
     let profile: InstanceRecord["iamInstanceProfile"];
     if (p.IamInstanceProfile?.Name !== undefined || p.IamInstanceProfile?.Arn !== undefined) {
-      const found = this.instanceProfiles?.(p.IamInstanceProfile);
+      const hidden = this.profileHidden > 0;
+      if (hidden) this.profileHidden -= 1;
+      const found = hidden
+        ? { invalid: "name" as const, value: p.IamInstanceProfile.Name ?? p.IamInstanceProfile.Arn ?? "" }
+        : this.instanceProfiles?.(p.IamInstanceProfile);
       if (found !== undefined && "invalid" in found) {
         throw invalidParameterValue(
           found.invalid === "name"
