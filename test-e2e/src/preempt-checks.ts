@@ -42,6 +42,29 @@ export async function storedMeta(
   return bytes ? (JSON.parse(bytes.toString("utf8")) as Record<string, unknown>) : undefined;
 }
 
+/** A machine's logs as one text, for a failure's message (empty when it is gone). */
+export function hostLogs(
+  host: { logs(): Promise<{ bootstrap: string; agent: string; console: string }> } | undefined,
+): () => Promise<string> {
+  return async () => {
+    const l = await host?.logs();
+    return l ? `bootstrap.log:\n${l.bootstrap}\nagent.log:\n${l.agent}\n${l.console}` : "";
+  };
+}
+
+/** Waits until the run is live in the store: `running`, and its first step written (`polling`). */
+export async function waitUntilLive(store: ArtifactStore, runId: string, logs: () => Promise<string>) {
+  await waitFor(
+    async () =>
+      (await storedMeta(store, runId))?.status === "running" &&
+      (await store.head(`runs/${runId}/polling`)) !== null,
+    "the run to be live in the store",
+    120_000,
+  ).catch(async (error: unknown) => {
+    throw new Error(`${String(error)}\n${await logs()}`);
+  });
+}
+
 /**
  * Every rank applied `checkpoint.save`, sent over the run's NATS channel (not the node-local
  * queue), and the one checkpoint it wrote is in the store under the run's prefix, whole.

@@ -16,10 +16,12 @@ import { type BareHostMachines, bareHostMachines } from "../src/ec2-machines.ts"
 import {
   expectCheckpointed,
   expectResumed,
+  hostLogs,
   type Preempted,
   storedMeta,
   Trained,
   trainStore,
+  waitUntilLive,
 } from "../src/preempt-checks.ts";
 import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
 import { runctl, runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
@@ -83,20 +85,9 @@ it("a spot notice: checkpoint.save reaches every rank, the checkpoint is in the 
   await waitFor(() => machines.hosts.has(instanceId), "the instance's host to boot", 60_000);
   const host = machines.hosts.get(instanceId);
   if (!host) throw new Error("no host");
-  const logs = async () => {
-    const l = await host.logs();
-    return `bootstrap.log:\n${l.bootstrap}\nagent.log:\n${l.agent}\n${l.console}`;
-  };
+  const logs = hostLogs(host);
   // Training, and its first metrics in the store: the run is live there.
-  await waitFor(
-    async () =>
-      (await storedMeta(store, runId))?.status === "running" &&
-      (await store.head(`runs/${runId}/polling`)) !== null,
-    "the run to be live in the store",
-    120_000,
-  ).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}\n${await logs()}`);
-  });
+  await waitUntilLive(store, runId, logs);
 
   // The notice only: EC2 reclaims the instance later (below), as it does two minutes after.
   ec2.cloud.interruptSpot(instanceId, { reclaim: false });
@@ -151,8 +142,5 @@ it("--resume <run>: a new instance starts every rank from the preempted run's ch
   expect(trained.stderr).toContain(`resuming from ${preempted.runId}/${preempted.checkpoint}`);
   const { runId, placement } = Trained.parse(trained.doc);
   expect(runId).not.toBe(preempted.runId);
-  await expectResumed(store, user, runId, preempted, async () => {
-    const logs = await machines.hosts.get(placement.resourceId)?.logs();
-    return `${logs?.bootstrap}\n${logs?.agent}`;
-  });
+  await expectResumed(store, user, runId, preempted, hostLogs(machines.hosts.get(placement.resourceId)));
 }, 300_000);

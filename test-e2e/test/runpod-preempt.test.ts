@@ -13,10 +13,12 @@ import { MINIMAL_HOST_TOOLS } from "../src/bare-host.ts";
 import {
   expectCheckpointed,
   expectResumed,
+  hostLogs,
   type Preempted,
   storedMeta,
   Trained,
   trainStore,
+  waitUntilLive,
 } from "../src/preempt-checks.ts";
 import { type RemoteTrainSetup, startRemoteTrainSetup, TRAIN_STORE_URL } from "../src/remote-train-setup.ts";
 import { runctl, runctlJson, type Workspace, waitFor } from "../src/runctl-cli.ts";
@@ -96,19 +98,8 @@ it("an interrupted spot pod: the run checkpoints, its checkpoint is in the store
   await waitFor(() => machines.hosts.has(podId), "the pod's container to start", 60_000);
   const host = machines.hosts.get(podId);
   if (!host) throw new Error("no host");
-  const logs = async () => {
-    const l = await host.logs();
-    return `bootstrap.log:\n${l.bootstrap}\nagent.log:\n${l.agent}\n${l.console}`;
-  };
-  await waitFor(
-    async () =>
-      (await storedMeta(store, runId))?.status === "running" &&
-      (await store.head(`runs/${runId}/polling`)) !== null,
-    "the run to be live in the store",
-    120_000,
-  ).catch(async (error: unknown) => {
-    throw new Error(`${String(error)}\n${await logs()}`);
-  });
+  const logs = hostLogs(host);
+  await waitUntilLive(store, runId, logs);
 
   const interrupted = Date.now();
   rp.cloud.interrupt(podId);
@@ -152,10 +143,7 @@ it("--resume <run>: a new pod starts every rank from the preempted run's checkpo
   );
   expect(trained.code, `${trained.stdout}\n${trained.stderr}`).toBe(0);
   const { runId, placement } = Trained.parse(trained.doc);
-  await expectResumed(store, user, runId, preempted, async () => {
-    const logs = await machines.hosts.get(placement.resourceId)?.logs();
-    return `${logs?.bootstrap}\n${logs?.agent}`;
-  });
+  await expectResumed(store, user, runId, preempted, hostLogs(machines.hosts.get(placement.resourceId)));
 }, 300_000);
 
 it("a pod's own key reaches that pod only", async () => {
